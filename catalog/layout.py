@@ -1,0 +1,106 @@
+"""On-disk layout of a catalog root: the only place that knows folder names.
+
+```
+<root>/catalog.json                                  layout version
+<root>/media/part-*.parquet                          MEDIA_SCHEMA
+<root>/status/feature_set=<key>/part-*.parquet       STATUS_SCHEMA (append-only log)
+<root>/features/<key>/feature_set.json               name, version, config, provenance
+<root>/features/<key>/clips/part-*.parquet           one row per item (functionals, pooled vectors)
+<root>/features/<key>/index/part-*.parquet           SEQ_INDEX_SCHEMA, rows of the shards
+<root>/features/<key>/shards/<task>.zarr             Zarr v3 group of concatenated sequences
+<root>/runs/<run_id>/                                fusion runs (weights, metrics, plots)
+<root>/predictions/model=<m>/run=<id>/part-*.parquet predictions (Hive-partitioned)
+<root>/locks/                                        per-item claim files of running tasks
+```
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import fsspec
+from fsspec.core import url_to_fs
+
+DEFAULT_ROOT_ENV = "EMOFUSE_CATALOG"
+DEFAULT_ROOT = "emofuse-data/catalog"
+
+
+def default_root() -> str:
+    """The catalog root used when none is given: ``$EMOFUSE_CATALOG`` or ``./emofuse-data/catalog``."""
+    return os.environ.get(DEFAULT_ROOT_ENV) or os.path.abspath(DEFAULT_ROOT)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths inside one catalog root (a local folder or any fsspec URL)."""
+
+    root: str
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str] | None = None) -> "Layout":
+        root = str(root) if root is not None else default_root()
+        if "://" not in root:
+            root = os.path.abspath(os.path.expanduser(root))
+        return cls(root.rstrip("/"))
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return url_to_fs(self.root)[0]
+
+    def join(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    @property
+    def manifest(self) -> str:
+        return self.join("catalog.json")
+
+    @property
+    def media(self) -> str:
+        return self.join("media")
+
+    @property
+    def status(self) -> str:
+        return self.join("status")
+
+    def status_dir(self, feature_set: str) -> str:
+        return self.join("status", f"feature_set={feature_set}")
+
+    @property
+    def features(self) -> str:
+        return self.join("features")
+
+    def feature_set(self, key: str) -> str:
+        return self.join("features", key)
+
+    def feature_set_info(self, key: str) -> str:
+        return self.join("features", key, "feature_set.json")
+
+    def clips(self, key: str) -> str:
+        return self.join("features", key, "clips")
+
+    def seq_index(self, key: str) -> str:
+        return self.join("features", key, "index")
+
+    def shards(self, key: str) -> str:
+        return self.join("features", key, "shards")
+
+    def shard(self, key: str, shard: str) -> str:
+        return self.join("features", key, "shards", f"{shard}.zarr")
+
+    @property
+    def runs(self) -> str:
+        return self.join("runs")
+
+    def run(self, run_id: str) -> str:
+        return self.join("runs", run_id)
+
+    @property
+    def predictions(self) -> str:
+        return self.join("predictions")
+
+    def predictions_dir(self, model: str, run_id: str) -> str:
+        return self.join("predictions", f"model={model}", f"run={run_id}")
+
+    @property
+    def locks(self) -> str:
+        return self.join("locks")

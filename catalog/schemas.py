@@ -1,0 +1,114 @@
+"""Every pyarrow schema that crosses a boundary, in one place.
+
+Tables are Parquet datasets (folders of immutable part files). Readers such as
+``pandas.read_parquet(folder)`` need no emofuse code; these schemas only make
+sure every part of one table agrees, so a folder always reads as one frame.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+import pyarrow as pa
+
+#: Version of the on-disk layout; written to ``<root>/catalog.json``.
+LAYOUT_VERSION = 1
+
+
+class Status(str, Enum):
+    """Outcome of one (item, feature set) extraction. Anything but ``ok`` is retried."""
+
+    OK = "ok"
+    NO_FACE = "no_face"
+    NO_SPEECH = "no_speech"
+    NO_AUDIO = "no_audio"
+    NO_VIDEO = "no_video"
+    DECODE_ERROR = "decode_error"
+    TOO_SHORT = "too_short"
+    ERROR = "error"
+
+
+#: One row per (item, path). ``item_id`` is a content hash, so copies of a file share it.
+MEDIA_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("path", pa.string()),
+        ("relpath", pa.string()),
+        ("size", pa.int64()),
+        ("mtime", pa.timestamp("us", tz="UTC")),
+        ("registered_at", pa.timestamp("us", tz="UTC")),
+        ("corpus", pa.string()),
+        ("container", pa.string()),
+        ("duration", pa.float64()),
+        ("has_audio", pa.bool_()),
+        ("has_video", pa.bool_()),
+        ("sample_rate", pa.int32()),
+        ("fps", pa.float64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("probe_error", pa.string()),
+        # Corpus fields (null where a corpus has none). RAVDESS fills all of them.
+        ("speaker", pa.string()),
+        ("sex", pa.string()),
+        ("modality", pa.string()),
+        ("vocal_channel", pa.string()),
+        ("emotion", pa.string()),
+        ("emotion_code", pa.int8()),
+        ("intensity", pa.string()),
+        ("statement", pa.int8()),
+        ("transcript", pa.string()),
+        ("repetition", pa.int8()),
+        ("valence", pa.float32()),
+        ("arousal", pa.float32()),
+    ]
+)
+
+#: Append-only log: one row per attempt. The current status is the newest row per key.
+STATUS_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("feature_set", pa.string()),
+        ("status", pa.string()),
+        ("message", pa.string()),
+        ("task_id", pa.string()),
+        ("run_id", pa.string()),
+        ("n_frames", pa.int64()),
+        ("wall_s", pa.float64()),
+        ("attempted_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+#: Where each item's rows sit in a Zarr shard of a feature set (frame-level sequences).
+SEQ_INDEX_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("shard", pa.string()),
+        ("offset", pa.int64()),
+        ("length", pa.int64()),
+        ("t_start", pa.float64()),
+        ("t_end", pa.float64()),
+    ]
+)
+
+#: Predictions of a fusion run. Class probabilities are columns ``p_<class>``
+#: appended per run (their names depend on the run's label set).
+PREDICTION_BASE_FIELDS = [
+    ("item_id", pa.string()),
+    ("fold", pa.string()),
+    ("start", pa.float64()),
+    ("end", pa.float64()),
+    ("label", pa.string()),
+    ("score", pa.float32()),
+    ("valence", pa.float32()),
+    ("arousal", pa.float32()),
+    ("scored_at", pa.timestamp("us", tz="UTC")),
+]
+
+
+def prediction_schema(classes: list[str]) -> pa.Schema:
+    """Schema of one run's prediction parts: base fields plus ``p_<class>`` per class."""
+    return pa.schema(PREDICTION_BASE_FIELDS + [(f"p_{c}", pa.float32()) for c in classes])
+
+
+def empty_table(schema: pa.Schema):
+    """An empty pandas frame with the schema's columns and dtypes."""
+    return schema.empty_table().to_pandas()

@@ -1,0 +1,249 @@
+"""Extractor registry: name -> (version, config dataclass, implementation).
+
+An extractor turns one media item into an :class:`ExtractResult`: optional
+per-clip columns (a Parquet row), optional frame-level sequences (Zarr rows with
+their own time stamps) and a status. It never writes anything itself: the
+catalog stores results, the flows schedule work.
+
+The feature-set key (see :func:`feature_set_key`) names an extractor output
+unambiguously: name, version, a hash of the config and the weights checksum. A
+changed config gives a new key, so outputs never mix.
+
+Example:
+    >>> from pipeline.registry import get_extractor
+    >>> ex = get_extractor("egemaps")              # doctest: +SKIP
+    >>> ex.key                                     # doctest: +SKIP
+    'egemaps-v1-3f2a9c1e-opensmile2.6.0'
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from catalog.schemas import Status
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """What an extractor gets to know about an item: tasks pass paths and ids, never arrays."""
+
+    item_id: str
+    path: str
+    duration: float | None = None
+    has_audio: bool | None = None
+    has_video: bool | None = None
+    transcript: str | None = None
+
+
+@dataclass
+class Sequence:
+    """Frame-level rows of one item: ``times`` (T,) seconds and named arrays of first dim T.
+
+    ``arrays`` must hold ``"values"`` (T, D) float32; other entries (mask, bbox,
+    det_score, ...) are stored beside it in the same shard with the same offsets.
+    """
+
+    times: np.ndarray
+    arrays: dict[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        self.times = np.asarray(self.times, dtype=np.float64)
+        if "values" not in self.arrays:
+            raise ValueError("a Sequence needs a 'values' array")
+        for name, arr in self.arrays.items():
+            if len(arr) != len(self.times):
+                raise ValueError(f"array {name!r} has {len(arr)} rows, times has {len(self.times)}")
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+@dataclass
+class ExtractResult:
+    """One item's output for one feature set."""
+
+    item_id: str
+    status: Status = Status.OK
+    message: str = ""
+    row: dict[str, Any] | None = None
+    sequence: Sequence | None = None
+    n_frames: int = 0
+
+    @classmethod
+    def failed(cls, item_id: str, status: Status, message: str) -> "ExtractResult":
+        return cls(item_id=item_id, status=status, message=message)
+
+
+class Extractor:
+    """Base class. Subclasses set ``name``, ``version``, ``config_cls`` and implement :meth:`extract`.
+
+    ``row_schema`` (a pyarrow schema or None) fixes the per-clip columns;
+    ``sequence_dim`` (int or None) the width of ``values``.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    config_cls: ClassVar[type]
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else self.config_cls()
+
+    # -- identity ---------------------------------------------------------------
+    def weights_checksum(self) -> str:
+        """Short checksum of the model files this extractor loads (or a library version)."""
+        return "none"
+
+    @property
+    def key(self) -> str:
+        return feature_set_key(self.name, self.version, self.config, self.weights_checksum())
+
+    def describe(self) -> dict[str, Any]:
+        """What goes into ``feature_set.json``: enough to reproduce the output."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "config": config_to_dict(self.config),
+            "weights_checksum": self.weights_checksum(),
+            "key": self.key,
+            "row_columns": self.row_columns(),
+            "sequence_dim": self.sequence_dim(),
+            "sequence_columns": self.sequence_columns(),
+        }
+
+    def row_columns(self) -> list[str] | None:
+        return None
+
+    def sequence_dim(self) -> int | None:
+        return None
+
+    def sequence_columns(self) -> list[str] | None:
+        """Names of the ``values`` columns (e.g. the 25 LLD names), if meaningful."""
+        return None
+
+    def runtime_info(self) -> dict[str, Any]:
+        """Provenance known only after loading (e.g. onnxruntime provider actually used)."""
+        return {}
+
+    # -- work -------------------------------------------------------------------
+    def extract(self, media: MediaRef) -> ExtractResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extract_many(self, items: list[MediaRef]) -> list[ExtractResult]:
+        """Extract a batch; override to batch model calls across items (GPU)."""
+        return [self.extract(m) for m in items]
+
+
+_REGISTRY: dict[str, type[Extractor]] = {}
+
+
+def register(cls: type[Extractor]) -> type[Extractor]:
+    """Class decorator: make an extractor available by its ``name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"extractor {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def extractor_class(name: str) -> type[Extractor]:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown feature set {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def get_extractor(name: str, config: dict[str, Any] | Any | None = None) -> Extractor:
+    """Build a registered extractor; ``config`` may be a dict of overrides or a config instance."""
+    cls = extractor_class(name)
+    if config is None or isinstance(config, dict):
+        cfg = config_from_dict(cls.config_cls, config or {})
+    else:
+        cfg = config
+    return cls(cfg)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
+
+
+def config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(
+            f"{config_cls.__name__} has no option(s) {sorted(unknown)}; options are {sorted(names)}"
+        )
+    return config_cls(**values)
+
+
+def config_hash(config: Any) -> str:
+    blob = json.dumps(config_to_dict(config), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def feature_set_key(name: str, version: int, config: Any, weights: str) -> str:
+    """``<name>-v<version>-<config hash>-<weights checksum>``; safe as a folder name."""
+    safe_weights = "".join(c if c.isalnum() or c in ".-_" else "_" for c in weights)[:16]
+    return f"{name}-v{version}-{config_hash(config)}-{safe_weights}"
+
+
+_BUILTIN_MODULES: tuple[str, ...] = (
+    "pipeline.egemaps",
+    "pipeline.faces",
+    "pipeline.text",
+    "pipeline.logmel",
+)
+_loaded = False
+
+
+def _load_builtin() -> None:
+    """Import the built-in extractor modules so their ``@register`` runs (missing ones are skipped)."""
+    global _loaded
+    if _loaded:
+        return
+    import importlib
+    import importlib.util
+
+    for mod in _BUILTIN_MODULES:
+        if importlib.util.find_spec(mod) is not None:
+            importlib.import_module(mod)
+    _loaded = True
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+# Used by extractor modules for their config dataclasses.
+__all__ = [
+    "ExtractResult",
+    "Extractor",
+    "MediaRef",
+    "Sequence",
+    "Status",
+    "available",
+    "config_hash",
+    "extractor_class",
+    "feature_set_key",
+    "field",
+    "get_extractor",
+    "register",
+    "sha256_file",
+]
