@@ -22,12 +22,18 @@ import fsspec
 from fsspec.core import url_to_fs
 
 DEFAULT_ROOT_ENV = "EMOFUSE_CATALOG"
-DEFAULT_ROOT = "emofuse-data/catalog"
+DATA_DIR_ENV = "EMOFUSE_DATA"
+DEFAULT_DATA_DIR = "emofuse-data"
+
+
+def data_dir() -> str:
+    """Where the embedded default keeps demo corpus, catalog and logs: ``$EMOFUSE_DATA`` or ``./emofuse-data``."""
+    return os.path.abspath(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
 
 
 def default_root() -> str:
-    """The catalog root used when none is given: ``$EMOFUSE_CATALOG`` or ``./emofuse-data/catalog``."""
-    return os.environ.get(DEFAULT_ROOT_ENV) or os.path.abspath(DEFAULT_ROOT)
+    """The catalog root used when none is given: ``$EMOFUSE_CATALOG`` or ``<data dir>/catalog``."""
+    return os.environ.get(DEFAULT_ROOT_ENV) or os.path.join(data_dir(), "catalog")
 
 
 @dataclass(frozen=True)

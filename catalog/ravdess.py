@@ -132,7 +132,7 @@ def discover(root: str, selection: Selection | None = None) -> Iterator[Found]:
         for fn in sorted(filenames):
             if not fn.lower().endswith(MEDIA_EXTENSIONS) or fn.startswith("."):
                 continue
-            path = os.path.join(dirpath, fn)
+            path = os.path.abspath(os.path.join(dirpath, fn))
             try:
                 fields = parse_name(fn)
             except RavdessNameError as e:

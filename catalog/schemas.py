@@ -63,10 +63,10 @@ MEDIA_SCHEMA = pa.schema(
 )
 
 #: Append-only log: one row per attempt. The current status is the newest row per key.
+#: Stored under ``status/feature_set=<key>/``: the Hive partition supplies ``feature_set``.
 STATUS_SCHEMA = pa.schema(
     [
         ("item_id", pa.string()),
-        ("feature_set", pa.string()),
         ("status", pa.string()),
         ("message", pa.string()),
         ("task_id", pa.string()),

@@ -23,8 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
-import numpy as np
-
+from catalog.records import ExtractResult, Sequence
 from catalog.schemas import Status
 
 
@@ -38,45 +37,6 @@ class MediaRef:
     has_audio: bool | None = None
     has_video: bool | None = None
     transcript: str | None = None
-
-
-@dataclass
-class Sequence:
-    """Frame-level rows of one item: ``times`` (T,) seconds and named arrays of first dim T.
-
-    ``arrays`` must hold ``"values"`` (T, D) float32; other entries (mask, bbox,
-    det_score, ...) are stored beside it in the same shard with the same offsets.
-    """
-
-    times: np.ndarray
-    arrays: dict[str, np.ndarray]
-
-    def __post_init__(self) -> None:
-        self.times = np.asarray(self.times, dtype=np.float64)
-        if "values" not in self.arrays:
-            raise ValueError("a Sequence needs a 'values' array")
-        for name, arr in self.arrays.items():
-            if len(arr) != len(self.times):
-                raise ValueError(f"array {name!r} has {len(arr)} rows, times has {len(self.times)}")
-
-    def __len__(self) -> int:
-        return len(self.times)
-
-
-@dataclass
-class ExtractResult:
-    """One item's output for one feature set."""
-
-    item_id: str
-    status: Status = Status.OK
-    message: str = ""
-    row: dict[str, Any] | None = None
-    sequence: Sequence | None = None
-    n_frames: int = 0
-
-    @classmethod
-    def failed(cls, item_id: str, status: Status, message: str) -> "ExtractResult":
-        return cls(item_id=item_id, status=status, message=message)
 
 
 class Extractor:

@@ -1,0 +1,136 @@
+"""Atomic writes: a reader never sees a partial Parquet part, Zarr shard or JSON file.
+
+Everything is written under a hidden temporary name (``.tmp-…``, which pyarrow
+and pandas skip when reading a folder) and renamed into place in one step.
+On a local disk the rename is atomic; on object stores a single ``put`` is, and
+Zarr shards become visible to our readers only through their index part, which
+is written after the shard.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zarr
+from fsspec.core import url_to_fs
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def _local(path: str) -> str:
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+def new_id() -> str:
+    """A fresh random id for a task, a part or a run."""
+    return uuid.uuid4().hex[:16]
+
+
+def write_parquet(table: pa.Table, folder: str, name: str | None = None) -> str:
+    """Write ``table`` as ``folder/part-<name>.parquet`` atomically; return the final path.
+
+    An existing part of the same name is replaced in one step (same content
+    for a deterministic name, so re-running is harmless).
+    """
+    name = name or new_id()
+    final = f"{folder}/part-{name}.parquet"
+    tmp = f"{folder}/.tmp-{new_id()}.parquet"
+    if _is_local(folder):
+        os.makedirs(_local(folder), exist_ok=True)
+        try:
+            pq.write_table(table, _local(tmp), compression="zstd")
+            with open(_local(tmp), "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(_local(tmp), _local(final))
+        finally:
+            if os.path.exists(_local(tmp)):
+                os.remove(_local(tmp))
+    else:
+        fs, path = url_to_fs(final)
+        fs.makedirs(folder.split("://", 1)[1], exist_ok=True)
+        with fs.open(path, "wb") as f:  # one PUT: atomic on object stores
+            pq.write_table(table, f, compression="zstd")
+    return final
+
+
+def write_json(obj: Any, path: str, *, overwrite: bool = True) -> bool:
+    """Write JSON atomically; with ``overwrite=False`` keep an existing file (returns False)."""
+    data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+    if _is_local(path):
+        p = _local(path)
+        if not overwrite and os.path.exists(p):
+            return False
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        tmp = os.path.join(os.path.dirname(p), f".tmp-{new_id()}.json")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, p)
+            return True
+        try:  # link fails if the name exists: first writer wins, atomically
+            os.link(tmp, p)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.remove(tmp)
+    fs, p = url_to_fs(path)
+    if not overwrite and fs.exists(p):
+        return False
+    with fs.open(p, "wb") as f:
+        f.write(data)
+    return True
+
+
+def write_zarr_shard(
+    path: str,
+    times: np.ndarray,
+    arrays: dict[str, np.ndarray],
+    attrs: dict[str, Any] | None = None,
+) -> str:
+    """Write a Zarr v3 group with ``times`` and ``arrays`` (all of first dim N) at ``path`` atomically.
+
+    Arrays carry ``dimension_names`` (``row``, ``<name>_dim1`` …) so xarray can
+    open the group as a Dataset without our code.
+    """
+    if _is_local(path):
+        final = _local(path)
+        parent = os.path.dirname(final)
+        os.makedirs(parent, exist_ok=True)
+        tmp = os.path.join(parent, f".tmp-{new_id()}.zarr")
+        _fill_group(tmp, times, arrays, attrs)
+        if os.path.exists(final):  # same task id re-written: keep the committed one
+            import shutil
+
+            shutil.rmtree(tmp)
+        else:
+            os.rename(tmp, final)
+        return path
+    _fill_group(path, times, arrays, attrs)
+    return path
+
+
+def _fill_group(where: str, times: np.ndarray, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None) -> None:
+    group = zarr.open_group(where, mode="w", zarr_format=3)
+    if attrs:
+        group.attrs.update(attrs)
+    n = len(times)
+    rows_per_chunk = max(1, min(n, 65536))
+    group.create_array("times", data=np.asarray(times, np.float64), chunks=(rows_per_chunk,),
+                       dimension_names=("row",))
+    for name, arr in arrays.items():
+        arr = np.asarray(arr)
+        if arr.dtype == np.bool_:
+            arr = arr.astype(np.uint8)
+        dims = ("row",) + tuple(f"{name}_dim{i}" for i in range(1, arr.ndim))
+        chunks = (rows_per_chunk,) + arr.shape[1:]
+        group.create_array(name, data=arr, chunks=chunks, dimension_names=dims)

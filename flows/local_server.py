@@ -1,0 +1,159 @@
+"""The embedded default: a local Prefect server (SQLite, loopback, analytics off) and a serve process.
+
+Both are started detached, so they keep running after the command that
+started them: ``prefect deployment run extract/ravdess`` then works from any
+shell whose active Prefect profile is ``emofuse``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PROFILE = "emofuse"
+DEFAULT_PORT = 4200
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """Where the local server and serve process keep their logs and pids."""
+
+    state_dir: Path
+    port: int = DEFAULT_PORT
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def server_log(self) -> Path:
+        return self.state_dir / "prefect-server.log"
+
+    @property
+    def serve_log(self) -> Path:
+        return self.state_dir / "emofuse-serve.log"
+
+    def pidfile(self, what: str) -> Path:
+        return self.state_dir / f"{what}.pid"
+
+
+def prefect_bin() -> str:
+    return str(Path(sys.executable).with_name("prefect"))
+
+
+def emofuse_bin() -> str:
+    return str(Path(sys.executable).with_name("emofuse"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def server_env(api_url: str | None = None, home: str | None = None) -> dict[str, str]:
+    """Environment for Prefect processes of the local stack."""
+    env = dict(os.environ)
+    env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_API_HOST": "127.0.0.1",
+                "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_UI_ENABLED": env.get("PREFECT_UI_ENABLED", "true")})
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    if home:
+        env["PREFECT_HOME"] = home
+    return env
+
+
+def _spawn(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab")
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+
+
+def start_server(stack: LocalStack, *, env: dict[str, str] | None = None, wait_s: float = 120.0) -> str:
+    """Start ``prefect server start`` on loopback unless one answers there already; return the API URL."""
+    if healthy(stack.api_url):
+        return stack.api_url
+    env = env or server_env()
+    proc = _spawn([prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(stack.port)],
+                  stack.server_log, env)
+    stack.pidfile("prefect-server").write_text(str(proc.pid))
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        if healthy(stack.api_url):
+            return stack.api_url
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited ({proc.returncode}); see {stack.server_log}")
+        time.sleep(0.5)
+    raise TimeoutError(f"the Prefect server did not answer within {wait_s:.0f} s; see {stack.server_log}")
+
+
+def start_serve(stack: LocalStack, args: list[str], *, env: dict[str, str] | None = None) -> int:
+    """(Re)start ``emofuse serve ARGS`` detached; a previous serve process of this stack is stopped."""
+    stop(stack, "emofuse-serve")
+    env = env or server_env(stack.api_url)
+    proc = _spawn([emofuse_bin(), "serve", *args], stack.serve_log, env)
+    stack.pidfile("emofuse-serve").write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop(stack: LocalStack, what: str) -> bool:
+    """Stop a detached process of the stack by its pid file (``prefect-server`` or ``emofuse-serve``)."""
+    pf = stack.pidfile(what)
+    if not pf.exists():
+        return False
+    pid = int(pf.read_text() or 0)
+    pf.unlink()
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def use_profile(api_url: str, env: dict[str, str] | None = None) -> None:
+    """Make ``emofuse`` the active Prefect profile, pointing at ``api_url``, so plain
+    ``prefect deployment run …`` commands reach the local server."""
+    env = env or dict(os.environ)
+    env.pop("PREFECT_API_URL", None)
+    subprocess.run([prefect_bin(), "profile", "create", PROFILE], env=env, capture_output=True)
+    subprocess.run([prefect_bin(), "profile", "use", PROFILE], env=env, check=True, capture_output=True)
+    subprocess.run([prefect_bin(), "config", "set", f"PREFECT_API_URL={api_url}",
+                    "PREFECT_SERVER_ANALYTICS_ENABLED=false", "PREFECT_RUNNER_POLL_FREQUENCY=1"],
+                   env=env, check=True, capture_output=True)
+
+
+def wait_for_deployment(name: str, api_url: str, wait_s: float = 120.0) -> None:
+    """Block until the serve process has registered ``flow/deployment`` with the server."""
+    env = server_env(api_url)
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        r = subprocess.run([prefect_bin(), "deployment", "inspect", name], env=env, capture_output=True)
+        if r.returncode == 0:
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"deployment {name} did not appear within {wait_s:.0f} s: is `emofuse serve` running?")
