@@ -1,0 +1,123 @@
+"""End to end: the extract flow on a real local Dask cluster over a generated corpus with bad files."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import opensmile
+import pandas as pd
+import pytest
+import xarray as xr
+import zarr
+
+from catalog.store import Catalog
+from flows.extract import extract
+from pipeline.decode import load_audio
+
+
+def _key(cat: Catalog, name: str) -> str:
+    return cat.find_feature_set(name)
+
+
+def _snapshot(root: str) -> dict[str, str]:
+    out = {}
+    for d, _, files in os.walk(root):
+        if os.sep + "locks" in d:
+            continue  # claim files come and go while tasks run
+        for f in files:
+            p = os.path.join(d, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, root)] = hashlib.md5(fh.read()).hexdigest()
+    return out
+
+
+def test_outputs_read_with_plain_pandas_and_zarr(extracted):
+    root = extracted["catalog"]
+    media = pd.read_parquet(os.path.join(root, "media"))
+    assert len(media) == 2 * 8 * 2 + 4
+    assert {"item_id", "path", "duration", "emotion", "speaker", "sex", "statement", "transcript"} <= set(media)
+    cat = Catalog(root)
+    key = _key(cat, "egemaps")
+    clips = pd.read_parquet(os.path.join(root, "features", key, "clips"))
+    assert len(clips) == 2 * 8 * 2 + 1  # the silent clip has no speech; the broken ones fail
+    smile = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02, opensmile.FeatureLevel.Functionals)
+    assert list(smile.feature_names) == [c for c in clips.columns if c not in ("item_id", "duration")]
+    assert len(smile.feature_names) == 88
+
+    index = pd.read_parquet(os.path.join(root, "features", key, "index"))
+    row = index.iloc[0]
+    shard = os.path.join(root, "features", key, "shards", f"{row['shard']}.zarr")
+    g = zarr.open_group(shard, mode="r")
+    values = g["values"][row["offset"]:row["offset"] + row["length"]]
+    times = g["times"][row["offset"]:row["offset"] + row["length"]]
+    assert values.shape == (row["length"], 25)
+    assert np.allclose(np.diff(times), 0.01)
+    ds = xr.open_zarr(shard, consolidated=False)
+    assert ds["values"].shape[1] == 25 and len(g.attrs["columns"]) == 25
+
+
+def test_egemaps_equals_opensmile_on_the_same_audio(extracted):
+    cat = Catalog(extracted["catalog"])
+    key = _key(cat, "egemaps")
+    clips = cat.clips(key).set_index("item_id")
+    media = cat.media().set_index("item_id")
+    smile = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02, opensmile.FeatureLevel.Functionals)
+    lld = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02, opensmile.FeatureLevel.LowLevelDescriptors)
+    seqs = cat.load_sequences(key, list(clips.index[:3]))
+    for item in clips.index[:3]:
+        audio = load_audio(media.loc[item, "path"], sr=16000)
+        ref = smile.process_signal(audio, 16000).iloc[0]
+        got = clips.loc[item, list(ref.index)].astype(float)
+        np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(seqs[item]["values"], lld.process_signal(audio, 16000).to_numpy(), rtol=1e-6,
+                                   atol=1e-6)
+
+
+def test_bad_files_end_with_a_status_and_the_rest_succeed(extracted):
+    cat = Catalog(extracted["catalog"])
+    media = cat.media()
+    by_path = dict(zip(media["path"], media["item_id"]))
+    st = cat.status()
+    status = {(r.item_id, r.feature_set.split("-v")[0]): (r.status, r.message) for r in st.itertuples()}
+
+    def of(kind: str, fs: str) -> tuple[str, str]:
+        return status[(by_path[extracted[kind]], fs)]
+
+    for fs in ("egemaps", "faces", "text", "logmel"):
+        assert of("corrupt", fs)[0] == "decode_error", fs
+        assert of("empty", fs)[0] == "decode_error" and "empty file" in of("empty", fs)[1]
+    assert of("no_audio", "egemaps") == ("no_audio", of("no_audio", "egemaps")[1])
+    assert "no audio stream" in of("no_audio", "egemaps")[1]
+    assert of("no_audio", "logmel")[0] == "no_audio"
+    assert of("no_audio", "faces")[0] == "ok"  # the video is fine
+    assert of("silent", "egemaps")[0] == "no_speech" and "silent" in of("silent", "egemaps")[1]
+    assert of("silent", "faces")[0] == "no_face"
+    bad = {by_path[extracted[k]] for k in ("corrupt", "empty", "no_audio", "silent")}
+    good = st[~st["item_id"].isin(bad)]
+    assert len(good) == 32 * 4
+    assert (good["status"] == "ok").all(), good[good["status"] != "ok"][["feature_set", "status", "message"]]
+
+
+def test_rerun_extracts_nothing_and_changes_no_file(extracted):
+    before = _snapshot(extracted["catalog"])
+    record = extract(source=extracted["root"], catalog=extracted["catalog"], n_workers=2)
+    assert _snapshot(extracted["catalog"]) == before
+    cat = Catalog(extracted["catalog"])
+    st = cat.status()
+    for key, agg in record["feature_sets"].items():
+        failed = int((st[st["feature_set"] == key]["status"] != "ok").sum())
+        # only what failed was tried again, and it failed the same way
+        assert agg["already_done"] == len(cat.media()) - failed
+        assert sum(agg["counts"].values()) == failed
+        assert "ok" not in agg["counts"]
+
+
+def test_a_changed_config_is_a_new_feature_set(extracted, tmp_path):
+    cat = Catalog(extracted["catalog"])
+    before = set(cat.feature_sets())
+    from pipeline.registry import get_extractor
+
+    other = get_extractor("egemaps", {"min_duration": 0.75}).key
+    assert other not in before and other.startswith("egemaps-v1-")
+    assert get_extractor("egemaps").key in before
