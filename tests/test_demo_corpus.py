@@ -1,0 +1,146 @@
+"""The demo-corpus generator: RAVDESS names, decodable A/V, determinism, idempotence, emotion cues."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from catalog import demo_corpus as dc
+from catalog.ravdess import EMOTIONS, parse_name
+
+# neutral (audio A0, face plain), happy (A2, smile), angry (A3, scowl)
+EMOS = (1, 3, 5)
+
+
+def _decode(path: str) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """All RGB frames, mono float audio and its sample rate."""
+    with av.open(path) as c:
+        assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    with av.open(path) as c:
+        rate = c.streams.audio[0].rate
+        audio = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+    return frames, audio.astype(np.float64), rate
+
+
+def _voiced_f0_rms(x: np.ndarray, sr: int) -> tuple[float, float]:
+    """Median F0 (autocorrelation, 60-400 Hz) and mean RMS over voiced 40 ms frames."""
+    n, hop = int(0.04 * sr), int(0.01 * sr)
+    frames = np.lib.stride_tricks.sliding_window_view(x, n)[::hop]
+    rms = np.sqrt((frames ** 2).mean(1))
+    voiced = frames[rms > 0.3 * rms.max()]
+    lo, hi = sr // 400, sr // 60
+    f0 = []
+    for f in voiced:
+        f = f - f.mean()
+        ac = np.correlate(f, f, "full")[n - 1:]
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[0] > 0 and ac[lag] / ac[0] > 0.3:
+            f0.append(sr / lag)
+    return float(np.median(f0)), float(rms[rms > 0.3 * rms.max()].mean())
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    root = tmp_path_factory.mktemp("demo")
+    return root, dc.generate(str(root), actors=1, emotions=EMOS, statements=(1,), seed=3)
+
+
+def test_mapping_needs_both_modalities() -> None:
+    pairs = {e: (dc.AUDIO_GROUP[e], dc.FACE_GROUP[e]) for e in EMOTIONS}
+    assert len(set(pairs.values())) == 8  # together: every emotion is distinct
+    for groups in (dc.AUDIO_GROUP, dc.FACE_GROUP):  # alone: each group holds two emotions
+        assert sorted(list(groups.values()).count(g) for g in set(groups.values())) == [2, 2, 2, 2]
+
+
+def test_names_and_streams(corpus: tuple[Path, list[str]]) -> None:
+    root, paths = corpus
+    assert len(paths) == len(EMOS)
+    for path, emo in zip(paths, EMOS):
+        fields = parse_name(path)
+        assert (fields["modality"], fields["vocal_channel"], fields["emotion_code"]) == ("full-AV", "speech", emo)
+        assert Path(path).parent == root / "Actor_01"
+        with av.open(path) as c:
+            v, a = c.streams.video[0], c.streams.audio[0]
+            assert v.codec_context.name in ("h264", "mpeg4") and v.average_rate == 25
+            assert (v.width, v.height, v.codec_context.pix_fmt) == (256, 256, "yuv420p")
+            assert (a.codec_context.name, a.rate, a.layout.nb_channels) == ("aac", 16000, 1)
+        frames, audio, rate = _decode(path)
+        v_dur, a_dur = len(frames) / 25, audio.size / rate
+        assert 1.5 <= v_dur <= 3.6
+        assert abs(v_dur - a_dur) <= 0.3
+        assert not np.array_equal(frames[0], frames[len(frames) // 2])  # the head moves
+
+
+def test_same_seed_same_bytes_and_clips_independent(corpus: tuple[Path, list[str]], tmp_path: Path) -> None:
+    _, paths = corpus
+    # Only one of the clips, same seed: identical bytes (a clip depends on its own codes only).
+    again = dc.generate(str(tmp_path / "a"), actors=1, emotions=(5,), statements=(1,), seed=3)
+    assert Path(again[0]).read_bytes() == Path(paths[2]).read_bytes()
+    other = dc.generate(str(tmp_path / "b"), actors=1, emotions=(5,), statements=(1,), seed=4)
+    assert Path(other[0]).read_bytes() != Path(paths[2]).read_bytes()
+
+
+def test_idempotent(corpus: tuple[Path, list[str]]) -> None:
+    root, paths = corpus
+    before = {p: os.stat(p).st_mtime_ns for p in paths}
+    calls: list[tuple[int, int, str]] = []
+    again = dc.generate(str(root), actors=1, emotions=EMOS, statements=(1,), seed=3,
+                        progress=lambda k, n, p: calls.append((k, n, p)))
+    assert again == paths
+    assert {p: os.stat(p).st_mtime_ns for p in paths} == before
+    assert [c[:2] for c in calls] == [(1, 3), (2, 3), (3, 3)]
+    assert not [f for f in os.listdir(root / "Actor_01") if f.startswith(".")]  # no temp files left
+
+
+def test_prosody_follows_audio_group(corpus: tuple[Path, list[str]]) -> None:
+    _, paths = corpus
+    neutral = _voiced_f0_rms(*_decode(paths[0])[1:])
+    angry = _voiced_f0_rms(*_decode(paths[2])[1:])
+    assert dc.AUDIO_GROUP[5] > dc.AUDIO_GROUP[1]
+    assert angry[0] > 1.2 * neutral[0]  # higher pitch
+    assert angry[1] > 1.5 * neutral[1]  # louder
+
+
+def test_face_found_and_edit_moves_embedding(corpus: tuple[Path, list[str]]) -> None:
+    import dlib
+    import face_recognition_models as frm
+
+    det = dlib.get_frontal_face_detector()
+    sp = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+    net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+    _, paths = corpus
+    emb = []
+    for path in paths:
+        frames, _, _ = _decode(path)
+        img = np.ascontiguousarray(frames[len(frames) // 2])
+        boxes = list(det(img, 1))
+        assert len(boxes) == 1, path
+        cx, cy = boxes[0].center().x, boxes[0].center().y
+        assert 80 < cx < 176 and 80 < cy < 176  # the face is near the middle
+        chip = dlib.get_face_chip(img, sp(img, boxes[0]), 150)
+        emb.append(np.array(net.compute_face_descriptor(chip)))
+    # neutral (plain) vs happy (smile) vs angry (scowl): visibly different, still one person
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        assert 0.12 < np.linalg.norm(emb[i] - emb[j]) < 0.75
+
+
+def test_duration_limit_and_plan(tmp_path: Path) -> None:
+    (path,) = dc.generate(str(tmp_path), actors=[2], emotions=(8,), statements=(2,), duration_limit=1.0)
+    assert os.path.basename(path) == "01-01-08-01-02-01-02.mp4"
+    frames, audio, rate = _decode(path)
+    assert len(frames) == 25 and abs(audio.size / rate - 1.0) <= 0.1
+    specs = dc.plan(actors=1, emotions=(1, 2), intensities=(1, 2), statements=(1,))
+    assert [(s.emotion, s.intensity) for s in specs] == [(1, 1), (2, 1), (2, 2)]  # no strong neutral
+    with pytest.raises(ValueError, match="emotion"):
+        dc.plan(emotions=(9,))
+
+
+def test_missing_espeak_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(dc.EspeakNotFound, match="apt-get install espeak-ng"):
+        dc.generate(str(tmp_path / "out"), actors=1, emotions=(1,), statements=(1,))
+    assert not (tmp_path / "out").exists()
