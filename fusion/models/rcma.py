@@ -1,0 +1,222 @@
+"""RCMA / RJCMA: per-modality causal TCNs, then recursive joint cross-modal attention.
+
+Follows ``models.md`` (RCMA, arXiv 2403.13659). Each modality m is modelled in time by a
+causal TCN, giving X_m (N, L, d_m). Each of ``n_iterations`` iterations (separate weights)
+updates every X_m from the inputs of that iteration:
+
+    K_m = W_k,m(X_m^T)                           (N, d_m, L)   W_k,m: L -> L over time
+    C_m = dropout(tanh(K_m J / sqrt(D)))         (N, d_m, D)   J: joint representation (N, L, D)
+    H_m = relu(tanh(W_v,m(X_m) C_m))             (N, L, D)
+    X_m = X_m + dropout(relu(W_h,m(H_m)))
+
+``joint="all"`` (RJCMA): J is the concatenation of all X_m. ``joint="others"`` (RCMA v1):
+J for m is a learned projection of the concatenation of the other modalities.
+Heads: per-step regressor (concat -> Linear -> BatchNorm -> LeakyReLU -> Linear -> tanh,
+e.g. valence/arousal) and/or a classifier on the X_m pooled over their valid steps.
+
+Masks: the content of a modality's invalid steps is zeroed before the TCN, after it and
+after each iteration ("absent = zero"), and BatchNorm statistics use valid steps only.
+The time length is fixed per model (``seq_len``) because W_k acts over time.
+
+Example:
+    >>> import torch
+    >>> from fusion.models.rcma import RCMA, RCMAConfig
+    >>> cfg = RCMAConfig(input_dims={"audio": 25, "face": 512}, seq_len=32, n_classes=8)
+    >>> out = RCMA(cfg)({"audio": torch.randn(2, 32, 25), "face": torch.randn(2, 32, 512)})
+    >>> out["va"].shape, out["logits"].shape
+    (torch.Size([2, 32, 2]), torch.Size([2, 8]))
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from fusion.models.common import (
+    MaskedBatchNorm,
+    as_sequence,
+    count_parameters,
+    get_mask,
+    masked_mean,
+    zero_masked,
+)
+
+#: TCN output width per modality when ``channels`` does not name it (models.md: official
+#: video 512, eGeMAPS audio 64, text 512). Other modality names fall back to 128.
+DEFAULT_CHANNELS: dict[str, int] = {"face": 512, "video": 512, "audio": 64, "text": 512}
+
+
+@dataclass
+class RCMAConfig:
+    """RCMA hyper-parameters. ``channels``: modality -> width (all levels) or per-level list."""
+
+    input_dims: dict[str, int] = field(default_factory=lambda: {"face": 512, "audio": 25, "text": 384})
+    seq_len: int = 300
+    channels: dict[str, int | list[int]] = field(default_factory=dict)
+    kernel_size: int = 5
+    n_levels: int = 4
+    tcn_dropout: float = 0.1
+    n_iterations: int = 2
+    joint: str = "all"
+    others_dim: int | None = None
+    fusion_dropout: float = 0.6
+    regressor_hidden: int = 256
+    n_targets: int = 2
+    n_classes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.joint not in ("all", "others"):
+            raise ValueError(f"joint must be 'all' or 'others', got {self.joint!r}")
+        if len(self.input_dims) < 2:
+            raise ValueError("RCMA needs at least two modalities")
+        if self.n_targets <= 0 and not self.n_classes:
+            raise ValueError("enable at least one head (n_targets > 0 or n_classes)")
+
+    def level_channels(self, modality: str) -> list[int]:
+        """TCN widths of the levels for ``modality``."""
+        c = self.channels.get(modality, DEFAULT_CHANNELS.get(modality, 128))
+        return list(c) if isinstance(c, (list, tuple)) else [int(c)] * self.n_levels
+
+
+class Chomp(nn.Module):
+    """Drop the last ``size`` steps so that a symmetrically padded conv becomes causal."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (N, C, L + size) -> (N, C, L)."""
+        return x[..., : -self.size] if self.size else x
+
+
+class TemporalBlock(nn.Module):
+    """Two causal weight-normalised dilated convs with LeakyReLU/dropout and a residual."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        pad = (kernel - 1) * dilation
+        layers: list[nn.Module] = []
+        for c in (c_in, c_out):
+            conv = nn.Conv1d(c, c_out, kernel, padding=pad, dilation=dilation)
+            nn.init.normal_(conv.weight, 0.0, 0.01)
+            layers += [weight_norm(conv), Chomp(pad), nn.LeakyReLU(), nn.Dropout(dropout)]
+        self.net = nn.Sequential(*layers)
+        self.residual = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.act = nn.LeakyReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (N, C_in, L) -> (N, C_out, L)."""
+        return self.act(self.net(x) + self.residual(x))
+
+
+class TemporalEncoder(nn.Module):
+    """Causal TCN (dilations 1, 2, 4, ...) followed by masked BatchNorm over channels."""
+
+    def __init__(self, d_in: int, channels: list[int], kernel: int, dropout: float) -> None:
+        super().__init__()
+        widths = [d_in, *channels]
+        self.blocks = nn.Sequential(
+            *(TemporalBlock(widths[i], widths[i + 1], kernel, 2**i, dropout) for i in range(len(channels)))
+        )
+        self.norm = MaskedBatchNorm(channels[-1])
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x (N, L, d_in) -> (N, L, C); invalid steps are zero in input and output."""
+        h = self.blocks(zero_masked(x, mask).transpose(1, 2)).transpose(1, 2)
+        return zero_masked(self.norm(h, mask), mask)
+
+
+class JointCrossAttention(nn.Module):
+    """One recursion step: every modality attends to the joint representation."""
+
+    def __init__(self, dims: dict[str, int], seq_len: int, joint: str, others_dim: int | None, dropout: float) -> None:
+        super().__init__()
+        self.names, self.joint = list(dims), joint
+        total = sum(dims.values())
+        jdim = {m: total if joint == "all" else (others_dim or total - dims[m]) for m in dims}
+        self.jdim = jdim
+        self.key = nn.ModuleDict({m: nn.Linear(seq_len, seq_len) for m in dims})
+        self.value = nn.ModuleDict({m: nn.Linear(d, d) for m, d in dims.items()})
+        self.out = nn.ModuleDict({m: nn.Linear(jdim[m], d) for m, d in dims.items()})
+        self.corr_dropout = nn.Dropout(dropout)
+        self.out_dropout = nn.Dropout(dropout)
+        if joint == "others":
+            self.proj = nn.ModuleDict({m: nn.Linear(total - dims[m], jdim[m]) for m in dims})
+
+    def forward(self, xs: dict[str, Tensor], masks: dict[str, Tensor]) -> dict[str, Tensor]:
+        """xs/masks: modality -> (N, L, d_m) / (N, L). Returns the updated xs."""
+        if self.joint == "all":
+            joint_all = torch.cat([xs[m] for m in self.names], dim=-1)
+        new: dict[str, Tensor] = {}
+        for m in self.names:
+            if self.joint == "all":
+                j = joint_all
+            else:
+                others = [o for o in self.names if o != m]
+                j = self.proj[m](torch.cat([xs[o] for o in others], dim=-1))
+                j = zero_masked(j, torch.stack([masks[o] for o in others]).any(dim=0))
+            k = self.key[m](xs[m].transpose(1, 2))                                   # (N, d_m, L)
+            c = self.corr_dropout(torch.tanh(k @ j / math.sqrt(self.jdim[m])))    # (N, d_m, D)
+            h = torch.relu(torch.tanh(self.value[m](xs[m]) @ c))                   # (N, L, D)
+            upd = xs[m] + self.out_dropout(torch.relu(self.out[m](h)))
+            new[m] = zero_masked(upd, masks[m])
+        return new
+
+
+class RCMA(nn.Module):
+    """Recursive (joint) cross-modal attention with per-step regression and/or classification."""
+
+    def __init__(self, config: RCMAConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config if config is not None else RCMAConfig()
+        self.names = list(cfg.input_dims)
+        widths = {m: cfg.level_channels(m) for m in self.names}
+        self.temporal = nn.ModuleDict({
+            m: TemporalEncoder(cfg.input_dims[m], widths[m], cfg.kernel_size, cfg.tcn_dropout) for m in self.names
+        })
+        dims = {m: widths[m][-1] for m in self.names}
+        self.fusion = nn.ModuleList([
+            JointCrossAttention(dims, cfg.seq_len, cfg.joint, cfg.others_dim, cfg.fusion_dropout)
+            for _ in range(cfg.n_iterations)
+        ])
+        total = sum(dims.values())
+        if cfg.n_targets > 0:
+            self.reg_in = nn.Linear(total, cfg.regressor_hidden)
+            self.reg_norm = MaskedBatchNorm(cfg.regressor_hidden)
+            self.reg_out = nn.Linear(cfg.regressor_hidden, cfg.n_targets)
+        if cfg.n_classes:
+            self.classifier = nn.Linear(total, cfg.n_classes)
+
+    def forward(
+        self, inputs: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        """inputs: modality -> (N, L, d) with L == seq_len. Returns {"va": (N, L, K)} and/or {"logits"}."""
+        cfg = self.config
+        xs, ms = {}, {}
+        for m in self.names:
+            x = as_sequence(inputs[m])
+            if x.shape[1] != cfg.seq_len:
+                raise ValueError(f"{m!r} has {x.shape[1]} steps; this model is built for seq_len={cfg.seq_len}")
+            ms[m] = get_mask(x, masks, m)
+            xs[m] = self.temporal[m](x, ms[m])
+        for layer in self.fusion:
+            xs = layer(xs, ms)
+        out: dict[str, Tensor] = {}
+        if cfg.n_targets > 0:
+            step_mask = torch.stack(list(ms.values())).any(dim=0)
+            z = self.reg_in(torch.cat([xs[m] for m in self.names], dim=-1))
+            z = nn.functional.leaky_relu(self.reg_norm(z, step_mask))
+            out["va"] = torch.tanh(self.reg_out(z))
+        if cfg.n_classes:
+            pooled = torch.cat([masked_mean(xs[m], ms[m]) for m in self.names], dim=-1)
+            out["logits"] = self.classifier(pooled)
+        return out
+
+    def n_parameters(self) -> int:
+        """Trainable parameter count."""
+        return count_parameters(self)

@@ -1,0 +1,133 @@
+"""Tests for fusion.losses and fusion.metrics against direct numpy computations and hand cases."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fusion import metrics
+from fusion.losses import ccc, ccc_loss, cross_entropy
+
+
+def numpy_ccc(x: np.ndarray, y: np.ndarray) -> float:
+    """Lin's CCC written out from its definition (population moments)."""
+    mx, my = x.mean(), y.mean()
+    sxy = ((x - mx) * (y - my)).mean()
+    return 2 * sxy / (((x - mx) ** 2).mean() + ((y - my) ** 2).mean() + (mx - my) ** 2)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_ccc_matches_numpy_per_window_and_target_with_masks():
+    rng = np.random.default_rng(0)
+    pred = rng.normal(size=(3, 20, 2))
+    target = 0.5 * pred + rng.normal(size=(3, 20, 2)) + 0.3
+    mask = np.ones((3, 20), dtype=bool)
+    mask[1, 12:] = False
+    mask[2, ::3] = False
+    pred_padded = pred.copy()
+    pred_padded[~mask] = np.nan  # padded content must not leak in
+    got = ccc(torch.tensor(pred_padded), torch.tensor(target), torch.tensor(mask)).numpy()
+    for n in range(3):
+        for k in range(2):
+            valid = mask[n]
+            assert got[n, k] == pytest.approx(numpy_ccc(pred[n, valid, k], target[n, valid, k]), rel=1e-5)
+
+
+def test_ccc_special_cases():
+    t = torch.linspace(-1, 1, 50).reshape(1, 50)
+    assert ccc(t, t).item() == pytest.approx(1.0, abs=1e-6)
+    assert ccc(-t, t).item() == pytest.approx(-1.0, abs=1e-6)
+    # A shifted copy is perfectly correlated but not concordant.
+    shifted = ccc(t + 1.0, t).item()
+    expected = 2 * t.var(unbiased=False).item() / (2 * t.var(unbiased=False).item() + 1.0)
+    assert shifted == pytest.approx(expected, rel=1e-5)
+
+
+def test_ccc_loss_means_over_targets_and_windows_and_skips_short_windows():
+    rng = np.random.default_rng(1)
+    pred, target = rng.normal(size=(4, 10, 2)), rng.normal(size=(4, 10, 2))
+    mask = np.ones((4, 10), dtype=bool)
+    mask[3, 1:] = False  # a single valid step: no CCC, left out
+    loss = ccc_loss(torch.tensor(pred), torch.tensor(target), torch.tensor(mask)).item()
+    expected = 1 - np.mean([numpy_ccc(pred[n, :, k], target[n, :, k]) for n in range(3) for k in range(2)])
+    assert loss == pytest.approx(expected, rel=1e-5)
+    same = torch.tensor(target)
+    assert ccc_loss(same, same).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ccc_loss_has_gradients():
+    pred = torch.randn(2, 30, 2, requires_grad=True)
+    ccc_loss(pred, torch.randn(2, 30, 2)).backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+
+
+def test_cross_entropy_matches_log_softmax():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    labels = torch.tensor([0, 2])
+    lse = torch.logsumexp(logits, dim=1)
+    expected = ((lse[0] - 2.0) + (lse[1] - 0.0)) / 2
+    assert cross_entropy(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+    weights = torch.tensor([1.0, 1.0, 3.0])
+    weighted = ((lse[0] - 2.0) * 1 + (lse[1] - 0.0) * 3) / 4
+    assert cross_entropy(logits, labels, class_weights=weights).item() == pytest.approx(weighted.item(), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+Y_TRUE = [0, 0, 0, 1, 1, 2]
+Y_PRED = [0, 1, 0, 1, 2, 2]
+
+
+def test_accuracy_and_confusion_matrix_by_hand():
+    assert metrics.accuracy(Y_TRUE, Y_PRED) == pytest.approx(4 / 6)
+    cm = metrics.confusion_matrix(Y_TRUE, Y_PRED, n_classes=4)
+    expected = np.array([[2, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(cm, expected)
+    assert metrics.confusion_matrix(Y_TRUE, Y_PRED).shape == (3, 3)
+
+
+def test_uar_and_macro_f1_by_hand():
+    # recalls: class 0 2/3, class 1 1/2, class 2 1/1
+    assert metrics.unweighted_average_recall(Y_TRUE, Y_PRED) == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    # F1 = 2tp / (n_true + n_pred): class 0 4/5, class 1 2/4, class 2 2/3
+    assert metrics.macro_f1(Y_TRUE, Y_PRED) == pytest.approx((4 / 5 + 2 / 4 + 2 / 3) / 3)
+    # A predicted class absent from y_true counts with F1 = 0 in macro F1, not in UAR.
+    assert metrics.macro_f1([0, 0], [0, 1]) == pytest.approx((2 / 3 + 0) / 2)
+    assert metrics.unweighted_average_recall([0, 0], [0, 1]) == pytest.approx(0.5)
+    out = metrics.classification_metrics(Y_TRUE, Y_PRED, n_classes=3)
+    assert set(out) == {"accuracy", "uar", "macro_f1", "confusion_matrix"}
+
+
+def test_regression_metrics_by_hand():
+    y_true = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [9.0, 9.0]])
+    y_pred = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 0.0], [0.0, 0.0]])
+    mask = np.array([True, True, True, False])
+    out = metrics.regression_metrics(y_true, y_pred, mask=mask)
+    assert out["ccc_valence"] == pytest.approx(1.0)
+    # arousal: true (1, 0, 1), pred (1, 1, 0): means 2/3, var 2/9 each, cov -1/9
+    assert out["ccc_arousal"] == pytest.approx(2 * (-1 / 9) / (2 / 9 + 2 / 9))
+    assert out["rmse_valence"] == pytest.approx(0.0)
+    assert out["rmse_arousal"] == pytest.approx(math.sqrt(2 / 3))
+    assert out["ccc_mean"] == pytest.approx((1.0 - 0.5) / 2)
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=100), rng.normal(size=100)
+    assert metrics.ccc(a, b) == pytest.approx(numpy_ccc(a, b))
+
+
+def test_summarise_folds_mean_and_sample_std():
+    folds = [
+        {"accuracy": 0.5, "uar": 0.4, "confusion_matrix": np.eye(2), "fold": "a"},
+        {"accuracy": 0.7, "uar": 0.6},
+        {"accuracy": 0.9},
+    ]
+    s = metrics.summarise_folds(folds)
+    assert set(s) == {"accuracy", "uar"}
+    assert s["accuracy"]["mean"] == pytest.approx(0.7)
+    assert s["accuracy"]["std"] == pytest.approx(0.2)  # sqrt(((.2)^2 + 0 + (.2)^2) / 2)
+    assert s["uar"] == {"mean": pytest.approx(0.5), "std": pytest.approx(math.sqrt(0.02)), "n": 2}
+    assert metrics.summarise_folds([{"accuracy": 0.5}])["accuracy"]["std"] == 0.0
+    assert metrics.format_summary(s)["accuracy"] == "0.700 ± 0.200"
