@@ -6,11 +6,14 @@ it is older than ``ttl_s`` (other hosts); stale claims are taken over.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 DEFAULT_TTL_S = 6 * 3600.0
 
@@ -80,6 +83,21 @@ def try_claim(path: str, owner: str, ttl_s: float = DEFAULT_TTL_S) -> bool:
             f.write(body)
         return True
     return False
+
+
+@contextlib.contextmanager
+def held(path: str, *, timeout_s: float = 120.0, poll_s: float = 0.05) -> Iterator[None]:
+    """Hold an exclusive claim on ``path`` for a short critical section (waits for other holders)."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{time.time_ns()}"
+    deadline = time.monotonic() + timeout_s
+    while not try_claim(path, owner):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} stayed locked for {timeout_s:.0f} s; remove it if no emofuse run is active")
+        time.sleep(poll_s)
+    try:
+        yield
+    finally:
+        release(path, owner)
 
 
 def release(path: str, owner: str) -> None:

@@ -103,6 +103,18 @@ class Catalog:
         """Append media rows whose (item_id, path) pair is new; returns how many were added."""
         if not rows:
             return 0
+        with self._locked("media"):
+            return self._add_media(rows)
+
+    def _locked(self, name: str):
+        """A catalog-wide critical section (local catalogs; remote ones assume one writer)."""
+        import contextlib
+
+        if not self.local:
+            return contextlib.nullcontext()
+        return locks.held(self._p(self.layout.join("locks", f"{name}.lock")))
+
+    def _add_media(self, rows: list[dict[str, Any]]) -> int:
         existing = read_table(self.layout.media, MEDIA_SCHEMA)
         seen = set(zip(existing["item_id"], existing["path"]))
         new = [r for r in rows if (r["item_id"], r["path"]) not in seen]

@@ -146,8 +146,24 @@ def config_from_dict(config_cls: type, values: dict[str, Any]) -> Any:
     return config_cls(**values)
 
 
+#: Field metadata for options that change how, not what, an extractor computes
+#: (device, threads, batch size): they stay out of the feature-set key.
+RUNTIME_ONLY = {"runtime_only": True}
+
+
+def runtime_field(default: Any) -> Any:
+    """A config field that does not change the output (excluded from the feature-set key)."""
+    return field(default=default, metadata=RUNTIME_ONLY)
+
+
 def config_hash(config: Any) -> str:
-    blob = json.dumps(config_to_dict(config), sort_keys=True, default=str).encode()
+    """Hash of the config fields that determine the output (runtime-only fields excluded)."""
+    values = config_to_dict(config)
+    if dataclasses.is_dataclass(config):
+        for f in dataclasses.fields(config):
+            if f.metadata.get("runtime_only"):
+                values.pop(f.name, None)
+    blob = json.dumps(values, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
@@ -205,5 +221,6 @@ __all__ = [
     "field",
     "get_extractor",
     "register",
+    "runtime_field",
     "sha256_file",
 ]

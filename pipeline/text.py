@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.decode import DecodeError, NoStream
-from pipeline.registry import Extractor, ExtractResult, MediaRef, Sequence, Status, register, sha256_file
+from pipeline.registry import Extractor, ExtractResult, MediaRef, Sequence, Status, register, runtime_field, sha256_file
 from pipeline.transcripts import Transcript, TranscriptError, load_transcript
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -60,7 +60,7 @@ class TextConfig:
     """
 
     model_dir: str | None = None
-    batch_size: int = 32
+    batch_size: int = runtime_field(32)
     max_length: int = 256
     use_asr: bool = False
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from pipeline import model_files
 from pipeline.decode import DecodeError, NoStream, iter_frames
-from pipeline.registry import ExtractResult, Extractor, MediaRef, Sequence, Status, register
+from pipeline.registry import ExtractResult, Extractor, MediaRef, Sequence, Status, register, runtime_field
 
 from .detect import Detections
 from .track import FrameFaces, MainFaceTracker, TrackParams
@@ -82,9 +82,9 @@ class FacesConfig:
     max_side: int | None = 640
     det_size: int = 640
     max_faces: int = 16
-    batch_size: int = 32
-    device: str = "auto"
-    threads: int | None = None
+    batch_size: int = runtime_field(32)
+    device: str = runtime_field("auto")
+    threads: int | None = runtime_field(None)
     track_sim: float | None = None
     track_sim_box: float | None = None
     init_frames: int = 5
