@@ -9,11 +9,17 @@ import time
 from pathlib import Path
 
 EPILOG = """examples:
-  emofuse demo                                  # local server + serve + demo corpus + extract/ravdess
+  emofuse demo                                  # local server + serve + demo corpus + extract, train, score
   emofuse extract /data/RAVDESS --catalog cat/  # same flow, in-process, no server needed
+  emofuse train --model tacfn --catalog cat/
+  emofuse score-archive /videos --model tacfn --catalog cat/
   emofuse catalog ls --catalog cat/
   prefect deployment run extract/ravdess -p source=/data/RAVDESS   # once `emofuse serve` runs
 """
+
+
+#: Epoch cap of the demo's training runs (early stopping usually ends them sooner).
+DEMO_EPOCHS = 30
 
 
 def _catalog_arg(p: argparse.ArgumentParser) -> None:
@@ -53,6 +59,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selection", nargs="+", default=None,
                    help="RAVDESS files to take, e.g. full-AV speech (the default) audio-only song")
 
+    p = sub.add_parser("train", help="train a fusion model on the catalog's cached features (in-process)")
+    _catalog_arg(p)
+    p.add_argument("--model", default="tacfn",
+                   choices=["tacfn", "rcma", "concat_mlp", "unimodal_audio", "unimodal_face"])
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the model's preset)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--folds", type=int, default=None, help="number of speaker folds (default: RAVDESS protocol or 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cuda, cpu (default: cuda when available)")
+    p.add_argument("--resume", metavar="RUN_ID", default=None, help="continue an interrupted run")
+
+    p = sub.add_parser("score", help="score catalog items with a run and write predictions")
+    _catalog_arg(p)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--run", dest="run_id", help="run id (a folder under <catalog>/runs)")
+    who.add_argument("--model", help="use the latest finished run of this model")
+    p.add_argument("--fold", default="ensemble", help="ensemble (default) or a fold number")
+    p.add_argument("--device", default=None)
+
+    p = sub.add_parser("score-archive", help="register, extract and score every media file under SOURCE")
+    p.add_argument("source", help="a folder (nested folders, mixed formats) or one media file")
+    _catalog_arg(p)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--run", dest="run_id", help="run id (a folder under <catalog>/runs)")
+    who.add_argument("--model", help="use the latest finished run of this model")
+    p.add_argument("--dask-address", default=None, help="existing Dask scheduler (default: local cluster)")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=8, help="items per extraction task (default 8)")
+    p.add_argument("--device", default=None)
+
     p = sub.add_parser("catalog", help="inspect or repair a catalog")
     csub = p.add_subparsers(dest="catalog_cmd", required=True)
     for name, text in (("ls", "tables, row counts and statuses"),
@@ -72,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return {"demo": cmd_demo, "serve": cmd_serve, "stop": cmd_stop, "extract": cmd_extract,
-            "catalog": cmd_catalog, "doctor": cmd_doctor, "demo-corpus": cmd_demo_corpus}[args.cmd](args)
+    return {"demo": cmd_demo, "serve": cmd_serve, "stop": cmd_stop, "extract": cmd_extract, "train": cmd_train,
+            "score": cmd_score, "score-archive": cmd_score_archive, "catalog": cmd_catalog, "doctor": cmd_doctor,
+            "demo-corpus": cmd_demo_corpus}[args.cmd](args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -90,6 +128,30 @@ def cmd_extract(args: argparse.Namespace) -> int:
                      feature_sets=args.feature_sets, fps=args.fps, dask_address=args.dask_address,
                      n_workers=args.workers, batch_size=args.batch_size, selection=args.selection)
     _print_outputs(record["catalog"])
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from flows.train import train
+
+    out = train(catalog=args.catalog, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                folds=args.folds, seed=args.seed, device=args.device, run_id=args.resume)
+    print(f"run {out['run_id']}: {out['run_dir']}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from flows.score import score
+
+    score(run_id=args.run_id, model=args.model, catalog=args.catalog, fold=args.fold, device=args.device)
+    return 0
+
+
+def cmd_score_archive(args: argparse.Namespace) -> int:
+    from flows.score import score
+
+    score(run_id=args.run_id, model=args.model, catalog=args.catalog, source=args.source, corpus="archive",
+          dask_address=args.dask_address, n_workers=args.workers, batch_size=args.batch_size, device=args.device)
     return 0
 
 
@@ -159,28 +221,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from catalog.demo_corpus import generate
 
         source = demo_corpus_dir()
-        print(f"[1/4] demo corpus: {args.actors} actors -> {source}", flush=True)
+        print(f"[1/6] demo corpus: {args.actors} actors -> {source}", flush=True)
         generate(source, actors=args.actors, seed=args.seed)
     stack = ls.LocalStack(Path(data_dir()) / "state", args.port)
-    print(f"[2/4] Prefect server on {stack.api_url} (log: {stack.server_log})", flush=True)
+    print(f"[2/6] Prefect server on {stack.api_url} (log: {stack.server_log})", flush=True)
     api = ls.start_server(stack, env=ls.server_env())
     ls.use_profile(api)
-    print(f"[3/4] emofuse serve (log: {stack.serve_log})", flush=True)
+    print(f"[3/6] emofuse serve (log: {stack.serve_log})", flush=True)
     ls.start_serve(stack, ["--source", source, "--catalog", catalog])
     ls.wait_for_deployment("extract/ravdess", api)
-    print("[4/4] prefect deployment run extract/ravdess --watch", flush=True)
     env = ls.server_env(api)
-    r = subprocess.run([ls.prefect_bin(), "deployment", "run", "extract/ravdess", "--watch"], env=env)
-    if r.returncode != 0:
-        print(f"the flow run failed; see the log above and {stack.serve_log}", file=sys.stderr)
-        return r.returncode
+
+    def run(deployment: str, *params: str) -> None:
+        cmd = [ls.prefect_bin(), "deployment", "run", deployment, *[a for p in params for a in ("-p", p)], "--watch"]
+        print(f"\n$ prefect deployment run {deployment} " + " ".join(f"-p {p}" for p in params), flush=True)
+        if subprocess.run(cmd, env=env).returncode != 0:
+            raise SystemExit(f"{deployment} failed; see the log above and {stack.serve_log}")
+
+    print("[4/6] extract: eGeMAPS, faces, text, log-mel", flush=True)
+    run("extract/ravdess")
+    print(f"[5/6] train TACFN and RCMA ({DEMO_EPOCHS} epochs at most per fold)", flush=True)
+    run("train/ravdess-tacfn", f"epochs={DEMO_EPOCHS}")
+    run("train/ravdess-rcma", f"epochs={DEMO_EPOCHS}")
+    print("[6/6] score the catalog with both runs", flush=True)
+    run("score/catalog", "model=tacfn")
+    run("score/catalog", "model=rcma")
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
     _print_outputs(catalog)
     print(f"""
 The server and the serve process keep running (UI: http://127.0.0.1:{args.port}). With the
-virtualenv active (source .venv/bin/activate), run the deployment again or on your own data:
+virtualenv active (source .venv/bin/activate), run the deployments again or on your own data:
   prefect deployment run extract/ravdess
   prefect deployment run extract/ravdess -p source=/data/RAVDESS
+  prefect deployment run score/archive -p source=/data/videos -p model=tacfn
 Stop them with: emofuse stop""")
     return 0
 
@@ -196,6 +269,12 @@ def _print_outputs(catalog: str) -> None:
         print("\nread them with pandas, e.g.:")
         print(f"  python -c \"import pandas as pd; print(pd.read_parquet('{cat.layout.clips(keys[0])}').head())\"")
         print(f"  python -c \"import pandas as pd; print(pd.read_parquet('{cat.layout.status}').status.value_counts())\"")
+    if cat._exists(cat.layout.predictions):
+        print("\npredictions, joined with the media labels:")
+        print(f"  python -c \"import pandas as pd; p = pd.read_parquet('{cat.layout.predictions}'); "
+              f"m = pd.read_parquet('{cat.layout.media}'); "
+              f"d = p.merge(m.drop_duplicates('item_id'), on='item_id'); "
+              f"print(d.groupby(['model', 'emotion']).label.agg(lambda s: s.value_counts().index[0]))\"")
 
 
 if __name__ == "__main__":

@@ -22,13 +22,30 @@ def default_source() -> str:
 def deployments(source: str | None = None, catalog: str | None = None) -> list[Any]:
     """Runner deployments with their default parameters (each overridable with ``--param``)."""
     from flows.extract import extract
+    from flows.score import score
+    from flows.train import train
 
-    params = {"source": source or default_source(), "catalog": Layout.at(catalog).root, "corpus": "ravdess"}
+    root = Layout.at(catalog).root
+    params = {"source": source or default_source(), "catalog": root, "corpus": "ravdess"}
+    common = {"entrypoint_type": EntrypointType.MODULE_PATH}
     return [
         extract.to_deployment(
-            name="ravdess", parameters=params, entrypoint_type=EntrypointType.MODULE_PATH,
-            description="Extract every feature set of a RAVDESS-layout corpus into the catalog.",
-            tags=["emofuse", "extract"]),
+            name="ravdess", parameters=params, tags=["emofuse", "extract"],
+            description="Extract every feature set of a RAVDESS-layout corpus into the catalog.", **common),
+        train.to_deployment(
+            name="ravdess-tacfn", parameters={"catalog": root, "model": "tacfn"}, tags=["emofuse", "train"],
+            description="Train TACFN (faces target, eGeMAPS query) on the catalog's features.", **common),
+        train.to_deployment(
+            name="ravdess-rcma", parameters={"catalog": root, "model": "rcma"}, tags=["emofuse", "train"],
+            description="Train RCMA (TCNs + recursive joint cross-attention) on the catalog's features.", **common),
+        score.to_deployment(
+            name="catalog", parameters={"catalog": root, "model": "tacfn"}, tags=["emofuse", "score"],
+            description="Score every catalog item with a run (-p run_id=… or the latest run of -p model=…).",
+            **common),
+        score.to_deployment(
+            name="archive", parameters={"catalog": root, "corpus": "archive"}, tags=["emofuse", "score"],
+            description="Register, extract and score every media file under -p source=… with a run "
+                        "(-p run_id=… or -p model=tacfn).", **common),
     ]
 
 

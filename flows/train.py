@@ -1,0 +1,53 @@
+"""The ``train`` flow: fit a fusion model on cached features, publish its metrics as an artifact.
+
+Training runs in the flow's own process (one device, batched): the GPU, when
+there is one, is used by a single process rather than shared between Dask workers.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from catalog.layout import Layout
+
+
+@flow(name="train", log_prints=True)
+def train(
+    catalog: str | None = None,
+    model: str = "tacfn",
+    feature_sets: dict[str, str] | None = None,
+    model_options: dict[str, Any] | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    folds: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` (tacfn, rcma, concat_mlp, unimodal_audio, unimodal_face) on ``catalog``;
+    ``model_options`` override the model's configuration (e.g. ``{"bidirectional": true}``).
+
+    Speaker-independent folds with a validation split; the run folder lands in
+    ``<catalog>/runs/<run_id>`` (weights as safetensors, metrics, plots). Pass an
+    existing ``run_id`` to resume an interrupted run.
+    """
+    from fusion import api
+
+    logger = get_run_logger()
+
+    def progress(r: Any) -> None:
+        metrics = " ".join(f"{k}={v:.3f}" for k, v in r.val_metrics.items())
+        logger.info("fold %d epoch %d/%d  train loss %.4f  val loss %.4f  %s%s", r.fold, r.epoch, r.epochs,
+                    r.train_loss, r.val_loss, metrics, "  (best)" if r.improved else "")
+
+    result = api.train(Layout.at(catalog).root, model=model, feature_sets=feature_sets, model_config=model_options,
+                       epochs=epochs, batch_size=batch_size, lr=lr, folds=folds, seed=seed, device=device,
+                       progress=progress, run_id=run_id)
+    create_markdown_artifact(result.markdown, key=f"train-{model.replace('_', '-')}",
+                             description=f"emofuse {model} run {result.run_id}")
+    print(result.markdown)
+    return {"run_id": result.run_id, "run_dir": result.run_dir, "metrics": result.metrics,
+            "n_parameters": result.n_parameters, "seconds": result.seconds}
