@@ -111,3 +111,19 @@ def extracted(session_dir, dirty_corpus) -> dict:
     catalog = os.path.join(session_dir, "catalog")
     record = extract(source=dirty_corpus["root"], catalog=catalog, n_workers=2)
     return {"catalog": catalog, "record": record, **dirty_corpus}
+
+
+@pytest.fixture(scope="session")
+def prefect_server(session_dir):
+    """A real Prefect server on a free loopback port (own home, SQLite), for the session."""
+    from pathlib import Path
+
+    from flows import local_server as ls
+
+    home = os.path.join(session_dir, "prefect-server-home")
+    stack = ls.LocalStack(Path(session_dir) / "state", ls.free_port())
+    stack.state_dir.mkdir(exist_ok=True)
+    api = ls.start_server(stack, env=ls.server_env(home=home))
+    yield {"api": api, "home": home, "stack": stack, "env": ls.server_env(api, home=home)}
+    ls.stop(stack, "emofuse-serve")
+    ls.stop(stack, "prefect-server")

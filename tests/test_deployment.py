@@ -14,16 +14,12 @@ from flows import local_server as ls
 
 
 @pytest.mark.slow
-def test_prefect_deployment_run_extract_ravdess(tmp_path, demo_corpus):
-    home = str(tmp_path / "prefect-home")
-    stack = ls.LocalStack(tmp_path / "state", ls.free_port())
-    stack.state_dir.mkdir()
+def test_prefect_deployment_run_extract_ravdess(tmp_path, demo_corpus, prefect_server):
+    stack, env = prefect_server["stack"], prefect_server["env"]
     catalog = str(tmp_path / "catalog")
-    api = ls.start_server(stack, env=ls.server_env(home=home))
-    env = ls.server_env(api, home=home)
     try:
         ls.start_serve(stack, ["--source", demo_corpus, "--catalog", catalog], env=env)
-        ls.wait_for_deployment("extract/ravdess", api)
+        ls.wait_for_deployment("extract/ravdess", prefect_server["api"])
         r = subprocess.run(
             [ls.prefect_bin(), "deployment", "run", "extract/ravdess", "-p", 'feature_sets=["egemaps"]',
              "--watch", "--watch-timeout", "600"],
@@ -32,7 +28,6 @@ def test_prefect_deployment_run_extract_ravdess(tmp_path, demo_corpus):
         assert "Completed" in r.stdout
     finally:
         ls.stop(stack, "emofuse-serve")
-        ls.stop(stack, "prefect-server")
     cat = Catalog(catalog)
     key = cat.find_feature_set("egemaps")
     assert len(pd.read_parquet(os.path.join(catalog, "features", key, "clips"))) == 32
