@@ -74,11 +74,13 @@ class Catalog:
     def _p(self, path: str) -> str:
         return path.split("://", 1)[1] if "://" in path else path
 
-    def _exists(self, path: str) -> bool:
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` (a path inside this catalog, as Layout gives it) exists."""
         return self.layout.fs.exists(self._p(path))
 
-    def _ls(self, path: str) -> list[str]:
-        if not self._exists(path):
+    def listdir(self, path: str) -> list[str]:
+        """Sorted entry names of a folder of this catalog (empty when it does not exist)."""
+        if not self.exists(path):
             return []
         return sorted(os.path.basename(p.rstrip("/")) for p in self.layout.fs.ls(self._p(path), detail=False))
 
@@ -154,7 +156,7 @@ class Catalog:
         atomic.write_json(info, self.layout.feature_set_info(info["key"]), overwrite=False)
 
     def feature_sets(self) -> list[str]:
-        return [k for k in self._ls(self.layout.features) if not k.startswith(".")]
+        return [k for k in self.listdir(self.layout.features) if not k.startswith(".")]
 
     def feature_set_info(self, key: str) -> dict[str, Any]:
         with self.layout.fs.open(self._p(self.layout.feature_set_info(key))) as f:
@@ -274,12 +276,12 @@ class Catalog:
 
     def _committed(self, folder: str, feature_set: str, schema: pa.Schema | None) -> pd.DataFrame:
         """Rows of a folder whose part belongs to a committed task (orphans are invisible)."""
-        if not self._exists(folder):
+        if not self.exists(folder):
             return schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
         committed = self.committed_tasks(feature_set)
         frames = []
         fs = self.layout.fs
-        for name in self._ls(folder):
+        for name in self.listdir(folder):
             if not (name.startswith("part-") and name.endswith(".parquet")):
                 continue
             if name[len("part-"):-len(".parquet")] not in committed:
@@ -321,7 +323,7 @@ class Catalog:
             for folder, prefix, suffix in ((self.layout.clips(key), "part-", ".parquet"),
                                            (self.layout.seq_index(key), "part-", ".parquet"),
                                            (self.layout.shards(key), "", ".zarr")):
-                for name in self._ls(folder):
+                for name in self.listdir(folder):
                     path = f"{folder}/{name}"
                     if name.startswith(".tmp-"):
                         if now - _mtime(fs, self._p(path)) > grace_s:
@@ -336,7 +338,7 @@ class Catalog:
                     fs.rm(self._p(path), recursive=True)
                     removed.append(path)
         for folder in (self.layout.media,):
-            for name in self._ls(folder):
+            for name in self.listdir(folder):
                 if name.startswith(".tmp-") and now - _mtime(fs, self._p(f"{folder}/{name}")) > grace_s:
                     fs.rm(self._p(f"{folder}/{name}"))
                     removed.append(f"{folder}/{name}")
@@ -366,7 +368,7 @@ class Catalog:
                 rows.append({"table": f"features/{key}/index", "path": self.layout.seq_index(key),
                              "rows": int(idx["length"].sum()), "items": len(idx),
                              "status": f"{idx['shard'].nunique()} shards"})
-        if self._exists(self.layout.predictions):
+        if self.exists(self.layout.predictions):
             preds = read_table(self.layout.predictions, partitioning="hive")
             rows.append({"table": "predictions", "path": self.layout.predictions, "rows": len(preds),
                          "items": preds["item_id"].nunique() if len(preds) else 0})

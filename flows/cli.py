@@ -165,7 +165,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         removed = cat.repair(grace_s=0)
         print(f"removed {len(removed)} leftovers" + "".join(f"\n  {r}" for r in removed))
         return 0
-    if not cat._exists(cat.layout.manifest):
+    if not cat.exists(cat.layout.manifest):
         print(f"no catalog at {cat.root}; create one with `emofuse extract SOURCE --catalog {cat.root}`",
               file=sys.stderr)
         return 1
@@ -269,7 +269,7 @@ def _print_outputs(catalog: str) -> None:
         print("\nread them with pandas, e.g.:")
         print(f"  python -c \"import pandas as pd; print(pd.read_parquet('{cat.layout.clips(keys[0])}').head())\"")
         print(f"  python -c \"import pandas as pd; print(pd.read_parquet('{cat.layout.status}').status.value_counts())\"")
-    if cat._exists(cat.layout.predictions):
+    if cat.exists(cat.layout.predictions):
         print("\npredictions, joined with the media labels:")
         print(f"  python -c \"import pandas as pd; p = pd.read_parquet('{cat.layout.predictions}'); "
               f"m = pd.read_parquet('{cat.layout.media}'); "

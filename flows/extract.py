@@ -57,7 +57,7 @@ def feature_configs(feature_sets: list[str], fps: float, configs: dict[str, dict
 
 
 @flow(name="extract-on-dask", log_prints=True)
-def _extract_on_dask(source: str | None, catalog: str, corpus: str, feature_sets: list[str], fps: float,
+def extract_on_dask(source: str | None, catalog: str, corpus: str, feature_sets: list[str], fps: float,
                      batch_size: int, selection: list[str] | None, configs: dict[str, dict] | None,
                      run_id: str) -> dict[str, Any]:
     logger = get_run_logger()
@@ -199,7 +199,7 @@ def extract(
     names = feature_sets or default_feature_sets()
     run_id = time.strftime("%Y%m%d-%H%M%S-") + atomic.new_id()[:6]
     runner = dask_runner(dask_address, n_workers)
-    return _extract_on_dask.with_options(task_runner=runner)(
+    return extract_on_dask.with_options(task_runner=runner)(
         source=os.path.abspath(source) if source and "://" not in source else source, catalog=root,
         corpus=corpus, feature_sets=names, fps=fps, batch_size=batch_size, selection=selection,
         configs=configs, run_id=run_id)

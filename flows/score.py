@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from catalog.atomic import new_id
 from catalog.layout import Layout
 from catalog.store import Catalog
-from flows.extract import _extract_on_dask
+from flows.extract import extract_on_dask
 from flows.runner import dask_runner
 
 
@@ -38,7 +38,7 @@ def latest_run(cat: Catalog, model: str) -> str:
     from fusion import runs
 
     found = []
-    for run_id in cat._ls(cat.layout.runs):
+    for run_id in cat.listdir(cat.layout.runs):
         try:
             config = runs.read_config(cat.layout.run(run_id))
         except Exception:  # noqa: BLE001 - unfinished or foreign folders are not candidates
@@ -89,7 +89,7 @@ def score(
     if source:
         source = os.path.abspath(source) if "://" not in source else source
         configs = run_feature_sets(cat, run_id)
-        extraction = _extract_on_dask.with_options(task_runner=dask_runner(dask_address, n_workers))(
+        extraction = extract_on_dask.with_options(task_runner=dask_runner(dask_address, n_workers))(
             source=source, catalog=root, corpus=corpus, feature_sets=list(configs), fps=5.0,
             batch_size=batch_size, selection=None, configs=configs,
             run_id=time.strftime("%Y%m%d-%H%M%S-") + new_id()[:6])
