@@ -26,13 +26,15 @@ def train(
     seed: int = 0,
     device: str | None = None,
     run_id: str | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` (tacfn, rcma, concat_mlp, unimodal_audio, unimodal_face) on ``catalog``;
     ``model_options`` override the model's configuration (e.g. ``{"bidirectional": true}``).
 
     Speaker-independent folds with a validation split; the run folder lands in
     ``<catalog>/runs/<run_id>`` (weights as safetensors, metrics, plots). Pass an
-    existing ``run_id`` to resume an interrupted run.
+    existing ``run_id`` to resume an interrupted run. ``threads`` caps torch's CPU
+    threads (1 is fastest on a busy 2-core machine).
     """
     from fusion import api
 
@@ -45,7 +47,7 @@ def train(
 
     result = api.train(Layout.at(catalog).root, model=model, feature_sets=feature_sets, model_config=model_options,
                        epochs=epochs, batch_size=batch_size, lr=lr, folds=folds, seed=seed, device=device,
-                       progress=progress, run_id=run_id)
+                       progress=progress, run_id=run_id, threads=threads)
     create_markdown_artifact(result.markdown, key=f"train-{model.replace('_', '-')}",
                              description=f"emofuse {model} run {result.run_id}")
     print(result.markdown)
