@@ -20,7 +20,8 @@ import zarr
 from fsspec.core import url_to_fs
 
 
-def _is_local(path: str) -> bool:
+def is_local(path: str) -> bool:
+    """True for a local path or file:// URL (where rename is atomic)."""
     return "://" not in path or path.startswith("file://")
 
 
@@ -42,7 +43,7 @@ def write_parquet(table: pa.Table, folder: str, name: str | None = None) -> str:
     name = name or new_id()
     final = f"{folder}/part-{name}.parquet"
     tmp = f"{folder}/.tmp-{new_id()}.parquet"
-    if _is_local(folder):
+    if is_local(folder):
         os.makedirs(_local(folder), exist_ok=True)
         try:
             pq.write_table(table, _local(tmp), compression="zstd")
@@ -60,15 +61,18 @@ def write_parquet(table: pa.Table, folder: str, name: str | None = None) -> str:
     return final
 
 
-def write_json(obj: Any, path: str, *, overwrite: bool = True) -> bool:
-    """Write JSON atomically; with ``overwrite=False`` keep an existing file (returns False)."""
-    data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
-    if _is_local(path):
+def write_bytes(path: str, data: bytes, *, overwrite: bool = True) -> bool:
+    """Write ``data`` to ``path`` atomically; with ``overwrite=False`` an existing file wins (returns False).
+
+    Locally: a hidden temporary file, fsync, then rename (or hard link, which
+    fails if the name exists: first writer wins). Remotely: one PUT.
+    """
+    if is_local(path):
         p = _local(path)
         if not overwrite and os.path.exists(p):
             return False
         os.makedirs(os.path.dirname(p), exist_ok=True)
-        tmp = os.path.join(os.path.dirname(p), f".tmp-{new_id()}.json")
+        tmp = os.path.join(os.path.dirname(p), f".tmp-{new_id()}-{os.path.basename(p)}")
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -76,7 +80,7 @@ def write_json(obj: Any, path: str, *, overwrite: bool = True) -> bool:
         if overwrite:
             os.replace(tmp, p)
             return True
-        try:  # link fails if the name exists: first writer wins, atomically
+        try:
             os.link(tmp, p)
             return True
         except FileExistsError:
@@ -86,9 +90,15 @@ def write_json(obj: Any, path: str, *, overwrite: bool = True) -> bool:
     fs, p = url_to_fs(path)
     if not overwrite and fs.exists(p):
         return False
+    fs.makedirs(os.path.dirname(p), exist_ok=True)
     with fs.open(p, "wb") as f:
         f.write(data)
     return True
+
+
+def write_json(obj: Any, path: str, *, overwrite: bool = True) -> bool:
+    """Write JSON atomically (see :func:`write_bytes`)."""
+    return write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode(), overwrite=overwrite)
 
 
 def write_zarr_shard(
@@ -102,7 +112,7 @@ def write_zarr_shard(
     Arrays carry ``dimension_names`` (``row``, ``<name>_dim1`` …) so xarray can
     open the group as a Dataset without our code.
     """
-    if _is_local(path):
+    if is_local(path):
         final = _local(path)
         parent = os.path.dirname(final)
         os.makedirs(parent, exist_ok=True)

@@ -33,7 +33,8 @@ from fsspec.core import url_to_fs
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from catalog.atomic import new_id
+from catalog import atomic
+from catalog.atomic import is_local, new_id
 from fusion.data import NormStats
 
 MANIFEST = "manifest.json"
@@ -64,27 +65,10 @@ def _fs(path: str) -> tuple[Any, str]:
     return fs, p
 
 
-def is_local(path: str) -> bool:
-    return "://" not in path or path.startswith("file://")
-
-
 def write_bytes(run_dir: str, name: str, data: bytes, *, record: bool = True) -> str:
-    """Write ``run_dir/name`` atomically (temp name + rename locally, one PUT remotely); record its sha256."""
+    """Write ``run_dir/name`` atomically (:func:`catalog.atomic.write_bytes`); record its sha256."""
     path = f"{run_dir}/{name}"
-    if is_local(path):
-        p = path[len("file://"):] if path.startswith("file://") else path
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        tmp = os.path.join(os.path.dirname(p), f".tmp-{new_id()}-{os.path.basename(p)}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    else:
-        fs, p = _fs(path)
-        fs.makedirs(os.path.dirname(p), exist_ok=True)
-        with fs.open(p, "wb") as f:
-            f.write(data)
+    atomic.write_bytes(path, data)
     if record:
         _record(run_dir, name, data)
     return path
