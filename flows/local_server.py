@@ -138,13 +138,19 @@ def stop(stack: LocalStack, what: str) -> bool:
 def use_profile(api_url: str, env: dict[str, str] | None = None) -> None:
     """Make ``emofuse`` the active Prefect profile, pointing at ``api_url``, so plain
     ``prefect deployment run …`` commands reach the local server."""
-    env = env or dict(os.environ)
+    env = dict(env or os.environ)
     env.pop("PREFECT_API_URL", None)
     subprocess.run([prefect_bin(), "profile", "create", PROFILE], env=env, capture_output=True)
-    subprocess.run([prefect_bin(), "profile", "use", PROFILE], env=env, check=True, capture_output=True)
-    subprocess.run([prefect_bin(), "config", "set", f"PREFECT_API_URL={api_url}",
-                    "PREFECT_SERVER_ANALYTICS_ENABLED=false", "PREFECT_RUNNER_POLL_FREQUENCY=1"],
-                   env=env, check=True, capture_output=True)
+    # configure the profile first: `profile use` checks that its server answers
+    _run([prefect_bin(), "config", "set", f"PREFECT_API_URL={api_url}", "PREFECT_SERVER_ANALYTICS_ENABLED=false",
+          "PREFECT_RUNNER_POLL_FREQUENCY=1"], {**env, "PREFECT_PROFILE": PROFILE})
+    _run([prefect_bin(), "profile", "use", PROFILE], env)
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> None:
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[1:])} failed ({r.returncode}): {r.stdout[-800:]} {r.stderr[-800:]}")
 
 
 def wait_for_deployment(name: str, api_url: str, wait_s: float = 120.0) -> None:
