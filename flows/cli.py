@@ -277,7 +277,7 @@ def _print_outputs(catalog: str) -> None:
         print(f"  python -c \"import pandas as pd; p = pd.read_parquet('{cat.layout.predictions}'); "
               f"m = pd.read_parquet('{cat.layout.media}'); "
               f"d = p.merge(m.drop_duplicates('item_id'), on='item_id'); "
-              f"print(d.groupby(['model', 'emotion']).label.agg(lambda s: s.value_counts().index[0]))\"")
+              f"print(d.groupby(['model', 'emotion'], observed=True).label.agg(lambda s: s.value_counts().index[0]))\"")
 
 
 if __name__ == "__main__":
