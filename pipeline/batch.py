@@ -85,8 +85,13 @@ def _extract_safely(extractor: Extractor, refs: list[MediaRef]) -> list[ExtractR
     """Batch extraction; if the batch call raises, fall back per item so one bad file fails alone."""
     if not refs:
         return []
+    t0 = time.perf_counter()
     try:
-        return extractor.extract_many(refs)
+        results = extractor.extract_many(refs)
+        share = (time.perf_counter() - t0) / len(results) if results else 0.0
+        for r in results:  # batched extractors cannot time items alone: record their share
+            r.wall_s = r.wall_s or share
+        return results
     except Exception:  # noqa: BLE001 - isolate the culprit below
         log.warning("batch of %d failed in %s; retrying item by item", len(refs), extractor.name)
     out = []
