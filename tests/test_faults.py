@@ -89,9 +89,9 @@ def test_killing_a_dask_worker_mid_run_loses_nothing(tmp_path, demo_corpus, pref
 
 
 @pytest.mark.slow
-def test_two_runs_at_once_on_one_catalog(tmp_path, demo_corpus):
+def test_two_runs_at_once_on_one_catalog(tmp_path, demo_corpus, prefect_server):
     catalog = str(tmp_path / "catalog")
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "ph")}
+    env = prefect_server["env"]  # two runs against one server, as two users of one deployment would
     procs = [subprocess.Popen(_extract_cmd(demo_corpus, catalog, "--batch-size", "2"), env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=900)[0] for p in procs]
