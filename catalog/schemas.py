@@ -15,7 +15,11 @@ LAYOUT_VERSION = 1
 
 
 class Status(str, Enum):
-    """Outcome of one (item, feature set) extraction. Anything but ``ok`` is retried."""
+    """Outcome of one (item, feature set) extraction. Anything but ``ok`` is retried.
+
+    Scoring records its own outcome per (item, run) in the same table under the pseudo
+    feature set ``score-<run_id>``: ``ok`` or ``no_features`` (see :class:`ScoreStatus`).
+    """
 
     OK = "ok"
     NO_FACE = "no_face"
@@ -26,6 +30,21 @@ class Status(str, Enum):
     TOO_SHORT = "too_short"
     ERROR = "error"
 
+
+class ScoreStatus(str, Enum):
+    """Outcome of scoring one item with one run (status table, ``feature_set=score-<run_id>``).
+
+    ``ok``: predictions written (the message names modalities that were masked, and why);
+    ``no_features``: none of the run's feature sets is usable for the item (the message
+    gives each one's extraction status and reason). Items not ``ok`` are retried.
+    """
+
+    OK = "ok"
+    NO_FEATURES = "no_features"
+
+
+#: ``window`` value of per-clip predictions; windowed rows carry ``"<length>s/<hop>s"``.
+CLIP_WINDOW = "clip"
 
 #: One row per (item, path). ``item_id`` is a content hash, so copies of a file share it.
 MEDIA_SCHEMA = pa.schema(
@@ -90,10 +109,14 @@ SEQ_INDEX_SCHEMA = pa.schema(
 )
 
 #: Predictions of a fusion run. Class probabilities are columns ``p_<class>``
-#: appended per run (their names depend on the run's label set).
+#: appended per run (their names depend on the run's label set). One row per
+#: (item, fold, window, start): ``window`` is ``"clip"`` for the whole clip
+#: (start 0, end = duration) or ``"<length>s/<hop>s"`` (e.g. ``"4s/2s"``) for each time
+#: window of windowed scoring; ``fold`` is ``"ensemble"`` or a fold number.
 PREDICTION_BASE_FIELDS = [
     ("item_id", pa.string()),
     ("fold", pa.string()),
+    ("window", pa.string()),
     ("start", pa.float64()),
     ("end", pa.float64()),
     ("label", pa.string()),

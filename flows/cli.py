@@ -12,7 +12,7 @@ EPILOG = """examples:
   emofuse demo                                  # local server + serve + demo corpus + extract, train, score
   emofuse extract /data/RAVDESS --catalog cat/  # same flow, in-process, no server needed
   emofuse train --model tacfn --catalog cat/
-  emofuse score-archive /videos --model tacfn --catalog cat/
+  emofuse score-archive /videos --model tacfn --catalog cat/ --window 4 --hop 2
   emofuse catalog ls --catalog cat/
   prefect deployment run extract/ravdess -p source=/data/RAVDESS   # once `emofuse serve` runs
 """
@@ -25,6 +25,13 @@ DEMO_EPOCHS = {"tacfn": 40, "rcma": 30}
 def _catalog_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", default=None,
                    help="catalog root, folder or fsspec URL (default: $EMOFUSE_CATALOG or ./emofuse-data/catalog)")
+
+
+def _window_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="also score time windows of this length (rows with start/end: emotion over time)")
+    p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+                   help="seconds between window starts (default: half the window)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--run", dest="run_id", help="run id (a folder under <catalog>/runs)")
     who.add_argument("--model", help="use the latest finished run of this model")
     p.add_argument("--fold", default="ensemble", help="ensemble (default) or a fold number")
+    _window_args(p)
     p.add_argument("--device", default=None)
 
     p = sub.add_parser("score-archive", help="register, extract and score every media file under SOURCE")
@@ -89,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dask-address", default=None, help="existing Dask scheduler (default: local cluster)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=8, help="items per extraction task (default 8)")
+    _window_args(p)
     p.add_argument("--device", default=None)
 
     p = sub.add_parser("catalog", help="inspect or repair a catalog")
@@ -144,7 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from flows.score import score
 
-    score(run_id=args.run_id, model=args.model, catalog=args.catalog, fold=args.fold, device=args.device)
+    score(run_id=args.run_id, model=args.model, catalog=args.catalog, fold=args.fold, window=args.window,
+          hop=args.hop, device=args.device)
     return 0
 
 
@@ -152,7 +162,8 @@ def cmd_score_archive(args: argparse.Namespace) -> int:
     from flows.score import score
 
     score(run_id=args.run_id, model=args.model, catalog=args.catalog, source=args.source, corpus="archive",
-          dask_address=args.dask_address, n_workers=args.workers, batch_size=args.batch_size, device=args.device)
+          window=args.window, hop=args.hop, dask_address=args.dask_address, n_workers=args.workers,
+          batch_size=args.batch_size, device=args.device)
     return 0
 
 

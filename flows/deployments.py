@@ -45,7 +45,7 @@ def deployments(source: str | None = None, catalog: str | None = None) -> list[A
         score.to_deployment(
             name="archive", parameters={"catalog": root, "corpus": "archive"}, tags=["emofuse", "score"],
             description="Register, extract and score every media file under -p source=… with a run "
-                        "(-p run_id=… or -p model=tacfn).", **common),
+                        "(-p run_id=… or -p model=tacfn); -p window=4 -p hop=2 adds time windows.", **common),
     ]
 
 

@@ -24,6 +24,24 @@ status is not ``ok`` are masked (``missing="mask"``) or the item dropped
 (``missing="drop"``, logged with counts). Per-clip vectors (``source="clip"``: pooled
 embeddings, eGeMAPS functionals) are repeated over the steps.
 
+Time windows (``load_aligned(..., windows=(length_s, hop_s))``, for scoring long files):
+each clip is cut into windows of ``length_s`` seconds every ``hop_s`` seconds
+(:func:`clip_windows`: the last window is aligned to the clip end, a clip no longer than
+one window is one window ``[0, duration]``) and every window is aligned exactly like a
+clip of its own (only the frames overlapping it; per-clip vectors repeated). ``items``
+then holds one row per (item, window) with its ``start``, ``end`` and ``window`` number;
+rows, masks and :class:`FusionDataset` work on those rows unchanged. Without windows
+``items`` is one row per item with ``start = 0`` and ``end = duration``.
+
+Memory: an item with more than ``max_item_rows`` frames in a feature set (default
+:data:`MAX_ITEM_ROWS`, 65 536: 11 minutes of eGeMAPS LLDs) is never read whole; its rows
+are read block by block from the Zarr shard (shards are chunked by 65 536 rows), pooled
+bin by bin for a per-clip timeline, or read one group of windows (at most
+:data:`WINDOW_SPAN_S` seconds) at a time. ``time_range=(t0, t1)`` keeps only the windows
+that start in it, so a caller (``fusion.score``) can walk a long file in bounded pieces.
+Shards with more than :data:`MAX_SHARD_ROWS` rows are read item by item, never whole.
+The ``interp`` method reads a long item whole.
+
 z-normalisation (:class:`NormStats`) uses valid steps of the training rows only and is
 stored with a run.
 
@@ -34,6 +52,8 @@ Example:
     >>> train = data.rows_of_items(data.items_of_speakers(["Actor_01", "Actor_02"]))  # doctest: +SKIP
     >>> ds = FusionDataset(data, train, NormStats.compute(data, train))         # doctest: +SKIP
     >>> batch = ds.batch(torch.arange(4))                                        # doctest: +SKIP
+    >>> windows = load_aligned(Catalog("emofuse-data/catalog"), cfg, windows=(4.0, 2.0))  # doctest: +SKIP
+    >>> windows.items[["item_id", "window", "start", "end"]].head()              # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -60,6 +80,12 @@ DEFAULT_MODALITY_NAMES: dict[str, str] = {"egemaps": "audio", "faces": "face", "
 #: Arrays read per feature-set name besides ``times``/``values`` (only those that exist are read).
 _AUX_ARRAYS = ("mask", "start", "end")
 _EPS = 1e-9
+#: Items with more frames than this (in one feature set) are read block by block, never whole.
+MAX_ITEM_ROWS = 65536
+#: Shards with more rows than this are read item by item instead of whole.
+MAX_SHARD_ROWS = 262144
+#: The windows of a long item are aligned in groups that span at most this many seconds.
+WINDOW_SPAN_S = 600.0
 
 
 # --------------------------------------------------------------------------- configs
@@ -171,6 +197,36 @@ def window_starts(n_steps: int, window: int, hop: int) -> list[int]:
     return starts
 
 
+def clip_windows(duration: float, length: float, hop: float) -> np.ndarray:
+    """(n, 2) start/end seconds of windows of ``length`` s every ``hop`` s over ``[0, duration]``.
+
+    The last window ends at ``duration`` (it may overlap its neighbour by more than
+    ``length - hop``); a clip no longer than ``length`` is one window ``[0, duration]``.
+
+    >>> clip_windows(10.0, 4.0, 2.0).tolist()
+    [[0.0, 4.0], [2.0, 6.0], [4.0, 8.0], [6.0, 10.0]]
+    >>> clip_windows(3.0, 4.0, 2.0).tolist()
+    [[0.0, 3.0]]
+    """
+    length, hop, duration = float(length), float(hop), max(float(duration), 0.0)
+    if length <= 0 or hop <= 0:
+        raise ValueError(f"window length and hop must be positive, got {length}, {hop}")
+    if duration <= length + 1e-9:
+        return np.array([[0.0, duration]])
+    n = int(math.ceil((duration - length) / hop - 1e-9))
+    starts = np.r_[np.arange(n, dtype=np.float64) * hop, duration - length]
+    return np.stack([starts, starts + length], axis=1)
+
+
+def _window_arg(windows: tuple[float, float] | Sequence[float] | None) -> tuple[float, float] | None:
+    if windows is None:
+        return None
+    length, hop = (float(v) for v in windows)
+    if not (length > 0 and hop > 0):
+        raise ValueError(f"windows=(length_s, hop_s) must be positive, got {windows!r}")
+    return length, hop
+
+
 def frame_bounds(times: np.ndarray, *, hop: float, clip_end: float,
                  starts: np.ndarray | None = None, ends: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Interval ``[s, e)`` each frame covers: ``[t, t + hop)``, or a segment's own start/end.
@@ -188,6 +244,48 @@ def frame_bounds(times: np.ndarray, *, hop: float, clip_end: float,
     return t, t + hop
 
 
+def _overlap_pairs(v: np.ndarray, fstart: np.ndarray, fend: np.ndarray, edges: np.ndarray,
+                   valid: np.ndarray | None) -> tuple[np.ndarray, ...] | None:
+    """Valid frames and their overlapping (frame, bin, overlap seconds) pairs; None when there are none."""
+    n_bins = len(edges) - 1
+    ok = np.ones(len(v), bool) if valid is None else np.asarray(valid, bool).copy()
+    ok &= np.isfinite(v).all(axis=1) & (fend > fstart)
+    if not ok.any() or n_bins <= 0:
+        return None
+    v, fs, fe = v[ok], np.asarray(fstart, np.float64)[ok], np.asarray(fend, np.float64)[ok]
+    # (frame, bin) pairs that overlap: frame j spans bins first[j] .. last[j]
+    first = np.clip(np.searchsorted(edges, fs, side="right") - 1, 0, n_bins - 1)
+    last = np.clip(np.searchsorted(edges, fe, side="left") - 1, 0, n_bins - 1)
+    counts = np.maximum(last - first + 1, 0)
+    frame = np.repeat(np.arange(len(v)), counts)
+    offs = np.repeat(np.cumsum(counts) - counts, counts)
+    bins = first[frame] + (np.arange(len(frame)) - offs)
+    w = np.minimum(fe[frame], edges[bins + 1]) - np.maximum(fs[frame], edges[bins])
+    widths = np.diff(edges)
+    keep = w > _EPS * np.maximum(widths[bins], 1.0)
+    return v, fs, fe, frame[keep], bins[keep], w[keep]
+
+
+def pool_sums(values: np.ndarray, fstart: np.ndarray, fend: np.ndarray, edges: np.ndarray, *,
+              valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Overlap-weighted sums (L, d) and weights (L,) of frames per bin, float64.
+
+    The ``pool`` alignment of frames given in several pieces is ``sum(sums) / sum(weights)``
+    over the pieces (bins with weight 0 are invalid): how long items are pooled block by block.
+    """
+    v = np.asarray(values, np.float64)
+    if v.ndim == 1:
+        v = v[:, None]
+    n_bins = len(edges) - 1
+    sums, wsum = np.zeros((max(n_bins, 0), v.shape[1]), np.float64), np.zeros(max(n_bins, 0), np.float64)
+    pairs = _overlap_pairs(v, fstart, fend, edges, valid)
+    if pairs is not None:
+        v, _, _, frame, bins, w = pairs
+        np.add.at(sums, bins, v[frame] * w[:, None])
+        np.add.at(wsum, bins, w)
+    return sums, wsum
+
+
 def align_to_edges(values: np.ndarray, fstart: np.ndarray, fend: np.ndarray, edges: np.ndarray, *,
                    method: str = "pool", valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Bring frames (values (T, d) on intervals [fstart, fend)) to bins given by ``edges`` (L+1).
@@ -202,22 +300,10 @@ def align_to_edges(values: np.ndarray, fstart: np.ndarray, fend: np.ndarray, edg
         v = v[:, None]
     n_bins = len(edges) - 1
     out = np.zeros((n_bins, v.shape[1]), np.float64)
-    ok = np.ones(len(v), bool) if valid is None else np.asarray(valid, bool).copy()
-    ok &= np.isfinite(v).all(axis=1) & (fend > fstart)
-    if not ok.any() or n_bins <= 0:
+    pairs = _overlap_pairs(v, fstart, fend, edges, valid)
+    if pairs is None:
         return out.astype(np.float32), np.zeros(n_bins, bool)
-    v, fs, fe = v[ok], np.asarray(fstart, np.float64)[ok], np.asarray(fend, np.float64)[ok]
-    # (frame, bin) pairs that overlap: frame j spans bins first[j] .. last[j]
-    first = np.clip(np.searchsorted(edges, fs, side="right") - 1, 0, n_bins - 1)
-    last = np.clip(np.searchsorted(edges, fe, side="left") - 1, 0, n_bins - 1)
-    counts = np.maximum(last - first + 1, 0)
-    frame = np.repeat(np.arange(len(v)), counts)
-    offs = np.repeat(np.cumsum(counts) - counts, counts)
-    bins = first[frame] + (np.arange(len(frame)) - offs)
-    w = np.minimum(fe[frame], edges[bins + 1]) - np.maximum(fs[frame], edges[bins])
-    widths = np.diff(edges)
-    keep = w > _EPS * np.maximum(widths[bins], 1.0)
-    frame, bins, w = frame[keep], bins[keep], w[keep]
+    v, fs, fe, frame, bins, w = pairs
     mask = np.zeros(n_bins, bool)
     mask[bins] = True
     if method == "pool":
@@ -260,7 +346,8 @@ class AlignedData:
     """Every selected item on the common timeline, in memory (numpy, float32).
 
     ``items``: one row per item (item_id, speaker, duration, label index or -1, dimensional
-    targets, ``has_<modality>``). Rows (one per clip, or per window) point to items by
+    targets, ``has_<modality>``, ``start``/``end`` = 0/duration), or with ``windows`` one row
+    per (item, window) (plus ``window``, the window's number in its clip, and its bounds). Rows (one per clip, or per window) point to items by
     ``row_item``; ``x[m]`` (rows, L_m, d_m), ``mask[m]`` (rows, L_m).
     """
 
@@ -276,6 +363,8 @@ class AlignedData:
     feature_sets: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
+    #: ``(length_s, hop_s)`` when ``items`` holds time windows of the clips, else None.
+    windows: tuple[float, float] | None = None
 
     @property
     def n_items(self) -> int:
@@ -358,14 +447,122 @@ def _status_summary(catalog: Catalog, key: str, ids: list[str], present: set[str
     return out
 
 
+class _LazySequence:
+    """One long item's rows in a Zarr shard, read block by block (never whole)."""
+
+    def __init__(self, catalog: Catalog, key: str, shard: str, offset: int, length: int, names: list[str],
+                 t_start: float, t_end: float, block_rows: int) -> None:
+        self.catalog, self.key, self.shard = catalog, key, shard
+        self.offset, self.length, self.names = int(offset), int(length), list(names)
+        self.t_start, self.t_end = float(t_start), float(t_end)
+        self.block_rows = max(1, int(block_rows))
+        self._group: Any = None
+        self._spans: list[tuple[int, int, float, float]] | None = None
+
+    @property
+    def group(self) -> Any:
+        if self._group is None:
+            self._group = self.catalog.open_shard(self.key, self.shard)
+        return self._group
+
+    @property
+    def width(self) -> int:
+        shape = self.group["values"].shape
+        return int(shape[1]) if len(shape) > 1 else 1
+
+    def _read(self, name: str, a: int, b: int) -> np.ndarray:
+        return np.asarray(self.group[name][self.offset + a: self.offset + b])
+
+    def spans(self) -> list[tuple[int, int, float, float]]:
+        """(first row, end row, min time, max time) of each block (one pass over ``times``)."""
+        if self._spans is None:
+            out = []
+            for a in range(0, self.length, self.block_rows):
+                b = min(a + self.block_rows, self.length)
+                t = self._read("times", a, b)
+                fin = t[np.isfinite(t)]
+                out.append((a, b, float(fin.min()) if fin.size else -np.inf, float(fin.max()) if fin.size else np.inf))
+            self._spans = out
+        return self._spans
+
+    def first_steps(self, n: int = 4096) -> np.ndarray:
+        return np.diff(self._read("times", 0, min(n, self.length)))
+
+    def blocks(self, t0: float = -np.inf, t1: float = np.inf) -> Iterator[dict[str, np.ndarray]]:
+        """Rows whose time lies in ``[t0, t1)`` (untimed rows always), one block at a time."""
+        for a, b, tmin, tmax in self.spans():
+            if tmax < t0 or tmin >= t1:
+                continue
+            t = self._read("times", a, b)
+            sel = ~np.isfinite(t) | ((t >= t0) & (t < t1))
+            if not sel.any():
+                continue
+            lo, hi = int(np.flatnonzero(sel)[0]), int(np.flatnonzero(sel)[-1]) + 1
+            block = {"times": t[lo:hi]}
+            for n in self.names:
+                block[n] = self._read(n, a + lo, a + hi)
+            keep = sel[lo:hi]
+            yield block if keep.all() else {k: v[keep] for k, v in block.items()}
+
+    def read(self, t0: float = -np.inf, t1: float = np.inf) -> dict[str, np.ndarray] | None:
+        parts = list(self.blocks(t0, t1))
+        if not parts:
+            return None
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _read_sequences(catalog: Catalog, key: str, ok: set[str], names: list[str],
+                    max_item_rows: int) -> dict[str, Any]:
+    """item_id -> arrays (in memory) or :class:`_LazySequence` (items longer than ``max_item_rows``).
+
+    Small shards are read whole (:meth:`Catalog.load_sequences`); items in shards above
+    :data:`MAX_SHARD_ROWS` rows are read one by one, so a long neighbour is never loaded.
+    """
+    idx_all = catalog.sequence_index(key)
+    if not len(idx_all):
+        return {}
+    shard_rows = idx_all.groupby("shard")["length"].sum()
+    idx = idx_all[idx_all["item_id"].isin(ok)]
+    long = idx["length"].to_numpy() > max_item_rows
+    big = idx["shard"].map(shard_rows).to_numpy() > MAX_SHARD_ROWS
+    out: dict[str, Any] = {}
+    small = idx[~long & ~big]
+    if len(small):
+        out.update(catalog.load_sequences(key, small["item_id"], arrays=names))
+    for r in idx[long].itertuples():
+        out[r.item_id] = _LazySequence(catalog, key, r.shard, r.offset, r.length, names, r.t_start, r.t_end,
+                                       block_rows=max_item_rows)
+    for shard, rows in idx[~long & big].groupby("shard"):
+        g = catalog.open_shard(key, shard)
+        for item, off, length in zip(rows["item_id"], rows["offset"], rows["length"]):
+            out[item] = {n: np.asarray(g[n][off:off + length]) for n in ["times", *names]}
+    return out
+
+
+def _width(seq: Any) -> int:
+    return seq.width if isinstance(seq, _LazySequence) else int(seq["values"].shape[1])
+
+
 def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] | None = None, *,
-                 classes: list[str] | None = None, dims: dict[str, int] | None = None) -> AlignedData:
+                 classes: list[str] | None = None, dims: dict[str, int] | None = None,
+                 windows: tuple[float, float] | Sequence[float] | None = None,
+                 time_range: tuple[float, float] | None = None,
+                 max_item_rows: int | None = None) -> AlignedData:
     """Read the configured feature sets once and align every item (see module docstring).
 
     ``item_ids``: restrict to these items (default: every item of the media table).
     ``classes``/``dims``: fix the label order and feature widths (when scoring with a run).
+    ``windows``: ``(length_s, hop_s)`` to align every window of every clip as a clip of its
+    own (``items`` then has one row per (item, window)); None: one timeline per clip.
+    ``time_range``: with ``windows``, keep only the windows that start in ``[t0, t1)``.
+    ``max_item_rows``: items with more frames are read block by block (default
+    :data:`MAX_ITEM_ROWS`).
     """
     t0 = time.perf_counter()
+    win = _window_arg(windows)
+    if time_range is not None and win is None:
+        raise ValueError("time_range needs windows=(length_s, hop_s)")
+    max_rows = int(max_item_rows or MAX_ITEM_ROWS)
     cfg = config.resolved(catalog)
     media = catalog.media()
     if item_ids is not None:
@@ -376,8 +573,8 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
         media = media.set_index("item_id").loc[wanted].reset_index()
     ids = media["item_id"].tolist()
     idset = set(ids)
-    # ---- read everything once (each shard once) ---------------------------------
-    raw: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    # ---- read everything once (each shard once; long items lazily) -----------------
+    raw: dict[str, dict[str, Any]] = {}
     hops: dict[str, float] = {}
     feature_sets: dict[str, str] = {}
     for spec in cfg.modalities:
@@ -396,9 +593,17 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
             for shard in idx["shard"].unique():
                 common &= set(catalog.open_shard(key, shard).array_keys())
             names += [a for a in _AUX_ARRAYS if a in common]
-        seqs = catalog.load_sequences(key, ok, arrays=names)
-        raw[spec.name] = {i: s for i, s in seqs.items() if len(s["values"])}
-        hops[spec.name] = spec.hop if spec.hop is not None else median_hop(raw[spec.name])
+        seqs = _read_sequences(catalog, key, ok, names, max_rows)
+        raw[spec.name] = {i: s for i, s in seqs.items() if isinstance(s, _LazySequence) or len(s["values"])}
+        if spec.hop is not None:
+            hops[spec.name] = spec.hop
+        else:
+            in_memory = {i: s for i, s in raw[spec.name].items() if not isinstance(s, _LazySequence)}
+            lazy = [s for s in raw[spec.name].values() if isinstance(s, _LazySequence)]
+            if lazy:  # a few thousand steps of each long item join the median
+                in_memory.update({f"\0lazy{k}": {"times": np.cumsum(np.r_[0.0, s.first_steps()])}
+                                  for k, s in enumerate(lazy)})
+            hops[spec.name] = median_hop(in_memory)
     t_read = time.perf_counter() - t0
     # ---- availability, dropping ------------------------------------------------------
     avail = {m: np.array([i in raw[m] for i in ids], bool) for m in raw}
@@ -425,7 +630,7 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
     # ---- widths, durations, labels -----------------------------------------------------
     dims = dict(dims or {})
     for spec in cfg.modalities:
-        found = {raw[spec.name][i]["values"].shape[1] for i in ids if i in raw[spec.name]}
+        found = {_width(raw[spec.name][i]) for i in ids if i in raw[spec.name]}
         if len(found) > 1:
             raise ValueError(f"{spec.feature_set}: items disagree on the feature width: {sorted(found)}")
         if spec.name in dims and found and found != {dims[spec.name]}:
@@ -438,8 +643,12 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
                  else np.full(len(ids), np.nan))
     for n, i in enumerate(ids):
         if not np.isfinite(durations[n]) or durations[n] <= 0:
-            ends = [float(raw[m][i]["times"][-1]) + hops[m] for m in hops if i in raw[m]
-                    and np.isfinite(raw[m][i]["times"][-1])]
+            ends = []
+            for m in hops:
+                seq = raw[m].get(i)
+                last = (seq.t_end if isinstance(seq, _LazySequence) else float(seq["times"][-1])) if seq is not None else np.nan
+                if np.isfinite(last):
+                    ends.append(last + hops[m])
             durations[n] = max(ends) if ends else 1.0
     label_col = media[cfg.label] if cfg.label in media else pd.Series([None] * len(media))
     cls = classes if classes is not None else _label_classes(label_col, cfg.classes)
@@ -459,41 +668,99 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
     ms: dict[str, list[np.ndarray]] = {s.name: [] for s in cfg.modalities}
     row_item: list[int] = []
     row_se: list[tuple[float, float]] = []
+    seg_item: list[int] = []
+    seg_bounds: list[tuple[float, float, int]] = []
+
+    def add(n_seg: int, x: dict[str, np.ndarray], mk: dict[str, np.ndarray], ws: float, we: float) -> None:
+        """One segment ([ws, we), its bins already aligned per modality) as one row or RCMA windows."""
+        if al.mode == "fixed":
+            for m in xs:
+                xs[m].append(x[m][None])
+                ms[m].append(mk[m][None])
+            row_item.append(n_seg)
+            row_se.append((ws, we))
+            return
+        n_steps = len(next(iter(x.values())))
+        starts = window_starts(n_steps, al.steps, al.hop)
+        for m in xs:
+            xm, mm = x[m], mk[m]
+            if n_steps < al.steps:
+                xm = np.concatenate([xm, np.zeros((al.steps - n_steps, xm.shape[1]), np.float32)])
+                mm = np.concatenate([mm, np.zeros(al.steps - n_steps, bool)])
+            xs[m].append(np.stack([xm[s:s + al.steps] for s in starts]))
+            ms[m].append(np.stack([mm[s:s + al.steps] for s in starts]))
+        for s in starts:
+            row_item.append(n_seg)
+            row_se.append((ws + s / al.rate, min(we, ws + (s + al.steps) / al.rate)))
+
+    def seg_edges(spec: ModalitySpec, ws: float, we: float) -> np.ndarray:
+        if al.mode == "fixed":
+            return ws + fixed_edges(we - ws, al.steps_for(spec.name)) if ws else fixed_edges(we, al.steps_for(spec.name))
+        return ws + rate_edges(we - ws, al.rate) if ws else rate_edges(we, al.rate)
+
     for n, i in enumerate(ids):
         dur = float(durations[n])
-        if al.mode == "fixed":
+        seqs = {spec.name: raw[spec.name].get(i) for spec in cfg.modalities}
+        lazy = any(isinstance(q, _LazySequence) for q in seqs.values())
+        if win is None:
+            n_seg = len(seg_item)
+            seg_item.append(n)
+            seg_bounds.append((0.0, dur, -1))
+            x, mk = {}, {}
             for spec in cfg.modalities:
-                x, mk = _align_one(raw[spec.name].get(i), spec, fixed_edges(dur, al.steps_for(spec.name)),
-                                   dims[spec.name], hops.get(spec.name, 0.0), dur)
-                xs[spec.name].append(x[None])
-                ms[spec.name].append(mk[None])
-            row_item.append(n)
-            row_se.append((0.0, dur))
-        else:
-            edges = rate_edges(dur, al.rate)
-            n_steps = len(edges) - 1
-            starts = window_starts(n_steps, al.steps, al.hop)
-            for spec in cfg.modalities:
-                x, mk = _align_one(raw[spec.name].get(i), spec, edges, dims[spec.name], hops.get(spec.name, 0.0), dur)
-                if n_steps < al.steps:
-                    x = np.concatenate([x, np.zeros((al.steps - n_steps, x.shape[1]), np.float32)])
-                    mk = np.concatenate([mk, np.zeros(al.steps - n_steps, bool)])
-                xs[spec.name].append(np.stack([x[s:s + al.steps] for s in starts]))
-                ms[spec.name].append(np.stack([mk[s:s + al.steps] for s in starts]))
-            for s in starts:
-                row_item.append(n)
-                row_se.append((s / al.rate, min(dur, (s + al.steps) / al.rate)))
+                edges = seg_edges(spec, 0.0, dur)
+                if isinstance(seqs[spec.name], _LazySequence):
+                    x[spec.name], mk[spec.name] = _align_lazy(seqs[spec.name], spec, edges, dims[spec.name],
+                                                              hops.get(spec.name, 0.0), dur)
+                else:
+                    x[spec.name], mk[spec.name] = _align_one(seqs[spec.name], spec, edges, dims[spec.name],
+                                                             hops.get(spec.name, 0.0), dur)
+            add(n_seg, x, mk, 0.0, dur)
+            continue
+        bounds = clip_windows(dur, *win)
+        ks = [k for k in range(len(bounds))
+              if time_range is None or time_range[0] <= bounds[k, 0] < time_range[1]]
+        span = WINDOW_SPAN_S if lazy else np.inf
+        k0 = 0
+        while k0 < len(ks):  # groups of windows spanning at most ``span`` seconds (one group unless lazy)
+            k1 = k0 + 1
+            while k1 < len(ks) and bounds[ks[k1], 1] - bounds[ks[k0], 0] <= max(span, win[0]):
+                k1 += 1
+            g0, g1 = float(bounds[ks[k0], 0]), float(bounds[ks[k1 - 1], 1])
+            frames = {spec.name: _frames(seqs[spec.name], spec, hops.get(spec.name, 0.0), dur, g0, g1)
+                      for spec in cfg.modalities}
+            for k in ks[k0:k1]:
+                ws, we = float(bounds[k, 0]), float(bounds[k, 1])
+                n_seg = len(seg_item)
+                seg_item.append(n)
+                seg_bounds.append((ws, we, k))
+                x, mk = {}, {}
+                for spec in cfg.modalities:
+                    x[spec.name], mk[spec.name] = _align_frames(frames[spec.name], spec, seg_edges(spec, ws, we),
+                                                                dims[spec.name])
+                add(n_seg, x, mk, ws, we)
+            k0 = k1
+    # ---- one row of ``items`` per segment (the clip, or each window) ------------------------
+    sb = np.asarray(seg_bounds, np.float64).reshape(-1, 3)
+    if win is None:
+        items["start"] = sb[:, 0]
+        items["end"] = sb[:, 1]
+    else:
+        items = items.iloc[np.asarray(seg_item, np.int64)].reset_index(drop=True)
+        items["window"] = sb[:, 2].astype(np.int64)
+        items["start"] = sb[:, 0]
+        items["end"] = sb[:, 1]
     x_all = {m: (np.concatenate(v) if v else np.zeros((0, al.steps_for(m), dims[m]), np.float32))
              for m, v in xs.items()}
     m_all = {m: (np.concatenate(v) if v else np.zeros((0, al.steps_for(m)), bool)) for m, v in ms.items()}
     se = np.asarray(row_se, np.float64).reshape(-1, 2)
     timings = {"read_s": t_read, "align_s": time.perf_counter() - t1, "total_s": time.perf_counter() - t0,
                "items": float(len(ids))}
-    log.info("loaded %d items (%d rows) of %s in %.2f s (read %.2f s, align %.2f s)", len(ids), len(row_item),
-             feature_sets, timings["total_s"], t_read, timings["align_s"])
+    log.info("loaded %d items (%d segments, %d rows) of %s in %.2f s (read %.2f s, align %.2f s)", len(ids),
+             len(items), len(row_item), feature_sets, timings["total_s"], t_read, timings["align_s"])
     return AlignedData(config=cfg, items=items, row_item=np.asarray(row_item, np.int64), row_start=se[:, 0],
                        row_end=se[:, 1], x=x_all, mask=m_all, classes=cls, dims=dims,
-                       feature_sets=feature_sets, timings=timings, dropped=dropped)
+                       feature_sets=feature_sets, timings=timings, dropped=dropped, windows=win)
 
 
 def _align_one(seq: dict[str, np.ndarray] | None, spec: ModalitySpec, edges: np.ndarray, dim: int,
@@ -505,12 +772,68 @@ def _align_one(seq: dict[str, np.ndarray] | None, spec: ModalitySpec, edges: np.
     if spec.source == "clip":
         return np.repeat(values.astype(np.float32), n_bins, axis=0), np.ones(n_bins, bool)
     valid = seq["mask"].astype(bool) if "mask" in seq else None
-    if "start" in seq:
-        fs, fe = frame_bounds(seq["times"], hop=hop, clip_end=max(duration, float(edges[-1])),
-                              starts=seq["start"], ends=seq.get("end"))
-    else:
-        fs, fe = frame_bounds(seq["times"], hop=hop if hop > 0 else max(duration, _EPS), clip_end=duration)
+    fs, fe = _bounds(seq, hop, duration, float(edges[-1]))
     return align_to_edges(values, fs, fe, edges, method=spec.method, valid=valid)
+
+
+def _bounds(seq: dict[str, np.ndarray], hop: float, duration: float, edges_end: float) -> tuple[np.ndarray, np.ndarray]:
+    """The interval each frame of ``seq`` covers (see :func:`frame_bounds`), relative to the whole clip."""
+    if "start" in seq:
+        return frame_bounds(seq["times"], hop=hop, clip_end=max(duration, edges_end),
+                            starts=seq["start"], ends=seq.get("end"))
+    return frame_bounds(seq["times"], hop=hop if hop > 0 else max(duration, _EPS), clip_end=duration)
+
+
+def _align_lazy(seq: _LazySequence, spec: ModalitySpec, edges: np.ndarray, dim: int, hop: float,
+                duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """A long item on one timeline: ``pool`` block by block (bounded memory); ``interp`` reads it whole."""
+    if spec.method != "pool":
+        return _align_one(seq.read(), spec, edges, dim, hop, duration)
+    n_bins = len(edges) - 1
+    sums, wsum = np.zeros((n_bins, dim), np.float64), np.zeros(n_bins, np.float64)
+    for block in seq.blocks():
+        fs, fe = _bounds(block, hop, duration, float(edges[-1]))
+        valid = block["mask"].astype(bool) if "mask" in block else None
+        s_, w_ = pool_sums(block["values"], fs, fe, edges, valid=valid)
+        sums += s_
+        wsum += w_
+    mask = wsum > 0
+    out = np.zeros((n_bins, dim), np.float64)
+    out[mask] = sums[mask] / wsum[mask, None]
+    return out.astype(np.float32), mask
+
+
+def _frames(seq: Any, spec: ModalitySpec, hop: float, duration: float, t0: float, t1: float) -> dict[str, Any] | None:
+    """Frames of ``seq`` that overlap ``[t0, t1)`` with their intervals (``fs``/``fe``), for window alignment."""
+    if seq is None:
+        return None
+    if spec.source == "clip":
+        return {"clip": seq["values"]}
+    if isinstance(seq, _LazySequence):
+        pad = max(2.0 * hop, 1e-3) if hop > 0 else np.inf
+        seq = seq.read(t0 - pad, t1)
+        if seq is None:
+            return {"values": np.zeros((0, 1), np.float32), "fs": np.zeros(0), "fe": np.zeros(0), "valid": None}
+    fs, fe = _bounds(seq, hop, duration, duration)
+    sel = (fe > t0) & (fs < t1)
+    valid = seq["mask"].astype(bool)[sel] if "mask" in seq else None
+    return {"values": seq["values"][sel], "fs": fs[sel], "fe": fe[sel], "valid": valid}
+
+
+def _align_frames(frames: dict[str, Any] | None, spec: ModalitySpec, edges: np.ndarray,
+                  dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """One window aligned like a clip: only the frames that overlap it (per-clip vectors repeated)."""
+    n_bins = len(edges) - 1
+    if frames is None:
+        return np.zeros((n_bins, dim), np.float32), np.zeros(n_bins, bool)
+    if "clip" in frames:
+        return np.repeat(frames["clip"].astype(np.float32), n_bins, axis=0), np.ones(n_bins, bool)
+    fs, fe = frames["fs"], frames["fe"]
+    sel = (fe > edges[0]) & (fs < edges[-1])
+    if not sel.any():
+        return np.zeros((n_bins, dim), np.float32), np.zeros(n_bins, bool)
+    valid = frames["valid"][sel] if frames["valid"] is not None else None
+    return align_to_edges(frames["values"][sel], fs[sel], fe[sel], edges, method=spec.method, valid=valid)
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -643,6 +966,6 @@ def default_modalities(names: Sequence[str]) -> list[ModalitySpec]:
 
 __all__ = [
     "AlignConfig", "AlignedData", "Batch", "DataConfig", "FusionDataset", "ModalitySpec", "NormStats",
-    "align_to_edges", "default_modalities", "fixed_edges", "frame_bounds", "load_aligned", "loader_throughput",
-    "rate_edges", "window_starts",
+    "align_to_edges", "clip_windows", "default_modalities", "fixed_edges", "frame_bounds", "load_aligned",
+    "loader_throughput", "pool_sums", "rate_edges", "window_starts",
 ]

@@ -6,14 +6,21 @@ from the catalog's cached features with the run's exact feature-set keys, alignm
 per-fold normalisation statistics, then scored by the fold ensemble (mean of the folds'
 class probabilities and dimensional predictions) or by one fold.
 
-Predictions go to ``<catalog>/predictions/model=<model>/run=<run_id>/part-<fold>-<hash>.parquet``
-(``catalog.schemas.prediction_schema``), one row per item and fold label: ``start``/``end``
-are the clip bounds, ``label`` the most probable class, ``score`` its probability. Items
-already present for that run and fold are skipped and part names are a hash of the item
-ids they hold, so re-scoring writes nothing and duplicates nothing.
+Predictions go to ``<catalog>/predictions/model=<model>/run=<run_id>/part-<fold>[-w<window>]-<hash>.parquet``
+(``catalog.schemas.prediction_schema``): one row per item, fold label and ``window``.
+``window="clip"`` rows cover the whole clip (``start`` 0, ``end`` the duration); with
+``windows=(length_s, hop_s)`` there is also one row per time window of each clip
+(``window="4s/2s"``, ``start``/``end`` its bounds; see :func:`fusion.data.clip_windows`), so
+emotion over time is a plot of those rows. ``label`` is the most probable class, ``score``
+its probability. (item, fold, window) already present for the run are skipped, part names
+are a hash of the item ids they hold, and a file's rows of one kind are written in one
+part, so re-scoring writes nothing, duplicates nothing, and a crash never leaves a file
+half-scored. Every scored item also gets a status row (``score-<run_id>``, see
+:class:`catalog.schemas.ScoreStatus`).
 
 Example:
     >>> res = score_items("emofuse-data/catalog", "tacfn-20250101-120000-abcdef")   # doctest: +SKIP
+    >>> res = score_items("emofuse-data/catalog", "tacfn-20250101-120000-abcdef", windows=(4, 2))  # doctest: +SKIP
     >>> import pandas as pd; pd.read_parquet("emofuse-data/catalog/predictions")     # doctest: +SKIP
 """
 from __future__ import annotations
@@ -22,7 +29,8 @@ import datetime as dt
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +43,7 @@ from fsspec.core import url_to_fs
 from torch import nn
 
 from catalog import atomic
-from catalog.schemas import prediction_schema
+from catalog.schemas import CLIP_WINDOW, STATUS_SCHEMA, ScoreStatus, prediction_schema
 from catalog.store import Catalog
 from fusion import runs
 from fusion.data import AlignedData, DataConfig, FusionDataset, NormStats, load_aligned
@@ -67,7 +75,7 @@ class LoadedRun:
 
 @dataclass
 class ScoreResult:
-    """What a scoring call did: rows written, items skipped (already scored), items without features."""
+    """What a scoring call did: per-clip rows written, items skipped (already scored), items without features."""
 
     run_id: str
     model: str
@@ -77,6 +85,16 @@ class ScoreResult:
     n_unscorable: int
     path: str
     parts: list[str] = field(default_factory=list)
+    #: Window rows written (``windows`` given), and their ``window`` label.
+    n_window_rows: int = 0
+    windows: str | None = None
+    #: Scoring status per requested item, counted (``ok``, ``no_features``), the reason of
+    #: each item without predictions (item_id -> message), and the status folder.
+    statuses: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    status_path: str | None = None
+    media_seconds: float = 0.0
+    seconds: float = 0.0
 
 
 def model_config_from_saved(config: dict[str, Any]) -> dict[str, Any]:
@@ -128,9 +146,30 @@ def load_run(catalog_root: str | os.PathLike[str], run_id: str, *, folds: Iterab
                      models=models, norms={f: norms_all[f] for f in wanted}, device=dev)
 
 
+def window_label(windows: tuple[float, float] | Sequence[float] | None) -> str:
+    """The ``window`` column value: ``"clip"`` for whole clips, ``"<length>s/<hop>s"`` for windows.
+
+    >>> window_label(None), window_label((4, 2)), window_label((2.5, 1.25))
+    ('clip', '4s/2s', '2.5s/1.25s')
+    """
+    if windows is None:
+        return CLIP_WINDOW
+    length, hop = (float(v) for v in windows)
+    return f"{length:g}s/{hop:g}s"
+
+
+def score_status_key(run_id: str) -> str:
+    """The pseudo feature set under which scoring statuses of a run sit in the status table."""
+    return f"score-{run_id}"
+
+
 def predict(run: LoadedRun, data: AlignedData, *, fold: str | int = "ensemble", batch_size: int = 64,
             scored_at: dt.datetime | None = None) -> pd.DataFrame:
-    """Item-level predictions in the prediction schema's columns (no catalog writes)."""
+    """Predictions in the prediction schema's columns (no catalog writes).
+
+    One row per item of ``data``, or per (item, window) when ``data`` holds windows
+    (``load_aligned(..., windows=...)``); ``start``/``end`` are the clip's or window's bounds.
+    """
     folds = sorted(run.models) if str(fold) == "ensemble" else [int(fold)]
     probs_sum: np.ndarray | None = None
     va_sum: np.ndarray | None = None
@@ -151,8 +190,10 @@ def predict(run: LoadedRun, data: AlignedData, *, fold: str | int = "ensemble", 
     n = len(items)
     meta = data.items.iloc[items]
     when = scored_at or dt.datetime.now(dt.timezone.utc)
+    start = meta["start"].to_numpy(np.float64) if "start" in meta else np.zeros(n)
+    end = meta["end"].to_numpy(np.float64) if "end" in meta else meta["duration"].to_numpy(np.float64)
     df = pd.DataFrame({"item_id": meta["item_id"].to_numpy(), "fold": str(fold),
-                       "start": np.zeros(n), "end": meta["duration"].to_numpy(np.float64)})
+                       "window": window_label(getattr(data, "windows", None)), "start": start, "end": end})
     if probs_sum is not None and run.classes:
         probs = (probs_sum / len(folds)).astype(np.float32)
         best = probs.argmax(axis=1)
@@ -174,57 +215,254 @@ def predict(run: LoadedRun, data: AlignedData, *, fold: str | int = "ensemble", 
     return df
 
 
+_DONE_SCHEMA = pa.schema([("item_id", pa.string()), ("fold", pa.string()), ("window", pa.string())])
+
+
 def existing_predictions(pred_dir: str) -> pd.DataFrame:
-    """(item_id, fold) already written for one run (empty frame when none)."""
+    """(item_id, fold, window) already written for one run (empty frame when none).
+
+    Parts written before the ``window`` column existed count as ``"clip"``.
+    """
+    empty = pd.DataFrame({"item_id": [], "fold": [], "window": []})
     fs, p = url_to_fs(pred_dir)
     if not fs.exists(p):
-        return pd.DataFrame({"item_id": [], "fold": []})
+        return empty
     files = sorted(f for f in fs.ls(p, detail=False)
                    if os.path.basename(f).startswith("part-") and f.endswith(".parquet"))
     if not files:
-        return pd.DataFrame({"item_id": [], "fold": []})
-    return pads.dataset(files, filesystem=fs, format="parquet").to_table(columns=["item_id", "fold"]).to_pandas()
+        return empty
+    df = pads.dataset(files, filesystem=fs, format="parquet", schema=_DONE_SCHEMA).to_table(
+        columns=["item_id", "fold", "window"]).to_pandas()
+    df["window"] = df["window"].fillna(CLIP_WINDOW)
+    return df.drop_duplicates()
 
 
-def part_name(fold: str, item_ids: Iterable[str]) -> str:
-    """Deterministic part name: the fold label and a hash of the (sorted) item ids it holds."""
+def part_name(fold: str, item_ids: Iterable[str], window: str = CLIP_WINDOW) -> str:
+    """Deterministic part name: fold label, window tag (windowed parts only) and a hash of the item ids.
+
+    >>> part_name("ensemble", ["b", "a"]) == part_name("ensemble", ["a", "b"])
+    True
+    >>> part_name("ensemble", ["a"], "4s/2s").startswith("ensemble-w4s_2s-")
+    True
+    """
     h = hashlib.sha256("\n".join(sorted(item_ids)).encode()).hexdigest()[:20]
-    return f"{fold}-{h}"
+    if window == CLIP_WINDOW:
+        return f"{fold}-{h}"
+    tag = "".join(c if c.isalnum() or c in "._" else "_" for c in window.replace("/", "_"))
+    return f"{fold}-w{tag}-{h}"
+
+
+@dataclass
+class ScoreProgress:
+    """Where a scoring call stands (given to the ``progress`` callback after every chunk)."""
+
+    items_done: int
+    items_total: int
+    media_s_done: float
+    media_s_total: float
+    rows_written: int
+    elapsed_s: float
+
+    @property
+    def items_per_s(self) -> float:
+        return self.items_done / max(self.elapsed_s, 1e-9)
+
+    @property
+    def media_s_per_s(self) -> float:
+        return self.media_s_done / max(self.elapsed_s, 1e-9)
+
+    @property
+    def eta_s(self) -> float:
+        """Seconds left, from the media seconds still to score (items when durations are unknown)."""
+        if self.media_s_total > 0 and self.media_s_done > 0:
+            return self.elapsed_s * (self.media_s_total - self.media_s_done) / self.media_s_done
+        if self.items_done:
+            return self.elapsed_s * (self.items_total - self.items_done) / self.items_done
+        return float("nan")
+
+    def line(self) -> str:
+        pct = 100.0 * self.items_done / max(self.items_total, 1)
+        return (f"scored {self.items_done}/{self.items_total} items ({pct:.0f}%), {self.rows_written} rows; "
+                f"{self.items_per_s:.1f} items/s, {self.media_s_per_s:.0f} media-s/s; ETA {self.eta_s:.0f} s")
+
+
+def _without_path(msg: str, paths: list[str]) -> str:
+    """An extraction message without the leading ``<path>: `` (the file is named beside it)."""
+    for p in sorted(paths, key=len, reverse=True):
+        if msg.startswith(f"{p}: "):
+            return msg[len(p) + 2:]
+    return msg
+
+
+def _first_line(msg: Any, limit: int = 160) -> str:
+    text = str(msg or "").strip().splitlines()
+    line = text[0] if text else ""
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: Iterable[str] | None = None,
                 fold: str | int = "ensemble", device: str | torch.device | None = None, batch_size: int = 64,
-                chunk_size: int = 2000) -> ScoreResult:
-    """Score items (all media items by default) with a run and write new predictions to the catalog."""
+                chunk_size: int = 1000, windows: tuple[float, float] | Sequence[float] | None = None,
+                clip: bool = True, chunk_seconds: float = 600.0,
+                progress: Callable[[ScoreProgress], None] | None = None,
+                record_status: bool = True) -> ScoreResult:
+    """Score items (all media items by default) with a run and write new predictions to the catalog.
+
+    ``clip``: one row per item over the whole clip (``window="clip"``). ``windows``:
+    ``(length_s, hop_s)`` also writes one row per time window (``window="<length>s/<hop>s"``).
+    What is already written for this run, fold and window is skipped (nothing replaced,
+    nothing duplicated). Work goes in chunks of at most ``chunk_size`` items and
+    ``chunk_seconds`` of media; a longer file is its own chunk and its windows are read
+    ``chunk_seconds`` at a time, so memory stays bounded whatever a file's length (its
+    rows are written as one part, so a file is never half-scored). ``progress`` gets a
+    :class:`ScoreProgress` after every chunk. With ``record_status`` every requested item
+    gets a status in ``status/feature_set=score-<run_id>/`` (``ok`` or ``no_features`` with
+    the extraction statuses that explain it), written only where it changed.
+    """
+    t_start = time.perf_counter()
     cat = Catalog(catalog_root)
     fold_label = str(fold)
+    win = None if windows is None else tuple(float(v) for v in windows)
     run = load_run(catalog_root, run_id, folds=None if fold_label == "ensemble" else [int(fold_label)],
                    device=device)
     pred_dir = cat.layout.predictions_dir(run.model_name, run_id)
-    ids = list(dict.fromkeys(item_ids)) if item_ids is not None else cat.media()["item_id"].tolist()
+    media = cat.media()
+    ids = list(dict.fromkeys(item_ids)) if item_ids is not None else media["item_id"].tolist()
+    kinds = ([CLIP_WINDOW] if clip else []) + ([window_label(win)] if win is not None else [])
+    if not kinds:
+        raise ValueError("nothing to score: pass clip=True and/or windows=(length_s, hop_s)")
     done = existing_predictions(pred_dir)
-    done_ids = set(done.loc[done["fold"] == fold_label, "item_id"])
-    todo = [i for i in ids if i not in done_ids]
+    done = done[done["fold"] == fold_label]
+    done_by_kind = {k: set(done.loc[done["window"] == k, "item_id"]) for k in kinds}
+    need = {i: [k for k in kinds if i not in done_by_kind[k]] for i in ids}
+    todo = [i for i in ids if need[i]]
     n_skipped = len(ids) - len(todo)
+    duration = dict(zip(media["item_id"], media["duration"].astype("float64").fillna(0.0)))
+    media_total = float(sum(duration.get(i, 0.0) for i in todo))
     schema = prediction_schema(run.classes)
-    written, unscorable, parts = 0, 0, []
+    written, window_rows, parts = 0, 0, []
+    unscorable: set[str] = set()
+    scored_now: dict[str, set[str]] = {k: set() for k in kinds}
     scored_at = dt.datetime.now(dt.timezone.utc)
-    for s in range(0, len(todo), chunk_size):
-        chunk = todo[s:s + chunk_size]
-        data = load_aligned(cat, run.data_config, chunk, classes=run.classes, dims=run.dims)
-        unscorable += len(chunk) - data.n_items
-        if data.n_items == 0:
-            continue
-        df = predict(run, data, fold=fold_label, batch_size=batch_size, scored_at=scored_at)
-        table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
-        parts.append(atomic.write_parquet(table, pred_dir, part_name(fold_label, df["item_id"])))
-        written += len(df)
-    log.info("run %s (%s): wrote %d predictions, skipped %d already scored, %d without features -> %s",
-             run_id, fold_label, written, n_skipped, unscorable, pred_dir)
+    state = {"items": 0, "media": 0.0, "rows": 0}
+
+    def load(chunk: list[str], **kw: Any) -> AlignedData:
+        return load_aligned(cat, run.data_config, chunk, classes=run.classes, dims=run.dims, **kw)
+
+    for chunk in _chunks(todo, duration, chunk_size, chunk_seconds):
+        for kind in kinds:
+            ids_k = [i for i in chunk if kind in need[i]]
+            if not ids_k:
+                continue
+            frames: list[pd.DataFrame] = []
+            if kind == CLIP_WINDOW:
+                data = load(ids_k)
+                if data.n_items:
+                    frames.append(predict(run, data, fold=fold_label, batch_size=batch_size, scored_at=scored_at))
+            elif len(ids_k) == 1 and duration.get(ids_k[0], 0.0) > chunk_seconds:
+                t = 0.0  # one long file: its windows, chunk_seconds of them at a time
+                while t < duration[ids_k[0]]:
+                    data = load(ids_k, windows=win, time_range=(t, t + chunk_seconds))
+                    if data.n_items:
+                        frames.append(predict(run, data, fold=fold_label, batch_size=batch_size,
+                                              scored_at=scored_at))
+                    elif data.n_items == 0 and data.dropped.get("no_modality"):
+                        break
+                    t += chunk_seconds
+            else:
+                data = load(ids_k, windows=win)
+                if data.n_items:
+                    frames.append(predict(run, data, fold=fold_label, batch_size=batch_size, scored_at=scored_at))
+            df = pd.concat(frames, ignore_index=True) if frames else None
+            got = set(df["item_id"]) if df is not None else set()
+            unscorable |= set(ids_k) - got
+            if df is None or not len(df):
+                continue
+            table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
+            parts.append(atomic.write_parquet(table, pred_dir, part_name(fold_label, got, kind)))
+            scored_now[kind] |= got
+            if kind == CLIP_WINDOW:
+                written += len(df)
+            else:
+                window_rows += len(df)
+            state["rows"] += len(df)
+        state["items"] += len(chunk)
+        state["media"] += float(sum(duration.get(i, 0.0) for i in chunk))
+        if progress is not None:
+            progress(ScoreProgress(state["items"], len(todo), state["media"], media_total, state["rows"],
+                                   time.perf_counter() - t_start))
+    complete = {i for i in ids if all(i in done_by_kind[k] or i in scored_now[k] for k in kinds)}
+    statuses, reasons, status_path = {}, {}, None
+    if record_status and ids:
+        statuses, reasons, status_path = _record_status(cat, run, run_id, ids, complete)
+    log.info("run %s (%s): wrote %d predictions and %d window rows, skipped %d already scored, %d without "
+             "features -> %s", run_id, fold_label, written, window_rows, n_skipped, len(unscorable), pred_dir)
     return ScoreResult(run_id=run_id, model=run.model_name, fold=fold_label, n_written=written,
-                       n_skipped=n_skipped, n_unscorable=unscorable, path=pred_dir, parts=parts)
+                       n_skipped=n_skipped, n_unscorable=len(unscorable), path=pred_dir, parts=parts,
+                       n_window_rows=window_rows, windows=window_label(win) if win is not None else None,
+                       statuses=statuses, reasons=reasons, status_path=status_path,
+                       media_seconds=media_total, seconds=time.perf_counter() - t_start)
 
 
-__all__ = ["LoadedRun", "ScoreResult", "build_from_config", "existing_predictions", "load_run",
-           "model_config_from_saved", "part_name",
-           "predict", "score_items"]
+def _chunks(ids: list[str], duration: dict[str, float], size: int, seconds: float) -> Iterator[list[str]]:
+    """Consecutive groups of at most ``size`` items and ``seconds`` of media (a longer item alone)."""
+    chunk: list[str] = []
+    held = 0.0
+    for i in ids:
+        d = float(duration.get(i, 0.0) or 0.0)
+        if chunk and (len(chunk) >= size or held + d > seconds):
+            yield chunk
+            chunk, held = [], 0.0
+        chunk.append(i)
+        held += d
+    if chunk:
+        yield chunk
+
+
+def _record_status(cat: Catalog, run: LoadedRun, run_id: str, ids: list[str],
+                   complete: set[str]) -> tuple[dict[str, int], dict[str, str], str]:
+    """Write each item's scoring status (where it changed); return counts, reasons of the unscored, folder."""
+    key = score_status_key(run_id)
+    names = run.config.get("feature_set_names") or {}
+    ext: dict[str, dict[str, tuple[str, str]]] = {}
+    for modality, fs_key in run.config["feature_sets"].items():
+        st = cat.status(fs_key)
+        ext[modality] = dict(zip(st["item_id"], zip(st["status"], st["message"])))
+    media = cat.media(dedupe=False)
+    paths = media[media["item_id"].isin(set(ids))].groupby("item_id")["path"].agg(list).to_dict()
+    rows, reasons = [], {}
+    for i in ids:
+        failed: dict[tuple[str, str], list[str]] = {}
+        for modality in run.config["feature_sets"]:
+            st, msg = ext[modality].get(i, ("not extracted", ""))
+            if st != "ok":
+                line = _first_line(_without_path(str(msg or ""), paths.get(i, [])))
+                failed.setdefault((st, line), []).append(names.get(modality) or modality)
+        missing = [f"{', '.join(who)}: {st}" + (f" ({line})" if line else "") for (st, line), who in failed.items()]
+        if i in complete:
+            status = ScoreStatus.OK.value
+            message = ("scored without " + "; ".join(missing)) if missing else ""
+        else:
+            status = ScoreStatus.NO_FEATURES.value
+            message = "; ".join(missing) if missing else "features present but empty"
+            reasons[i] = message
+        rows.append((i, status, message))
+    prev = cat.status(key)
+    before = dict(zip(prev["item_id"], zip(prev["status"], prev["message"])))
+    changed = [r for r in rows if before.get(r[0]) != (r[1], r[2])]
+    folder = cat.layout.status_dir(key)
+    if changed:
+        now = dt.datetime.now(dt.timezone.utc)
+        name = hashlib.sha256("\n".join("\t".join(r) for r in sorted(changed)).encode()).hexdigest()[:20]
+        table = pa.Table.from_pylist(
+            [{"item_id": i, "status": st, "message": msg, "task_id": name, "run_id": run_id, "n_frames": 0,
+              "wall_s": 0.0, "attempted_at": now} for i, st, msg in changed], schema=STATUS_SCHEMA)
+        atomic.write_parquet(table, folder, name)
+    counts: dict[str, int] = {}
+    for _, st, _ in rows:
+        counts[st] = counts.get(st, 0) + 1
+    return counts, reasons, folder
+
+
+__all__ = ["LoadedRun", "ScoreProgress", "ScoreResult", "build_from_config", "existing_predictions", "load_run",
+           "model_config_from_saved", "part_name", "predict", "score_items", "score_status_key", "window_label"]
