@@ -117,8 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+#: Commands that run a flow in this process and so need the configured Prefect API (or none).
+IN_PROCESS = {"extract", "train", "score", "score-archive"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cmd in IN_PROCESS:
+        from flows.local_server import configured_api_unreachable
+
+        down = configured_api_unreachable()
+        if down:
+            print(f"the Prefect server at {down} (active profile) does not answer. Start it again with "
+                  "`./dev demo`, or run `emofuse stop` to let commands use a temporary local server.",
+                  file=sys.stderr)
+            return 2
     return {"demo": cmd_demo, "serve": cmd_serve, "stop": cmd_stop, "extract": cmd_extract, "train": cmd_train,
             "score": cmd_score, "score-archive": cmd_score_archive, "catalog": cmd_catalog, "doctor": cmd_doctor,
             "demo-corpus": cmd_demo_corpus}[args.cmd](args)
@@ -211,11 +224,13 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from catalog.layout import data_dir
-    from flows.local_server import LocalStack, stop
+    from flows.local_server import LocalStack, release_profile, stop
 
     stack = LocalStack(Path(data_dir()) / "state", args.port)
     for what in ("emofuse-serve", "prefect-server"):
         print(f"{what}: {'stopped' if stop(stack, what) else 'not running'}")
+    release_profile()
+    print("the emofuse Prefect profile now uses a temporary server per command (./dev demo sets it again)")
     return 0
 
 

@@ -147,6 +147,24 @@ def use_profile(api_url: str, env: dict[str, str] | None = None) -> None:
     _run([prefect_bin(), "profile", "use", PROFILE], env)
 
 
+def release_profile(env: dict[str, str] | None = None) -> None:
+    """Point the ``emofuse`` profile back at temporary per-process servers (after ``emofuse stop``)."""
+    env = dict(env or os.environ)
+    env.pop("PREFECT_API_URL", None)
+    subprocess.run([prefect_bin(), "config", "unset", "PREFECT_API_URL", "-y"],
+                   env={**env, "PREFECT_PROFILE": PROFILE}, capture_output=True)
+
+
+def configured_api_unreachable() -> str | None:
+    """The configured Prefect API URL when it does not answer (None when unset or healthy)."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if url and url.startswith(("http://127.0.0.1", "http://localhost")) and not healthy(url):
+        return url
+    return None
+
+
 def _run(cmd: list[str], env: dict[str, str]) -> None:
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
