@@ -300,7 +300,7 @@ def _print_outputs(catalog: str) -> None:
         print(f"  python -c \"import pandas as pd; print(pd.read_parquet('{cat.layout.status}').status.value_counts())\"")
     if cat.exists(cat.layout.predictions):
         print("\npredictions, joined with the media labels:")
-        print(f"  python -c \"import pandas as pd; p = pd.read_parquet('{cat.layout.predictions}'); "
+        print(f"  python -c \"import pandas as pd; p = pd.read_parquet('{cat.layout.predictions}'); p = p[p.window == 'clip']; "
               f"m = pd.read_parquet('{cat.layout.media}'); "
               f"d = p.merge(m.drop_duplicates('item_id'), on='item_id'); "
               f"print(d.groupby(['model', 'emotion'], observed=True).label.agg(lambda s: s.value_counts().index[0]))\"")
