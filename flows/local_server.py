@@ -151,8 +151,9 @@ def release_profile(env: dict[str, str] | None = None) -> None:
     """Point the ``emofuse`` profile back at temporary per-process servers (after ``emofuse stop``)."""
     env = dict(env or os.environ)
     env.pop("PREFECT_API_URL", None)
-    subprocess.run([prefect_bin(), "config", "unset", "PREFECT_API_URL", "-y"],
-                   env={**env, "PREFECT_PROFILE": PROFILE}, capture_output=True)
+    penv = {**env, "PREFECT_PROFILE": PROFILE}
+    subprocess.run([prefect_bin(), "config", "unset", "PREFECT_API_URL", "-y"], env=penv, capture_output=True)
+    _run([prefect_bin(), "config", "set", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE=true"], penv)
 
 
 def configured_api_unreachable() -> str | None:
