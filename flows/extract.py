@@ -19,7 +19,7 @@ from catalog import atomic, recipes
 from catalog.records import ExtractResult
 from catalog.schemas import Status
 from catalog.store import Catalog
-from flows.runner import dask_runner
+from flows.runner import current_api_url, dask_runner
 from pipeline import ingest, provenance
 from pipeline.batch import run_batch
 from pipeline.registry import get_extractor
@@ -198,7 +198,7 @@ def extract(
     root = Layout.at(catalog).root
     names = feature_sets or default_feature_sets()
     run_id = time.strftime("%Y%m%d-%H%M%S-") + atomic.new_id()[:6]
-    runner = dask_runner(dask_address, n_workers)
+    runner = dask_runner(dask_address, n_workers, api_url=current_api_url())
     return extract_on_dask.with_options(task_runner=runner)(
         source=os.path.abspath(source) if source and "://" not in source else source, catalog=root,
         corpus=corpus, feature_sets=names, fps=fps, batch_size=batch_size, selection=selection,

@@ -21,20 +21,31 @@ def default_workers() -> int:
 
 
 def dask_runner(address: str | None = None, n_workers: int | None = None,
-                processes: bool | None = None) -> DaskTaskRunner:
+                processes: bool = True, api_url: str | None = None) -> DaskTaskRunner:
     """A DaskTaskRunner for ``address`` (or ``$EMOFUSE_DASK_ADDRESS``), else a new local cluster.
 
-    Local workers are processes when a Prefect server is configured
-    (``PREFECT_API_URL``) and threads otherwise: without a server every worker
-    process would start a temporary Prefect server of its own.
+    Local workers are processes (dlib's face embedding holds the GIL, so threads
+    of one process cannot run two face tasks at once). They report to
+    ``api_url`` — the server this flow itself uses, a temporary one included —
+    so no worker starts a Prefect server of its own.
     """
     address = address or os.environ.get(DASK_ADDRESS_ENV) or None
     if address:
         return DaskTaskRunner(address=address)
-    if processes is None:
-        processes = bool(os.environ.get("PREFECT_API_URL"))
     kwargs: dict = {"n_workers": n_workers or default_workers(), "threads_per_worker": 1,
                     "processes": processes, "dashboard_address": None}
     if processes:
-        kwargs["env"] = WORKER_ENV
+        env = dict(WORKER_ENV)
+        api_url = api_url or os.environ.get("PREFECT_API_URL")
+        if api_url:
+            env["PREFECT_API_URL"] = api_url
+        kwargs["env"] = env
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+
+
+def current_api_url() -> str | None:
+    """The API URL the running flow talks to (also the temporary server's, when there is no other)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return str(client.api_url).rstrip("/")

@@ -36,7 +36,7 @@ from catalog.atomic import new_id
 from catalog.layout import Layout
 from catalog.store import Catalog
 from flows.extract import extract_on_dask
-from flows.runner import dask_runner
+from flows.runner import current_api_url, dask_runner
 
 #: Files listed by name (with their reason) in the summary when they have no prediction.
 SUMMARY_MAX_LISTED = 25
@@ -155,7 +155,7 @@ def score(
         source = os.path.abspath(source) if "://" not in source else source
         configs = run_feature_sets(cat, run_id)
         logger.info("extracting %s for run %s (cached items are skipped)", ", ".join(configs), run_id)
-        extraction = extract_on_dask.with_options(task_runner=dask_runner(dask_address, n_workers))(
+        extraction = extract_on_dask.with_options(task_runner=dask_runner(dask_address, n_workers, api_url=current_api_url()))(
             source=source, catalog=root, corpus=corpus, feature_sets=list(configs), fps=5.0,
             batch_size=batch_size, selection=None, configs=configs,
             run_id=time.strftime("%Y%m%d-%H%M%S-") + new_id()[:6])
