@@ -60,6 +60,19 @@ def loadavg() -> str:
         return "n/a"
 
 
+def git_revision() -> str:
+    """The project's git revision, with ``+dirty`` when tracked code files differ from it."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "catalog", "pipeline",
+                                "fusion", "flows"], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        return (rev or "unknown") + ("+dirty (" + ", ".join(l.split()[-1] for l in dirty.splitlines()) + ")"
+                                     if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def _spin(n: int) -> int:
     x = 0
     for i in range(n):
@@ -94,6 +107,7 @@ class Machine:
         self.free_before = free_cores()
         self.load_after = ""
         self.free_after = float("nan")
+        self.revision = git_revision()
 
     def finish(self) -> None:
         self.load_after = loadavg()
@@ -104,7 +118,8 @@ class Machine:
         return [
             f"date: {self.started.strftime('%Y-%m-%d %H:%M UTC')}",
             f"machine: {os.cpu_count()} cores, {cpu_model()}, {mem_total_gib():.0f} GiB RAM, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}",
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}; "
+            f"project at git {self.revision}",
             f"load average (1/5/15 min) before: {self.load_before} (free-core check {self.free_before:.2f}); "
             f"after: {after}",
         ]

@@ -43,6 +43,7 @@ def run_extract(p: dict[str, Any]) -> dict[str, Any]:
     from flows.extract import extract
 
     import_s = time.perf_counter() - t0
+    out_mode = worker_mode(p.get("address"), p.get("workers"))
     t1 = time.perf_counter()
     rec = extract(source=p.get("source"), catalog=p["catalog"], feature_sets=p["feature_sets"],
                   n_workers=p.get("workers"), dask_address=p.get("address"), batch_size=p.get("batch_size", 8))
@@ -50,10 +51,25 @@ def run_extract(p: dict[str, Any]) -> dict[str, Any]:
     sets = {a["name"]: {"key": k, "counts": a["counts"], "media_s": a["media_seconds"],
                         "task_wall_s": a["task_wall_s"], "already_done": a["already_done"], "items": a["items"]}
             for k, a in rec["feature_sets"].items()}
-    out: dict[str, Any] = {"wall_s": wall, "import_s": import_s, "inner_s": rec["wall_s"], "sets": sets}
+    out: dict[str, Any] = {"wall_s": wall, "import_s": import_s, "inner_s": rec["wall_s"], "sets": sets,
+                           "worker_mode": out_mode}
     if p.get("then_noop"):  # per-task overhead, in the same process (server already up)
         out["noop"] = run_noop(int(p["then_noop"]), p.get("workers"), p.get("address"))
     return out
+
+
+def worker_mode(address: str | None, workers: int | None) -> str:
+    """What kind of Dask workers ``flows.runner.dask_runner`` gives here: thread / process / external."""
+    import os
+
+    from flows.runner import dask_runner
+
+    runner = dask_runner(address, workers)
+    if runner.address:
+        return "external cluster"
+    kind = "process" if (runner.cluster_kwargs or {}).get("processes") else "thread"
+    server = "running server" if os.environ.get("PREFECT_API_URL") else "temporary server"
+    return f"{server}, {kind} workers"
 
 
 def _noop_child(p: dict[str, Any]) -> dict[str, Any]:

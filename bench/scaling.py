@@ -3,8 +3,9 @@
 Configurations (fresh catalog each, fresh flow process each):
 
 * local: ``extract(n_workers=N)`` as ``emofuse extract`` runs it: a temporary
-  Prefect server in the flow process and a local Dask cluster of N thread
-  workers (one thread each);
+  Prefect server in the flow process and a local Dask cluster of N workers of
+  one thread each (threads or processes: whatever ``flows.runner`` gives; the
+  table says which);
 * external: a cluster started beforehand with ``dask scheduler`` and
   ``dask worker --nworkers N --nthreads 1`` subprocesses on 127.0.0.1, a real
   Prefect server (the workers need ``PREFECT_API_URL``), and
@@ -202,9 +203,10 @@ def main(argv: list[str] | None = None) -> int:
                     runs.setdefault(("external", w), []).append(flow(f"external-{w}w-r{r}", env, None, cluster.address))
 
     rows = []
-    for mode, label in (("local", "local cluster, thread workers, temporary server"),
-                        ("external", "dask scheduler + dask worker processes, running server")):
+    for mode in ("local", "external"):
         one, two = runs[(mode, 1)], runs[(mode, 2)]
+        label = ("local cluster, " + one[0].get("worker_mode", "temporary server") if mode == "local"
+                 else "dask scheduler + dask worker processes, running server")
         t1, t2 = median(x["wall_s"] for x in one), median(x["wall_s"] for x in two)
         b1, b2 = median(x["inner_s"] for x in one), median(x["inner_s"] for x in two)
         for w, xs, t, b in ((1, one, t1, b1), (2, two, t2, b2)):
