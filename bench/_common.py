@@ -185,7 +185,7 @@ def spread(xs: Sequence[float]) -> str:
 # --------------------------------------------------------------------------- data
 def corpus(actors: int, seed: int = 0) -> str:
     """A generated RAVDESS-layout demo corpus of ``actors`` actors under /tmp (made once, then reused)."""
-    from catalog.demo_corpus import generate
+    from emofuse.catalog.demo_corpus import generate
 
     out = os.path.join(TMP_ROOT, f"bench-corpus-a{actors}-s{seed}")
     generate(out, actors=actors, seed=seed)
@@ -328,7 +328,7 @@ class PrefectServer:
     def __init__(self, wd: str) -> None:
         from pathlib import Path
 
-        from flows import local_server as ls
+        from emofuse.flows import local_server as ls
 
         self._ls = ls
         self.home = os.path.join(wd, "prefect-server-home")

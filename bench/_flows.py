@@ -29,7 +29,7 @@ def noop_flow(n: int) -> dict[str, Any]:
 
 def run_noop(n: int, workers: int | None, address: str | None = None) -> dict[str, Any]:
     """Run :func:`noop_flow` on the task runner ``extract`` would use; returns timings."""
-    from flows.runner import dask_runner
+    from emofuse.flows.runner import dask_runner
 
     t0 = time.perf_counter()
     out = noop_flow.with_options(task_runner=dask_runner(address, workers))(n)
@@ -40,7 +40,7 @@ def run_noop(n: int, workers: int | None, address: str | None = None) -> dict[st
 def run_extract(p: dict[str, Any]) -> dict[str, Any]:
     """Child: run the ``extract`` flow once as a user would; timings from outside and from its record."""
     t0 = time.perf_counter()
-    from flows.extract import extract
+    from emofuse.flows.extract import extract
 
     import_s = time.perf_counter() - t0
     out_mode = worker_mode(p.get("address"), p.get("workers"))
@@ -59,10 +59,10 @@ def run_extract(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def worker_mode(address: str | None, workers: int | None) -> str:
-    """What kind of Dask workers ``flows.runner.dask_runner`` gives here: thread / process / external."""
+    """What kind of Dask workers ``emofuse.flows.runner.dask_runner`` gives here: thread / process / external."""
     import os
 
-    from flows.runner import dask_runner
+    from emofuse.flows.runner import dask_runner
 
     runner = dask_runner(address, workers)
     if runner.address:
@@ -74,7 +74,7 @@ def worker_mode(address: str | None, workers: int | None) -> str:
 
 def _noop_child(p: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    import flows.runner  # noqa: F401 - import cost outside the timing, as for extract
+    import emofuse.flows.runner  # noqa: F401 - import cost outside the timing, as for extract
 
     import_s = time.perf_counter() - t0
     out = run_noop(p["n"], p.get("workers"), p.get("address"))

@@ -44,14 +44,14 @@ def floor_child(p: dict[str, Any]) -> dict[str, Any]:
     import torch
     import torchaudio
 
-    from catalog.ravdess import STATEMENTS, parse_name
-    from pipeline import model_files
-    from pipeline.decode import iter_frames, load_audio
-    from pipeline.faces.detect import YuNetDetector
-    from pipeline.faces.embed import DlibEmbedder
-    from pipeline.registry import MediaRef, get_extractor
-    from pipeline.text import default_model_dir, load_model
-    from pipeline.threads import limit_threads
+    from emofuse.catalog.ravdess import STATEMENTS, parse_name
+    from emofuse.pipeline import model_files
+    from emofuse.pipeline.decode import iter_frames, load_audio
+    from emofuse.pipeline.faces.detect import YuNetDetector
+    from emofuse.pipeline.faces.embed import DlibEmbedder
+    from emofuse.pipeline.registry import MediaRef, get_extractor
+    from emofuse.pipeline.text import default_model_dir, load_model
+    from emofuse.pipeline.threads import limit_threads
 
     limit_threads(1)
     files: list[str] = p["files"]

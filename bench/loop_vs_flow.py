@@ -77,14 +77,14 @@ def loop_child(p: dict[str, Any]) -> dict[str, Any]:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from catalog.ravdess import STATEMENTS, parse_name
-    from pipeline import model_files
-    from pipeline.faces.detect import YuNetDetector
-    from pipeline.faces.embed import DlibEmbedder
-    from pipeline.text import default_model_dir
+    from emofuse.catalog.ravdess import STATEMENTS, parse_name
+    from emofuse.pipeline import model_files
+    from emofuse.pipeline.faces.detect import YuNetDetector
+    from emofuse.pipeline.faces.embed import DlibEmbedder
+    from emofuse.pipeline.text import default_model_dir
 
     if p.get("threads"):
-        from pipeline.threads import limit_threads
+        from emofuse.pipeline.threads import limit_threads
 
         limit_threads(int(p["threads"]))
     import_s = time.perf_counter() - t_imp

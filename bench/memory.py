@@ -4,7 +4,7 @@ The long video repeats the demo corpus's clips (frames and audio decoded with
 PyAV, re-encoded as one H.264/AAC mp4, 256x256 at 25 fps, 16 kHz mono). Each
 (extractor, video) runs in a fresh process: models are loaded and warmed on a
 short clip first, the peak-RSS counter (VmHWM) is reset to the current RSS, then
-``pipeline.batch.run_batch`` extracts the one file and commits it to a fresh
+``emofuse.pipeline.batch.run_batch`` extracts the one file and commits it to a fresh
 catalog, exactly what a Dask worker's task does. Reported: RSS after warm-up,
 peak during the extraction, their difference, the stored output size, and the
 long/short ratios. Memory that grows with length beyond the outputs points at
@@ -96,10 +96,10 @@ def make_video(clips: list[str], out: str, seconds: float) -> str:
 
 def mem_child(p: dict[str, Any]) -> dict[str, Any]:
     """Child: warm an extractor on a short clip, reset the peak, extract one file with run_batch."""
-    from catalog.store import Catalog
-    from pipeline.batch import run_batch
-    from pipeline.decode import probe
-    from pipeline.threads import limit_threads
+    from emofuse.catalog.store import Catalog
+    from emofuse.pipeline.batch import run_batch
+    from emofuse.pipeline.decode import probe
+    from emofuse.pipeline.threads import limit_threads
 
     limit_threads(1)
     name = p["name"]
@@ -130,11 +130,11 @@ STEP_LABELS = {"load_audio": "decode whole track (load_audio)",
 
 def step_child(p: dict[str, Any]) -> dict[str, Any]:
     """Child: peak growth of one step of one extractor on one file, after warm-up (and its inputs made before)."""
-    from catalog.store import Catalog
-    from pipeline.batch import cached_extractor
-    from pipeline.decode import load_audio
-    from pipeline.registry import MediaRef
-    from pipeline.threads import limit_threads
+    from emofuse.catalog.store import Catalog
+    from emofuse.pipeline.batch import cached_extractor
+    from emofuse.pipeline.decode import load_audio
+    from emofuse.pipeline.registry import MediaRef
+    from emofuse.pipeline.threads import limit_threads
 
     limit_threads(1)
     ex = cached_extractor(p["name"], {})

@@ -4,7 +4,7 @@ Configurations (fresh catalog each, fresh flow process each):
 
 * local: ``extract(n_workers=N)`` as ``emofuse extract`` runs it: a temporary
   Prefect server in the flow process and a local Dask cluster of N workers of
-  one thread each (threads or processes: whatever ``flows.runner`` gives; the
+  one thread each (threads or processes: whatever ``emofuse.flows.runner`` gives; the
   table says which);
 * external: a cluster started beforehand with ``dask scheduler`` and
   ``dask worker --nworkers N --nthreads 1`` subprocesses on 127.0.0.1, a real
@@ -33,7 +33,7 @@ from typing import Any
 
 from bench._common import (Machine, PrefectServer, child_env, child_main, corpus, media_files, median, print_footer,
                            print_header, ratio, run_child, spread, table, workdir)
-from flows.local_server import free_port
+from emofuse.flows.local_server import free_port
 
 FEATURE_SETS = ["egemaps", "faces", "text"]
 
@@ -46,14 +46,14 @@ def gil_child(p: dict[str, Any]) -> dict[str, Any]:
     """
     import threading
 
-    from catalog.ravdess import STATEMENTS
-    from pipeline import model_files
-    from pipeline.decode import iter_frames, load_audio
-    from pipeline.faces.detect import YuNetDetector
-    from pipeline.faces.embed import DlibEmbedder
-    from pipeline.logmel import logmel_array
-    from pipeline.text import embed_texts
-    from pipeline.threads import limit_threads
+    from emofuse.catalog.ravdess import STATEMENTS
+    from emofuse.pipeline import model_files
+    from emofuse.pipeline.decode import iter_frames, load_audio
+    from emofuse.pipeline.faces.detect import YuNetDetector
+    from emofuse.pipeline.faces.embed import DlibEmbedder
+    from emofuse.pipeline.logmel import logmel_array
+    from emofuse.pipeline.text import embed_texts
+    from emofuse.pipeline.threads import limit_threads
 
     import opensmile
 

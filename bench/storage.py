@@ -5,8 +5,8 @@ under ``features/<key>`` (and its status partition) divided by the hours of
 media whose status is ``ok``, split into per-clip Parquet, index Parquet and
 Zarr shards, with file counts (small parts and Zarr chunk files cost per file).
 
-Part 2 writes ``N`` generated prediction rows (``catalog.schemas.prediction_schema``
-with the 8 RAVDESS classes, ``catalog.atomic.write_parquet``) into two
+Part 2 writes ``N`` generated prediction rows (``emofuse.catalog.schemas.prediction_schema``
+with the 8 RAVDESS classes, ``emofuse.catalog.atomic.write_parquet``) into two
 ``predictions/`` folders: one part in one ``model=/run=`` partition, and 100
 parts (2 models x 5 runs x 10 parts). It times ``pandas.read_parquet`` of the
 whole folder and of one model's partition (``filters``), interleaved and
@@ -37,7 +37,7 @@ def catalog_sizes(root: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Per feature set: bytes, files, media hours of its ok items, MB per media hour."""
     import pandas as pd
 
-    from catalog.store import Catalog
+    from emofuse.catalog.store import Catalog
 
     cat = Catalog(root)
     media = cat.media()
@@ -68,7 +68,7 @@ def prediction_table(n: int, seed: int = 0) -> Any:
     import numpy as np
     import pyarrow as pa
 
-    from catalog.schemas import prediction_schema
+    from emofuse.catalog.schemas import prediction_schema
 
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(n, len(CLASSES))).astype(np.float32)
@@ -99,7 +99,7 @@ def prediction_table(n: int, seed: int = 0) -> Any:
 
 def write_layouts(base: str, n: int) -> dict[str, str]:
     """Two predictions folders of the same ``n`` rows: 1 part, and 100 parts over 2 models x 5 runs."""
-    from catalog.atomic import write_parquet
+    from emofuse.catalog.atomic import write_parquet
 
     table_ = prediction_table(n)
     one = os.path.join(base, "one-part", "predictions")

@@ -4,12 +4,12 @@ Reads a catalog extracted from the 4-actor demo corpus (default: a copy of
 ``/work/demo-cat``; the original is never written). Per model, in a fresh
 process with one torch thread:
 
-* load: ``fusion.data.load_aligned`` (read shards + align), items/s;
-* loader: ``fusion.data.loader_throughput`` (shuffled batch gathers), items/s;
+* load: ``emofuse.fusion.data.load_aligned`` (read shards + align), items/s;
+* loader: ``emofuse.fusion.data.loader_throughput`` (shuffled batch gathers), items/s;
 * step: forward + loss + backward + Adam step on batches gathered beforehand
   (the model alone), items/s; and the same with the gather inside (what an
   epoch's training pass costs);
-* epoch: ``fusion.api.train`` for a few epochs on one fold (training pass +
+* epoch: ``emofuse.fusion.api.train`` for a few epochs on one fold (training pass +
   validation + checkpoint per epoch), median seconds per epoch and its own
   throughput figures.
 
@@ -35,11 +35,11 @@ def train_child(p: dict[str, Any]) -> dict[str, Any]:
     """Child: loader vs step throughput and a short fusion.api.train run for one model."""
     import torch
 
-    from catalog.store import Catalog
-    from fusion import api
-    from fusion.data import DataConfig, FusionDataset, NormStats, load_aligned, loader_throughput
-    from fusion.models import build_model, count_parameters
-    from fusion.train import Task, batch_loss, seed_everything
+    from emofuse.catalog.store import Catalog
+    from emofuse.fusion import api
+    from emofuse.fusion.data import DataConfig, FusionDataset, NormStats, load_aligned, loader_throughput
+    from emofuse.fusion.models import build_model, count_parameters
+    from emofuse.fusion.train import Task, batch_loss, seed_everything
 
     torch.set_num_threads(int(p["threads"]))
     model, cat = p["model"], Catalog(p["catalog"])

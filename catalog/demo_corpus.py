@@ -1,7 +1,7 @@
 """Demo corpus: a small RAVDESS-shaped audio-visual corpus generated from real material.
 
 :func:`generate` writes ``out/Actor_XX/01-01-EE-II-SS-RR-XX.mp4`` (full-AV speech,
-RAVDESS names from :func:`catalog.ravdess.make_name`). Every clip is a real face photo
+RAVDESS names from :func:`emofuse.catalog.ravdess.make_name`). Every clip is a real face photo
 shipped by an installed package (six faces of insightface's ``t1.jpg``, insightface's
 ``Tom_Hanks_54745.png``, scikit-image's astronaut), aligned, edited per emotion and moved
 a little over time, together with real speech from the espeak-ng TTS saying the RAVDESS
@@ -68,7 +68,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from catalog.ravdess import EMOTIONS, INTENSITIES, STATEMENTS, make_name
+from emofuse.catalog.ravdess import EMOTIONS, INTENSITIES, STATEMENTS, make_name
 
 FPS = 25
 SAMPLE_RATE = 16000

@@ -2,7 +2,7 @@
 
 Each recipe yields :class:`Entry` objects (path, MEDIA_SCHEMA corpus columns,
 or why the file was rejected). Recipes only look at names; probing and
-hashing happen in :mod:`pipeline.ingest`.
+hashing happen in :mod:`emofuse.pipeline.ingest`.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from catalog import ravdess
+from emofuse.catalog import ravdess
 
 ARCHIVE_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".wav", ".mp3", ".m4a", ".flac", ".ogg")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from catalog.schemas import Status
+from emofuse.catalog.schemas import Status
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The catalog: read and write media, status, feature sets and their sequences.
 
-A catalog is a folder (or fsspec URL) laid out as :mod:`catalog.layout` says.
+A catalog is a folder (or fsspec URL) laid out as :mod:`emofuse.catalog.layout` says.
 Writers commit a task's output in a fixed order — Zarr shard, per-clip part,
 index part, and last the status part, which is the commit record. Anything of
 a task without status rows is an orphan of a crashed task: readers here ignore
@@ -27,10 +27,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import zarr
 
-from catalog import atomic, locks
-from catalog.layout import Layout
-from catalog.records import ExtractResult
-from catalog.schemas import LAYOUT_VERSION, MEDIA_SCHEMA, SEQ_INDEX_SCHEMA, STATUS_SCHEMA, Status
+from emofuse.catalog import atomic, locks
+from emofuse.catalog.layout import Layout
+from emofuse.catalog.records import ExtractResult
+from emofuse.catalog.schemas import LAYOUT_VERSION, MEDIA_SCHEMA, SEQ_INDEX_SCHEMA, STATUS_SCHEMA, Status
 
 log = logging.getLogger(__name__)
 

@@ -124,7 +124,7 @@ IN_PROCESS = {"extract", "train", "score", "score-archive"}
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.cmd in IN_PROCESS:
-        from flows.local_server import configured_api_unreachable
+        from emofuse.flows.local_server import configured_api_unreachable
 
         down = configured_api_unreachable()
         if down:
@@ -138,14 +138,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from flows.deployments import serve
+    from emofuse.flows.deployments import serve
 
     serve(args.source, args.catalog)
     return 0
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from flows.extract import extract
+    from emofuse.flows.extract import extract
 
     record = extract(source=args.source, catalog=args.catalog, corpus=args.corpus,
                      feature_sets=args.feature_sets, fps=args.fps, dask_address=args.dask_address,
@@ -155,7 +155,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from flows.train import train
+    from emofuse.flows.train import train
 
     out = train(catalog=args.catalog, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 folds=args.folds, seed=args.seed, device=args.device, run_id=args.resume, threads=args.threads)
@@ -164,7 +164,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from flows.score import score
+    from emofuse.flows.score import score
 
     score(run_id=args.run_id, model=args.model, catalog=args.catalog, fold=args.fold, window=args.window,
           hop=args.hop, device=args.device)
@@ -172,7 +172,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_score_archive(args: argparse.Namespace) -> int:
-    from flows.score import score
+    from emofuse.flows.score import score
 
     score(run_id=args.run_id, model=args.model, catalog=args.catalog, source=args.source, corpus="archive",
           window=args.window, hop=args.hop, dask_address=args.dask_address, n_workers=args.workers,
@@ -183,7 +183,7 @@ def cmd_score_archive(args: argparse.Namespace) -> int:
 def cmd_catalog(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from catalog.store import Catalog
+    from emofuse.catalog.store import Catalog
 
     cat = Catalog(args.catalog)
     if args.catalog_cmd == "repair":
@@ -201,7 +201,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from flows import doctor
+    from emofuse.flows import doctor
 
     if args.fix:
         doctor.fix()
@@ -215,7 +215,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_corpus(args: argparse.Namespace) -> int:
-    from catalog.demo_corpus import generate
+    from emofuse.catalog.demo_corpus import generate
 
     paths = generate(args.out, actors=args.actors, seed=args.seed)
     print(f"{len(paths)} clips under {os.path.abspath(args.out)}")
@@ -223,8 +223,8 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from catalog.layout import data_dir
-    from flows.local_server import LocalStack, release_profile, stop
+    from emofuse.catalog.layout import data_dir
+    from emofuse.flows.local_server import LocalStack, release_profile, stop
 
     stack = LocalStack(Path(data_dir()) / "state", args.port)
     for what in ("emofuse-serve", "prefect-server"):
@@ -236,16 +236,16 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The README's first command, after set-up: the whole embedded default, end to end."""
-    from catalog.layout import Layout, data_dir
-    from flows import local_server as ls
-    from flows.deployments import demo_corpus_dir
+    from emofuse.catalog.layout import Layout, data_dir
+    from emofuse.flows import local_server as ls
+    from emofuse.flows.deployments import demo_corpus_dir
 
     t0 = time.perf_counter()
     catalog = Layout.at(args.catalog).root
     if args.source:
         source = os.path.abspath(args.source)
     else:
-        from catalog.demo_corpus import generate
+        from emofuse.catalog.demo_corpus import generate
 
         source = demo_corpus_dir()
         print(f"[1/6] demo corpus: {args.actors} actors -> {source}", flush=True)
@@ -288,7 +288,7 @@ Stop them with: emofuse stop""")
 
 
 def _print_outputs(catalog: str) -> None:
-    from catalog.store import Catalog
+    from emofuse.catalog.store import Catalog
 
     cat = Catalog(catalog)
     print(f"\noutputs in {cat.root}")

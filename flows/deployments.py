@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect.deployments.runner import EntrypointType
 
-from catalog.layout import Layout, data_dir
+from emofuse.catalog.layout import Layout, data_dir
 
 RAVDESS_ROOT_ENV = "EMOFUSE_RAVDESS_ROOT"
 
@@ -21,9 +21,9 @@ def default_source() -> str:
 
 def deployments(source: str | None = None, catalog: str | None = None) -> list[Any]:
     """Runner deployments with their default parameters (each overridable with ``--param``)."""
-    from flows.extract import extract
-    from flows.score import score
-    from flows.train import train
+    from emofuse.flows.extract import extract
+    from emofuse.flows.score import score
+    from emofuse.flows.train import train
 
     root = Layout.at(catalog).root
     params = {"source": source or default_source(), "catalog": root, "corpus": "ravdess"}

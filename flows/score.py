@@ -31,12 +31,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from catalog import recipes
-from catalog.atomic import new_id
-from catalog.layout import Layout
-from catalog.store import Catalog
-from flows.extract import extract_on_dask
-from flows.runner import current_api_url, dask_runner
+from emofuse.catalog import recipes
+from emofuse.catalog.atomic import new_id
+from emofuse.catalog.layout import Layout
+from emofuse.catalog.store import Catalog
+from emofuse.flows.extract import extract_on_dask
+from emofuse.flows.runner import current_api_url, dask_runner
 
 #: Files listed by name (with their reason) in the summary when they have no prediction.
 SUMMARY_MAX_LISTED = 25
@@ -49,8 +49,8 @@ def run_feature_sets(cat: Catalog, run_id: str) -> dict[str, dict[str, Any]]:
     was copied from another catalog) gets the extractor's default config when that
     reproduces the run's key; otherwise the error says what to copy.
     """
-    from fusion import runs
-    from pipeline.registry import get_extractor
+    from emofuse.fusion import runs
+    from emofuse.pipeline.registry import get_extractor
 
     config = runs.read_config(cat.layout.run(run_id))
     names = config.get("feature_set_names") or {}
@@ -76,7 +76,7 @@ def run_feature_sets(cat: Catalog, run_id: str) -> dict[str, dict[str, Any]]:
 
 def latest_run(cat: Catalog, model: str) -> str:
     """The most recent run of ``model`` in the catalog that finished all its folds."""
-    from fusion import runs
+    from emofuse.fusion import runs
 
     found = []
     for run_id in cat.listdir(cat.layout.runs):
@@ -129,8 +129,8 @@ def score(
         batch_size: items per extraction task.
         threads: torch CPU threads for scoring (1 is fastest beside busy Dask workers).
     """
-    from fusion.api import torch_threads
-    from fusion.score import ScoreProgress, score_items
+    from emofuse.fusion.api import torch_threads
+    from emofuse.fusion.score import ScoreProgress, score_items
 
     logger = get_run_logger()
     t0 = time.perf_counter()

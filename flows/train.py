@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from catalog.layout import Layout
+from emofuse.catalog.layout import Layout
 
 
 @flow(name="train", log_prints=True)
@@ -36,7 +36,7 @@ def train(
     existing ``run_id`` to resume an interrupted run. ``threads`` caps torch's CPU
     threads (1 is fastest on a busy 2-core machine).
     """
-    from fusion import api
+    from emofuse.fusion import api
 
     logger = get_run_logger()
 

@@ -2,8 +2,8 @@
 
 ``train`` reads cached features of a catalog, trains one model per speaker-independent
 fold (early stopping on a validation split), and writes a run folder (see
-:mod:`fusion.runs`); ``score`` applies a run to catalog items and writes predictions
-(see :mod:`fusion.score`).
+:mod:`emofuse.fusion.runs`); ``score`` applies a run to catalog items and writes predictions
+(see :mod:`emofuse.fusion.score`).
 
 Models and their defaults (``PRESETS``):
 
@@ -21,7 +21,7 @@ unimodal_audio     audio <- egemaps                      32 steps per clip      
 unimodal_face      face <- faces                         32 steps per clip               Adam 1e-3, 16
 =================  ====================================  =============================  ==============
 
-Model hyper-parameters are the papers' (``fusion.models``); RCMA's learning rate is 1e-4
+Model hyper-parameters are the papers' (``emofuse.fusion.models``); RCMA's learning rate is 1e-4
 instead of the paper's 1e-5, which fine-tunes pre-trained backbones while ours trains from
 scratch on features. RCMA predicts valence/arousal (1 - CCC) when the media table has both
 columns and classes (cross-entropy) when it has an emotion label; RAVDESS has only classes.
@@ -49,9 +49,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from catalog.store import Catalog
-from fusion import runs
-from fusion.data import (
+from emofuse.catalog.store import Catalog
+from emofuse.fusion import runs
+from emofuse.fusion.data import (
     DEFAULT_MODALITY_NAMES,
     AlignConfig,
     AlignedData,
@@ -62,10 +62,10 @@ from fusion.data import (
     load_aligned,
     loader_throughput,
 )
-from fusion.folds import check_plan, make_plan
-from fusion.models import build_model, count_parameters
-from fusion.score import ScoreResult, model_config_from_saved, score_items
-from fusion.train import EpochReport, Task, TrainConfig, clear_checkpoints, pick_device, seed_everything, train_fold
+from emofuse.fusion.folds import check_plan, make_plan
+from emofuse.fusion.models import build_model, count_parameters
+from emofuse.fusion.score import ScoreResult, model_config_from_saved, score_items
+from emofuse.fusion.train import EpochReport, Task, TrainConfig, clear_checkpoints, pick_device, seed_everything, train_fold
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
 
 def _provenance() -> dict[str, Any]:
     try:
-        from pipeline.provenance import collect
+        from emofuse.pipeline.provenance import collect
     except ImportError:  # pragma: no cover - pipeline is part of the project
         return {}
     return collect()
@@ -395,7 +395,7 @@ def score(
     batch_size: int = 64,
     threads: int | None = None,
 ) -> ScoreResult:
-    """Score catalog items (all by default) with run ``run_id`` and write predictions; see :mod:`fusion.score`."""
+    """Score catalog items (all by default) with run ``run_id`` and write predictions; see :mod:`emofuse.fusion.score`."""
     with torch_threads(threads):
         return score_items(catalog_root, run_id, item_ids=item_ids, fold=fold, device=device, batch_size=batch_size)
 

@@ -38,7 +38,7 @@ Memory: an item with more than ``max_item_rows`` frames in a feature set (defaul
 are read block by block from the Zarr shard (shards are chunked by 65 536 rows), pooled
 bin by bin for a per-clip timeline, or read one group of windows (at most
 :data:`WINDOW_SPAN_S` seconds) at a time. ``time_range=(t0, t1)`` keeps only the windows
-that start in it, so a caller (``fusion.score``) can walk a long file in bounded pieces.
+that start in it, so a caller (``emofuse.fusion.score``) can walk a long file in bounded pieces.
 Shards with more than :data:`MAX_SHARD_ROWS` rows are read item by item, never whole.
 The ``interp`` method reads a long item whole.
 
@@ -69,9 +69,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from catalog.ravdess import EMOTION_CLASSES
-from catalog.schemas import Status
-from catalog.store import Catalog
+from emofuse.catalog.ravdess import EMOTION_CLASSES
+from emofuse.catalog.schemas import Status
+from emofuse.catalog.store import Catalog
 
 log = logging.getLogger(__name__)
 

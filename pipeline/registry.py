@@ -23,8 +23,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
-from catalog.records import ExtractResult, Sequence
-from catalog.schemas import Status
+from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.schemas import Status
 
 
 @dataclass(frozen=True)
@@ -174,10 +174,10 @@ def feature_set_key(name: str, version: int, config: Any, weights: str) -> str:
 
 
 _BUILTIN_MODULES: tuple[str, ...] = (
-    "pipeline.egemaps",
-    "pipeline.faces",
-    "pipeline.text",
-    "pipeline.logmel",
+    "emofuse.pipeline.egemaps",
+    "emofuse.pipeline.faces",
+    "emofuse.pipeline.text",
+    "emofuse.pipeline.logmel",
 )
 _loaded = False
 

@@ -7,7 +7,7 @@ attention-mask-weighted mean of the last hidden state, L2-normalised -- the
 same recipe as sentence-transformers' Transformer -> Pooling(mean) -> Normalize,
 so they match ``SentenceTransformer(<folder>)``.
 
-Transcript sources (see :mod:`pipeline.transcripts`): the RAVDESS statement
+Transcript sources (see :mod:`emofuse.pipeline.transcripts`): the RAVDESS statement
 text, a sidecar ``.srt``/``.vtt``/``.txt``, or offline ASR when ``use_asr``.
 
 Output per item:
@@ -42,9 +42,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from pipeline.decode import DecodeError, NoStream
-from pipeline.registry import Extractor, ExtractResult, MediaRef, Sequence, Status, register, runtime_field, sha256_file
-from pipeline.transcripts import Transcript, TranscriptError, load_transcript
+from emofuse.pipeline.decode import DecodeError, NoStream
+from emofuse.pipeline.registry import Extractor, ExtractResult, MediaRef, Sequence, Status, register, runtime_field, sha256_file
+from emofuse.pipeline.transcripts import Transcript, TranscriptError, load_transcript
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -219,7 +219,7 @@ class TextExtractor(Extractor):
         if self.config.use_asr:
             import hashlib
 
-            from pipeline import asr
+            from emofuse.pipeline import asr
 
             try:
                 asr_digest = asr.weights_checksum()
@@ -262,7 +262,7 @@ class TextExtractor(Extractor):
         except DecodeError as e:
             return ExtractResult.failed(media.item_id, Status.DECODE_ERROR, f"ASR: {e}")
         except RuntimeError as e:  # AsrUnavailable and friends
-            from pipeline.asr import AsrUnavailable
+            from emofuse.pipeline.asr import AsrUnavailable
 
             if isinstance(e, AsrUnavailable):
                 return ExtractResult.failed(media.item_id, Status.ERROR, str(e))

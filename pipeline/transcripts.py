@@ -8,7 +8,7 @@ Sources are tried in a fixed order so a result is reproducible:
    (one segment spanning the clip);
 2. a sidecar next to the media with the same stem: ``.srt``, then ``.vtt``, then
    ``.txt`` (timed formats first, so timings are kept when a folder has several);
-3. offline ASR (:mod:`pipeline.asr`, faster-whisper), only when asked for.
+3. offline ASR (:mod:`emofuse.pipeline.asr`, faster-whisper), only when asked for.
 
 Sidecars must resolve inside the media's own folder: a symlink or an explicit
 path that escapes it is refused (a catalog of untrusted archives must not read
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipeline.asr import AsrConfig
-    from pipeline.registry import MediaRef
+    from emofuse.pipeline.asr import AsrConfig
+    from emofuse.pipeline.registry import MediaRef
 
 #: Sidecar extensions in the order they are looked for.
 SIDECAR_EXTENSIONS: tuple[str, ...] = (".srt", ".vtt", ".txt")
@@ -255,7 +255,7 @@ def load_transcript(
 
     Returns a :class:`Transcript` whose ``segments`` may be empty (nothing said,
     no source found). Raises :class:`TranscriptError` for a bad sidecar, and the
-    :mod:`pipeline.decode` errors or :class:`pipeline.asr.AsrUnavailable` from ASR.
+    :mod:`emofuse.pipeline.decode` errors or :class:`emofuse.pipeline.asr.AsrUnavailable` from ASR.
     """
     if media.transcript is not None and media.transcript.strip():
         end = float(media.duration) if media.duration else None
@@ -264,7 +264,7 @@ def load_transcript(
     if side is not None:
         return Transcript(parse_sidecar(side), SOURCE_SIDECAR, path=str(side))
     if use_asr:
-        from pipeline.asr import transcribe
+        from emofuse.pipeline.asr import transcribe
 
         segments, info = transcribe(media.path, config=asr_config)
         return Transcript(segments, SOURCE_ASR, path=None, info=info)

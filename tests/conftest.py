@@ -73,7 +73,7 @@ def session_dir():
 @pytest.fixture(scope="session")
 def demo_corpus(session_dir) -> str:
     """A generated 2-actor RAVDESS-layout corpus (read-only for tests)."""
-    from catalog.demo_corpus import generate
+    from emofuse.catalog.demo_corpus import generate
 
     out = os.path.join(session_dir, "demo")
     generate(out, actors=DEMO_ACTORS, seed=0)
@@ -106,7 +106,7 @@ def dirty_corpus(session_dir, demo_corpus) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def extracted(session_dir, dirty_corpus) -> dict:
     """The extract flow, all feature sets, on a real local Dask cluster, run once for the session."""
-    from flows.extract import extract
+    from emofuse.flows.extract import extract
 
     catalog = os.path.join(session_dir, "catalog")
     record = extract(source=dirty_corpus["root"], catalog=catalog, n_workers=2)
@@ -118,7 +118,7 @@ def prefect_server(session_dir):
     """A real Prefect server on a free loopback port (own home, SQLite), for the session."""
     from pathlib import Path
 
-    from flows import local_server as ls
+    from emofuse.flows import local_server as ls
 
     home = os.path.join(session_dir, "prefect-server-home")
     stack = ls.LocalStack(Path(session_dir) / "state", ls.free_port())

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from catalog.store import Catalog
+from emofuse.catalog.store import Catalog
 from tests.conftest import strip_audio, write_silent_video
 
 TINY_TACFN = {"n_layers": 1, "d_ff": 64, "n_heads": 4}
@@ -104,9 +104,9 @@ def _snapshot(root: str) -> dict[str, tuple[int, int]]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, demo_corpus) -> dict:
     """A catalog with eGeMAPS + faces of 12 labelled clips and a tiny 2-fold TACFN run trained on them."""
-    from catalog.demo_corpus import generate
-    from flows.extract import extract
-    from fusion import api
+    from emofuse.catalog.demo_corpus import generate
+    from emofuse.flows.extract import extract
+    from emofuse.fusion import api
 
     base = tmp_path_factory.mktemp("archive")
     src = str(base / "train")
@@ -161,7 +161,7 @@ def archive(trained, demo_corpus) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def scored(trained, archive) -> dict:
     """The first `score` call over the archive: extraction on 2 local Dask workers, clips + 4 s windows."""
-    from flows.score import score
+    from emofuse.flows.score import score
 
     t0 = time.perf_counter()
     out = score(source=archive["root"], catalog=trained["catalog"], run_id=trained["run_id"], window=WINDOW,
@@ -180,7 +180,7 @@ def _tables(catalog: str, run_id: str) -> dict[str, pd.DataFrame]:
 
 # --------------------------------------------------------------------------- tests
 def test_clip_windows_cover_the_clip():
-    from fusion.data import clip_windows
+    from emofuse.fusion.data import clip_windows
 
     w = clip_windows(30.9, 4.0, 2.0)
     assert w[0, 0] == 0.0 and w[-1, 1] == pytest.approx(30.9) and np.allclose(w[:, 1] - w[:, 0], 4.0)
@@ -192,7 +192,7 @@ def test_clip_windows_cover_the_clip():
 
 
 def test_score_archive_cli_takes_window_and_hop():
-    from flows.cli import build_parser
+    from emofuse.flows.cli import build_parser
 
     args = build_parser().parse_args(["score-archive", "/videos", "--model", "tacfn", "--window", "4", "--hop", "2"])
     assert (args.source, args.model, args.window, args.hop) == ("/videos", "tacfn", 4.0, 2.0)
@@ -252,8 +252,8 @@ def test_windows_of_a_long_video_cover_its_whole_duration(trained, archive, scor
 
 @pytest.mark.slow
 def test_long_items_give_the_same_rows_block_by_block_and_range_by_range(trained, archive, scored):
-    from fusion.data import load_aligned
-    from fusion.score import load_run, predict
+    from emofuse.fusion.data import load_aligned
+    from emofuse.fusion.score import load_run, predict
 
     cat = Catalog(trained["catalog"])
     run = load_run(trained["catalog"], trained["run_id"])
@@ -276,7 +276,7 @@ def test_long_items_give_the_same_rows_block_by_block_and_range_by_range(trained
 
 @pytest.mark.slow
 def test_a_second_run_changes_no_file(trained, archive, scored):
-    from flows.score import score
+    from emofuse.flows.score import score
 
     before = _snapshot(trained["catalog"])
     out = score(source=archive["root"], catalog=trained["catalog"], run_id=trained["run_id"], window=WINDOW,
@@ -288,7 +288,7 @@ def test_a_second_run_changes_no_file(trained, archive, scored):
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_predictions(trained, archive, scored, tmp_path):
-    from flows.score import score
+    from emofuse.flows.score import score
 
     catalog = str(tmp_path / "catalog")
     shutil.copytree(trained["pristine"], catalog)
@@ -297,7 +297,7 @@ def test_a_killed_run_resumes_to_the_same_predictions(trained, archive, scored, 
     shutil.copytree(archive["root"], source, ignore=shutil.ignore_patterns("long"))
     parts = lambda: set(glob.glob(os.path.join(catalog, "status", "*", "part-*.parquet")))  # noqa: E731
     initial = parts()
-    cmd = [sys.executable, "-m", "flows.cli", "score-archive", source, "--catalog", catalog,
+    cmd = [sys.executable, "-m", "emofuse.flows.cli", "score-archive", source, "--catalog", catalog,
            "--run", trained["run_id"], "--window", str(WINDOW), "--hop", str(HOP), "--workers", "2",
            "--batch-size", "1"]
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
@@ -343,8 +343,8 @@ def test_a_killed_run_resumes_to_the_same_predictions(trained, archive, scored, 
 
 
 def test_egemaps_of_long_audio_in_chunks_matches_the_whole_file(tmp_path, demo_corpus):
-    from pipeline.egemaps import EgemapsConfig
-    from pipeline.registry import MediaRef, config_to_dict, feature_set_key, get_extractor
+    from emofuse.pipeline.egemaps import EgemapsConfig
+    from emofuse.pipeline.registry import MediaRef, config_to_dict, feature_set_key, get_extractor
 
     path = str(tmp_path / "long.mp4")
     concat(_demo_clips(demo_corpus, "02")[:8], path)  # ~20 s

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 import zarr
 
-from catalog import atomic, locks
-from catalog.records import ExtractResult, Sequence
-from catalog.schemas import Status
-from catalog.store import Catalog
+from emofuse.catalog import atomic, locks
+from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.schemas import Status
+from emofuse.catalog.store import Catalog
 
 KEY = "toy-v1-00000000-none"
 

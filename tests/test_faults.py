@@ -17,16 +17,16 @@ import pyarrow.parquet as pq
 import pytest
 import zarr
 
-from catalog import atomic
-from catalog.records import ExtractResult, Sequence
-from catalog.store import Catalog
+from emofuse.catalog import atomic
+from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.store import Catalog
 from tests.conftest import write_silent_video
 
 FAST_SETS = ["egemaps", "logmel"]
 
 
 def _extract_cmd(source: str, catalog: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", "extract", source, "--catalog", catalog,
+    return [sys.executable, "-m", "emofuse.flows.cli", "extract", source, "--catalog", catalog,
             "--feature-sets", *FAST_SETS, *extra]
 
 
@@ -101,7 +101,7 @@ def test_two_runs_at_once_on_one_catalog(tmp_path, demo_corpus, prefect_server):
 
 
 def test_a_crash_between_shard_and_record_is_repaired_by_the_next_run(tmp_path, demo_corpus):
-    from flows.extract import extract
+    from emofuse.flows.extract import extract
 
     catalog = str(tmp_path / "catalog")
     src = str(tmp_path / "src")
@@ -150,7 +150,7 @@ def _write_video(path: str, frames: list[np.ndarray], *, audio_samples: int | No
 
 
 def test_hostile_inputs_each_get_a_status_and_nothing_escapes(tmp_path, demo_corpus):
-    from flows.extract import extract
+    from emofuse.flows.extract import extract
     from skimage import data
 
     src = tmp_path / "archive"

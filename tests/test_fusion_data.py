@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from catalog.records import ExtractResult, Sequence
-from catalog.schemas import Status
-from catalog.store import Catalog
-from fusion.data import (
+from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.schemas import Status
+from emofuse.catalog.store import Catalog
+from emofuse.fusion.data import (
     AlignConfig,
     DataConfig,
     FusionDataset,
@@ -31,7 +31,7 @@ from fusion.data import (
     rate_edges,
     window_starts,
 )
-from fusion.folds import check_plan, generic_plan, make_plan, ravdess_plan
+from emofuse.fusion.folds import check_plan, generic_plan, make_plan, ravdess_plan
 
 #: emotion -> (arousal bit in audio, valence bit in face)
 SIGNAL = {"neutral": (0, 1), "happy": (1, 1), "sad": (0, 0), "angry": (1, 0)}

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
-from catalog.store import Catalog
-from fusion import api, runs
-from fusion.data import load_aligned
-from fusion.runs import RunIntegrityError
-from fusion.score import load_run, predict
+from emofuse.catalog.store import Catalog
+from emofuse.fusion import api, runs
+from emofuse.fusion.data import load_aligned
+from emofuse.fusion.runs import RunIntegrityError
+from emofuse.fusion.score import load_run, predict
 from test_fusion_data import build_synthetic_catalog
 from test_fusion_train import TINY_TACFN
 

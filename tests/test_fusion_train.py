@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
-from catalog.store import Catalog
-from fusion import api, runs
-from fusion.data import load_aligned
-from fusion.score import load_run, predict
-from fusion.train import EpochReport
+from emofuse.catalog.store import Catalog
+from emofuse.fusion import api, runs
+from emofuse.fusion.data import load_aligned
+from emofuse.fusion.score import load_run, predict
+from emofuse.fusion.train import EpochReport
 from test_fusion_data import build_synthetic_catalog
 
 TINY_TACFN = {"n_layers": 1, "d_ff": 64, "n_heads": 4}

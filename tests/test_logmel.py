@@ -9,9 +9,9 @@ import pytest
 import torch
 import torchaudio
 
-from catalog.schemas import Status
-from pipeline.logmel import LogMelConfig, LogMelExtractor, frame_times, logmel_array
-from pipeline.registry import MediaRef, get_extractor
+from emofuse.catalog.schemas import Status
+from emofuse.pipeline.logmel import LogMelConfig, LogMelExtractor, frame_times, logmel_array
+from emofuse.pipeline.registry import MediaRef, get_extractor
 
 
 def write_audio(path: Path, x: np.ndarray, sr: int, codec: str = "pcm_s16le") -> Path:

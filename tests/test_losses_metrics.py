@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from fusion import metrics
-from fusion.losses import ccc, ccc_loss, cross_entropy
+from emofuse.fusion import metrics
+from emofuse.fusion.losses import ccc, ccc_loss, cross_entropy
 
 
 def numpy_ccc(x: np.ndarray, y: np.ndarray) -> float:

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from fusion.losses import ccc, ccc_loss, cross_entropy
-from fusion.models import MODELS, build_model, count_parameters
-from fusion.models.common import MaskedBatchNorm, sinusoidal_positions
-from fusion.models.rcma import RCMA, RCMAConfig, TemporalEncoder
-from fusion.models.tacfn import TACFN, TACFNConfig
+from emofuse.fusion.losses import ccc, ccc_loss, cross_entropy
+from emofuse.fusion.models import MODELS, build_model, count_parameters
+from emofuse.fusion.models.common import MaskedBatchNorm, sinusoidal_positions
+from emofuse.fusion.models.rcma import RCMA, RCMAConfig, TemporalEncoder
+from emofuse.fusion.models.tacfn import TACFN, TACFNConfig
 
 SMALL_TACFN = dict(d_model=16, n_heads=2, n_layers=2, d_ff=32, attn_dim=16)
 SMALL_RCMA = dict(regressor_hidden=16)

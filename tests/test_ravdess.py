@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from catalog import ravdess
-from catalog.recipes import discover
+from emofuse.catalog import ravdess
+from emofuse.catalog.recipes import discover
 
 
 def test_parse_every_field():

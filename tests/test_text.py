@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catalog.schemas import Status
-from pipeline.registry import MediaRef, get_extractor, sha256_file
-from pipeline.text import TextConfig, TextExtractor, default_model_dir, embed_texts
+from emofuse.catalog.schemas import Status
+from emofuse.pipeline.registry import MediaRef, get_extractor, sha256_file
+from emofuse.pipeline.text import TextConfig, TextExtractor, default_model_dir, embed_texts
 
 TEXTS = [
     "Kids are talking by the door",

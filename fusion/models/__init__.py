@@ -18,10 +18,10 @@ from typing import Any
 
 from torch import nn
 
-from fusion.models.baselines import ConcatMLP, ConcatMLPConfig, Unimodal, UnimodalConfig
-from fusion.models.common import count_parameters
-from fusion.models.rcma import RCMA, RCMAConfig
-from fusion.models.tacfn import TACFN, TACFNConfig
+from emofuse.fusion.models.baselines import ConcatMLP, ConcatMLPConfig, Unimodal, UnimodalConfig
+from emofuse.fusion.models.common import count_parameters
+from emofuse.fusion.models.rcma import RCMA, RCMAConfig
+from emofuse.fusion.models.tacfn import TACFN, TACFNConfig
 
 #: name -> (model class, config dataclass)
 MODELS: dict[str, tuple[type[nn.Module], type]] = {

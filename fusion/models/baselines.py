@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from fusion.models.common import as_sequence, count_parameters, get_mask, masked_mean
+from emofuse.fusion.models.common import as_sequence, count_parameters, get_mask, masked_mean
 
 
 @dataclass

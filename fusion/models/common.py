@@ -1,6 +1,6 @@
 """Small pieces shared by the fusion models: masks, masked pooling, masked BatchNorm.
 
-Conventions used by every model in :mod:`fusion.models`:
+Conventions used by every model in :mod:`emofuse.fusion.models`:
 
 * inputs are a dict ``modality -> tensor (N, L, d)`` (a per-clip vector ``(N, d)`` is read
   as a sequence of one step);

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from fusion.models.common import (
+from emofuse.fusion.models.common import (
     MaskedBatchNorm,
     as_sequence,
     count_parameters,

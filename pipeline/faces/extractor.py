@@ -1,6 +1,6 @@
 """The ``faces`` extractor: detection -> 5 landmarks -> alignment -> embedding of the main face.
 
-Frames are sampled at ``fps`` and streamed from :func:`pipeline.decode.iter_frames`;
+Frames are sampled at ``fps`` and streamed from :func:`emofuse.pipeline.decode.iter_frames`;
 only aligned crops wait for a batch, never whole frames. Per sampled frame the
 sequence holds the main face's embedding (zeros where absent; ``mask`` is the
 truth), its box, detector score and the number of faces; the per-clip row holds
@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import model_files
-from pipeline.decode import DecodeError, NoStream, iter_frames
-from pipeline.registry import ExtractResult, Extractor, MediaRef, Sequence, Status, register, runtime_field
+from emofuse.pipeline import model_files
+from emofuse.pipeline.decode import DecodeError, NoStream, iter_frames
+from emofuse.pipeline.registry import ExtractResult, Extractor, MediaRef, Sequence, Status, register, runtime_field
 
 from .detect import Detections
 from .track import FrameFaces, MainFaceTracker, TrackParams
