@@ -185,7 +185,7 @@ def spread(xs: Sequence[float]) -> str:
 # --------------------------------------------------------------------------- data
 def corpus(actors: int, seed: int = 0) -> str:
     """A generated RAVDESS-layout demo corpus of ``actors`` actors under /tmp (made once, then reused)."""
-    from emofuse.catalog.demo_corpus import generate
+    from emofuse.catalog.corpora.demo import generate
 
     out = os.path.join(TMP_ROOT, f"bench-corpus-a{actors}-s{seed}")
     generate(out, actors=actors, seed=seed)

@@ -44,11 +44,12 @@ def floor_child(p: dict[str, Any]) -> dict[str, Any]:
     import torch
     import torchaudio
 
-    from emofuse.catalog.ravdess import STATEMENTS, parse_name
+    from emofuse.catalog.corpora.ravdess import STATEMENTS, parse_name
     from emofuse.pipeline import model_files
     from emofuse.pipeline.decode import iter_frames, load_audio
     from emofuse.pipeline.faces.detect import YuNetDetector
     from emofuse.pipeline.faces.embed import DlibEmbedder
+    from emofuse.pipeline.faces.face_engine import DlibResNetEmbedder
     from emofuse.pipeline.registry import MediaRef, get_extractor
     from emofuse.pipeline.text import default_model_dir, load_model
     from emofuse.pipeline.threads import limit_threads
@@ -112,7 +113,8 @@ def floor_child(p: dict[str, Any]) -> dict[str, Any]:
 
     det = YuNetDetector(model_files.yunet_path())
     dl = model_files.dlib_model_paths()
-    emb = DlibEmbedder(dl.shape_predictor_5, dl.face_recognition)
+    emb = DlibEmbedder(dl.shape_predictor_5, dl.face_recognition,  # the faces extractor's default backend
+                       engine=DlibResNetEmbedder(dl.face_recognition, device="cpu", threads=1))
 
     def faces(fs: list[Any]) -> Any:
         chips = []

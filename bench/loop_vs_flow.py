@@ -2,7 +2,8 @@
 
 The loop: models loaded once, PyAV decode (audio once, video sampled at 5 fps),
 openSMILE eGeMAPS functionals + LLD, YuNet + dlib (largest face per frame, one
-batched embedding call per clip), all-MiniLM-L6-v2 through transformers on the
+batched embedding call per clip, the same engine as the flow's default ``yunet_resnet``
+backend), all-MiniLM-L6-v2 through transformers on the
 RAVDESS statement, one ``.npz`` + one ``.parquet`` per file. The flow: the same
 three feature sets into a fresh catalog. Every configuration runs in a fresh
 process; runs are interleaved when repeated. The fixed overhead is the same
@@ -77,10 +78,11 @@ def loop_child(p: dict[str, Any]) -> dict[str, Any]:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from emofuse.catalog.ravdess import STATEMENTS, parse_name
+    from emofuse.catalog.corpora.ravdess import STATEMENTS, parse_name
     from emofuse.pipeline import model_files
     from emofuse.pipeline.faces.detect import YuNetDetector
     from emofuse.pipeline.faces.embed import DlibEmbedder
+    from emofuse.pipeline.faces.face_engine import DlibResNetEmbedder
     from emofuse.pipeline.text import default_model_dir
 
     if p.get("threads"):
@@ -94,7 +96,8 @@ def loop_child(p: dict[str, Any]) -> dict[str, Any]:
     smile_l = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02, opensmile.FeatureLevel.LowLevelDescriptors)
     det = YuNetDetector(model_files.yunet_path())
     dl = model_files.dlib_model_paths()
-    emb = DlibEmbedder(dl.shape_predictor_5, dl.face_recognition)
+    emb = DlibEmbedder(dl.shape_predictor_5, dl.face_recognition,  # the faces extractor's default backend
+                       engine=DlibResNetEmbedder(dl.face_recognition, device="cpu", threads=torch.get_num_threads()))
     mdir = str(default_model_dir())
     tok = AutoTokenizer.from_pretrained(mdir, local_files_only=True)
     model = AutoModel.from_pretrained(mdir, local_files_only=True).eval()

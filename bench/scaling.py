@@ -46,11 +46,12 @@ def gil_child(p: dict[str, Any]) -> dict[str, Any]:
     """
     import threading
 
-    from emofuse.catalog.ravdess import STATEMENTS
+    from emofuse.catalog.corpora.ravdess import STATEMENTS
     from emofuse.pipeline import model_files
     from emofuse.pipeline.decode import iter_frames, load_audio
     from emofuse.pipeline.faces.detect import YuNetDetector
     from emofuse.pipeline.faces.embed import DlibEmbedder
+    from emofuse.pipeline.faces.face_engine import DlibResNetEmbedder
     from emofuse.pipeline.logmel import logmel_array
     from emofuse.pipeline.text import embed_texts
     from emofuse.pipeline.threads import limit_threads
@@ -64,6 +65,7 @@ def gil_child(p: dict[str, Any]) -> dict[str, Any]:
     det = YuNetDetector(model_files.yunet_path())
     dl = model_files.dlib_model_paths()
     emb = DlibEmbedder(dl.shape_predictor_5, dl.face_recognition)
+    engine = DlibResNetEmbedder(dl.face_recognition, device="cpu", threads=1)
     chips = [c for f in frames for c in emb.align(f, det.detect(f).largest(1))]
     smile = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02, opensmile.FeatureLevel.LowLevelDescriptors)
     texts = [STATEMENTS[1]] * 64
@@ -71,7 +73,8 @@ def gil_child(p: dict[str, Any]) -> dict[str, Any]:
     jobs = {  # name: (call, number of native calls it makes)
         "YuNet detect (OpenCV)": (lambda: [det.detect(f) for f in frames], nf),
         "dlib align (shape predictor + chip)": (lambda: [emb.align(f, det.detect(f).largest(1)) for f in frames], nf),
-        "dlib ResNet embed (one batch)": (lambda: emb.embed_crops(chips), 1),
+        "dlib ResNet embed, dlib-bin (one batch)": (lambda: emb.embed_crops(chips), 1),
+        "dlib ResNet embed, engine (one batch)": (lambda: engine.embed_crops(chips), 1),
         "openSMILE LLD": (lambda: smile.process_signal(audio, 16000), 1),
         "MiniLM (torch, 2 batches)": (lambda: embed_texts(texts), 2),
         "log-mel (torchaudio)": (lambda: [logmel_array(audio) for _ in range(20)], 20),

@@ -4,8 +4,8 @@ Reads a catalog extracted from the 4-actor demo corpus (default: a copy of
 ``/work/demo-cat``; the original is never written). Per model, in a fresh
 process with one torch thread:
 
-* load: ``emofuse.fusion.data.load_aligned`` (read shards + align), items/s;
-* loader: ``emofuse.fusion.data.loader_throughput`` (shuffled batch gathers), items/s;
+* load: ``emofuse.fusion.align.load_aligned`` (read shards + align), items/s;
+* loader: ``emofuse.fusion.dataset.loader_throughput`` (shuffled batch gathers), items/s;
 * step: forward + loss + backward + Adam step on batches gathered beforehand
   (the model alone), items/s; and the same with the gather inside (what an
   epoch's training pass costs);
@@ -37,18 +37,22 @@ def train_child(p: dict[str, Any]) -> dict[str, Any]:
 
     from emofuse.catalog.store import Catalog
     from emofuse.fusion import api
-    from emofuse.fusion.data import DataConfig, FusionDataset, NormStats, load_aligned, loader_throughput
+    from emofuse.fusion.align import load_aligned
+    from emofuse.fusion.data_config import DataConfig
+    from emofuse.fusion.dataset import FusionDataset, NormStats, loader_throughput
+    from emofuse.fusion.inference import Task, batch_loss
     from emofuse.fusion.models import build_model, count_parameters
-    from emofuse.fusion.train import Task, batch_loss, seed_everything
+    from emofuse.fusion.presets import PRESETS, preset_model_config, preset_modalities
+    from emofuse.fusion.train import seed_everything
 
     torch.set_num_threads(int(p["threads"]))
     model, cat = p["model"], Catalog(p["catalog"])
-    preset = api.PRESETS[model]
+    preset = PRESETS[model]
     seed_everything(0)
     out: dict[str, Any] = {"model": model, "threads": torch.get_num_threads()}
 
     t0 = time.perf_counter()
-    data = load_aligned(cat, DataConfig(modalities=api._modalities(cat, preset, None), align=preset.align))
+    data = load_aligned(cat, DataConfig(modalities=preset_modalities(cat, preset, None), align=preset.align))
     out["load_s"] = time.perf_counter() - t0
     out["items"], out["rows"] = data.n_items, data.n_rows
     out["dims"] = dict(data.dims)
@@ -59,7 +63,7 @@ def train_child(p: dict[str, Any]) -> dict[str, Any]:
     out["loader_items_per_s"] = loader_throughput(ds, bs, repeats=p["repeats"])
 
     task = Task(n_classes=len(data.classes) if data.has_categories else 0)
-    mcfg = api._model_config(model, preset, data, task, None)
+    mcfg = preset_model_config(model, preset, data, task, None)
     net = build_model(preset.registry, **mcfg)
     out["parameters"] = count_parameters(net)
     opt = torch.optim.Adam(net.parameters(), lr=preset.train.lr, weight_decay=preset.train.weight_decay)

@@ -5,6 +5,18 @@ and pandas skip when reading a folder) and renamed into place in one step.
 On a local disk the rename is atomic; on object stores a single ``put`` is, and
 Zarr shards become visible to our readers only through their index part, which
 is written after the shard.
+
+Example:
+    >>> import os, tempfile
+    >>> import pyarrow as pa
+    >>> folder = tempfile.mkdtemp()
+    >>> write_bytes(os.path.join(folder, "claim"), b"first", overwrite=False)
+    True
+    >>> write_bytes(os.path.join(folder, "claim"), b"second", overwrite=False)  # the first writer wins
+    False
+    >>> part = write_parquet(pa.table({"x": [1, 2]}), os.path.join(folder, "table"), name="0")
+    >>> os.path.relpath(part, folder), sorted(os.listdir(folder))  # no temporary file is left
+    ('table/part-0.parquet', ['claim', 'table'])
 """
 from __future__ import annotations
 
@@ -73,20 +85,22 @@ def write_bytes(path: str, data: bytes, *, overwrite: bool = True) -> bool:
             return False
         os.makedirs(os.path.dirname(p), exist_ok=True)
         tmp = os.path.join(os.path.dirname(p), f".tmp-{new_id()}-{os.path.basename(p)}")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, p)
-            return True
         try:
-            os.link(tmp, p)
-            return True
-        except FileExistsError:
-            return False
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if overwrite:
+                os.replace(tmp, p)
+                return True
+            try:
+                os.link(tmp, p)
+                return True
+            except FileExistsError:
+                return False
         finally:
-            os.remove(tmp)
+            if os.path.exists(tmp):  # renamed away on success; a failed write leaves nothing behind
+                os.remove(tmp)
     fs, p = url_to_fs(path)
     if not overwrite and fs.exists(p):
         return False

@@ -10,7 +10,8 @@
 <root>/features/<key>/shards/<task>.zarr             Zarr v3 group of concatenated sequences
 <root>/runs/<run_id>/                                fusion runs (weights, metrics, plots)
 <root>/predictions/model=<m>/run=<id>/part-*.parquet predictions (Hive-partitioned)
-<root>/locks/                                        per-item claim files of running tasks
+<root>/locks/                                        claims of running tasks, lock files of short critical sections
+<root>/extract_runs/<run_id>.json                    summary of each extract run that changed the catalog
 ```
 """
 from __future__ import annotations
@@ -110,3 +111,10 @@ class Layout:
     @property
     def locks(self) -> str:
         return self.join("locks")
+
+    @property
+    def extract_runs(self) -> str:
+        return self.join("extract_runs")
+
+    def extract_run(self, run_id: str) -> str:
+        return self.join("extract_runs", f"{run_id}.json")

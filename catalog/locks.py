@@ -1,8 +1,26 @@
 """Claims on work in progress, so two runs on one catalog never do one item twice.
 
-A claim is a small JSON file created with ``O_EXCL`` (local catalogs) holding
-host, pid and time. A claim is *stale* when its process is gone (same host) or
-it is older than ``ttl_s`` (other hosts); stale claims are taken over.
+A claim is a small JSON file (local catalogs) holding host, pid and time,
+written whole and linked into place, so the first creator wins and nobody reads
+half a claim. A claim is *stale* when its process is gone (same host) or it is
+older than ``ttl_s`` (other hosts); stale claims are taken over by one taker.
+Remote (fsspec) catalogs have no claims and no locks: one writer at a time there.
+
+Short catalog-wide critical sections (:func:`held`) use an OS file lock
+(``filelock``: ``flock`` on POSIX), which the kernel drops when its process
+dies, so a crashed writer never leaves the catalog locked.
+
+Example:
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "locks", "tasks", "t1.json")
+    >>> try_claim(path, "t1"), try_claim(path, "t2")
+    (True, False)
+    >>> read_claim(path).owner
+    't1'
+    >>> release(path, "t1"); read_claim(path) is None
+    True
+    >>> with held(os.path.join(os.path.dirname(path), "media.lock")):
+    ...     pass
 """
 from __future__ import annotations
 
@@ -10,12 +28,17 @@ import contextlib
 import json
 import os
 import socket
-import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator
 
+import filelock
+
+from emofuse.catalog import atomic
+
 DEFAULT_TTL_S = 6 * 3600.0
+#: Lock file, one per claims folder, that serialises take-overs of stale claims.
+TAKEOVER_LOCK = ".takeover.lock"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -44,6 +67,7 @@ class Claim:
 
 
 def read_claim(path: str) -> Claim | None:
+    """The claim at ``path``, or None when there is none."""
     try:
         with open(path) as f:
             d = json.load(f)
@@ -51,58 +75,65 @@ def read_claim(path: str) -> Claim | None:
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, OSError):
-        # A half-written claim (crash between open and write): treat as stale.
+        # Claims appear complete (see try_claim): an unreadable one is damaged, hence stale.
         return Claim("?", -1, "?", 0.0)
 
 
 def try_claim(path: str, owner: str, ttl_s: float = DEFAULT_TTL_S) -> bool:
-    """Create the claim at ``path`` for ``owner``; take it over if stale. True when we hold it."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    """Create the claim at ``path`` for ``owner``; take it over if stale. True when we hold it.
+
+    The claim is written whole under a temporary name and linked into place, so
+    no one ever reads a half-written claim (and mistakes it for a stale one);
+    take-overs of one folder's stale claims are serialised, so two takers never
+    both win.
+    """
     body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "owner": owner,
                        "created": time.time()}).encode()
     for _ in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            held = read_claim(path)
-            if held is None:
-                continue
-            if held.owner == owner:
-                return True
-            if not held.stale(ttl_s):
-                return False
-            # Take over atomically: rename the stale claim away, then retry O_EXCL.
-            try:
-                os.rename(path, f"{path}.stale-{os.getpid()}-{time.time_ns()}")
-            except FileNotFoundError:
-                pass
-            for leftover in _stale_leftovers(path):
-                _remove(leftover)
+        if atomic.write_bytes(path, body, overwrite=False):
+            return True
+        seen = read_claim(path)
+        if seen is None:
             continue
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-        return True
+        if seen.owner == owner:
+            return True
+        if not seen.stale(ttl_s):
+            return False
+        with held(os.path.join(os.path.dirname(path), TAKEOVER_LOCK)):
+            if read_claim(path) == seen:  # nobody took it over meanwhile
+                try:
+                    os.rename(path, f"{path}.stale-{os.getpid()}-{time.time_ns()}")
+                except FileNotFoundError:
+                    pass
+        for leftover in _stale_leftovers(path):
+            _remove(leftover)
     return False
 
 
 @contextlib.contextmanager
-def held(path: str, *, timeout_s: float = 120.0, poll_s: float = 0.05) -> Iterator[None]:
-    """Hold an exclusive claim on ``path`` for a short critical section (waits for other holders)."""
-    owner = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{time.time_ns()}"
-    deadline = time.monotonic() + timeout_s
-    while not try_claim(path, owner):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} stayed locked for {timeout_s:.0f} s; remove it if no emofuse run is active")
-        time.sleep(poll_s)
+def held(path: str, *, timeout_s: float = 120.0) -> Iterator[None]:
+    """Hold an exclusive lock on the local file ``path`` for a short critical section (waits for other holders).
+
+    Not reentrant: a thread that holds ``path`` and asks again waits for itself
+    until ``timeout_s``. Raises :class:`TimeoutError` naming the file.
+    """
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    lock = filelock.FileLock(path, timeout=timeout_s)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise TimeoutError(f"{path} stayed locked for {timeout_s:.0f} s by a live process; "
+                           "is another emofuse run writing to this catalog?") from None
     try:
         yield
     finally:
-        release(path, owner)
+        lock.release()
 
 
 def release(path: str, owner: str) -> None:
-    held = read_claim(path)
-    if held is not None and held.owner == owner:
+    """Remove the claim at ``path`` if ``owner`` holds it (anyone else's claim stays)."""
+    claim = read_claim(path)
+    if claim is not None and claim.owner == owner:
         _remove(path)
 
 

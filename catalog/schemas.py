@@ -130,8 +130,3 @@ PREDICTION_BASE_FIELDS = [
 def prediction_schema(classes: list[str]) -> pa.Schema:
     """Schema of one run's prediction parts: base fields plus ``p_<class>`` per class."""
     return pa.schema(PREDICTION_BASE_FIELDS + [(f"p_{c}", pa.float32()) for c in classes])
-
-
-def empty_table(schema: pa.Schema):
-    """An empty pandas frame with the schema's columns and dtypes."""
-    return schema.empty_table().to_pandas()

@@ -1,55 +1,53 @@
 """The catalog: read and write media, status, feature sets and their sequences.
 
 A catalog is a folder (or fsspec URL) laid out as :mod:`emofuse.catalog.layout` says.
-Writers commit a task's output in a fixed order — Zarr shard, per-clip part,
-index part, and last the status part, which is the commit record. Anything of
-a task without status rows is an orphan of a crashed task: readers here ignore
-it and :meth:`Catalog.repair` deletes it once the task's claim is gone.
+:class:`Catalog` is the one door to it: media, claims, feature sets, status rows
+(:mod:`~emofuse.catalog.status`), task commits (:mod:`~emofuse.catalog.commit`: Zarr shard,
+per-clip part, index part, and last the status part, which is the commit record; anything
+of a task without status rows is an orphan of a crashed task: readers here ignore it and
+:meth:`Catalog.repair` deletes it once the task's claim is gone), sequences
+(:mod:`~emofuse.catalog.sequences`), predictions (:mod:`~emofuse.catalog.predictions`) and
+run folders (:mod:`~emofuse.catalog.runs`). The methods here delegate to those modules.
 
 Example:
-    >>> cat = Catalog("emofuse-data/catalog")                  # doctest: +SKIP
-    >>> cat.media()[["item_id", "emotion"]].head()             # doctest: +SKIP
-    >>> import pandas as pd; pd.read_parquet(cat.layout.clips(key))  # the same, without emofuse
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from emofuse.catalog.records import ExtractResult
+    >>> cat = Catalog(tempfile.mkdtemp()).init()
+    >>> cat.add_media([{"item_id": "a", "path": "/videos/a.mp4", "relpath": "a.mp4", "emotion": "happy"}])
+    1
+    >>> cat.media()[["item_id", "emotion"]].values.tolist()
+    [['a', 'happy']]
+    >>> cat.item_ids(["/videos/a.mp4", "/videos/not-registered.mp4"])
+    ['a']
+    >>> cat.commit_task("demo-v1", "task-1", [ExtractResult("a", row={"mean": np.float32(0.5)})])
+    1
+    >>> cat.done("demo-v1")
+    {'a'}
+    >>> pd.read_parquet(cat.layout.clips("demo-v1"))["mean"].tolist()   # the same, without emofuse
+    [0.5]
 """
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import json
-import logging
 import os
-import time
-from collections import defaultdict
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-import zarr
 
-from emofuse.catalog import atomic, locks
+from emofuse.catalog import atomic, commit, locks, maintenance, predictions, sequences
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.records import ExtractResult
-from emofuse.catalog.schemas import LAYOUT_VERSION, MEDIA_SCHEMA, SEQ_INDEX_SCHEMA, STATUS_SCHEMA, Status
-
-log = logging.getLogger(__name__)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def read_table(folder: str, schema: pa.Schema | None = None, *, partitioning: str | None = None) -> pd.DataFrame:
-    """Read a Parquet folder into pandas (empty frame with the schema's columns when absent)."""
-    layout_fs = Layout(folder).fs
-    path = folder.split("://", 1)[1] if "://" in folder else folder
-    if not layout_fs.exists(path) or not any(
-        not os.path.basename(p).startswith((".", "_")) for p in layout_fs.find(path)
-    ):
-        return schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
-    dataset = ds.dataset(path, filesystem=layout_fs, format="parquet", schema=schema,
-                         partitioning=partitioning)
-    return dataset.to_table().to_pandas()
+from emofuse.catalog.runs import RunFolder
+from emofuse.catalog.schemas import CLIP_WINDOW, LAYOUT_VERSION, MEDIA_SCHEMA, SEQ_INDEX_SCHEMA, Status
+from emofuse.catalog.status import StatusEntry, committed_tasks, read_status, record_status
+from emofuse.catalog.summaries import ExtractRunSummary, write_extract_run
+from emofuse.catalog.tables import read_table, utcnow
 
 
 class Catalog:
@@ -110,8 +108,6 @@ class Catalog:
 
     def _locked(self, name: str):
         """A catalog-wide critical section (local catalogs; remote ones assume one writer)."""
-        import contextlib
-
         if not self.local:
             return contextlib.nullcontext()
         return locks.held(self._p(self.layout.join("locks", f"{name}.lock")))
@@ -127,19 +123,21 @@ class Catalog:
         atomic.write_parquet(pa.Table.from_pylist(full, schema=MEDIA_SCHEMA), self.layout.media)
         return len(new)
 
+    def item_ids(self, paths: Iterable[str]) -> list[str]:
+        """Distinct item ids of the registered ``paths``, in path order (unregistered paths are absent)."""
+        media = self.media(dedupe=False)
+        media = media[media["path"].isin(set(paths))]
+        return list(dict.fromkeys(media.sort_values("path")["item_id"]))
+
     # -- status -------------------------------------------------------------------
     def status(self, feature_set: str | None = None, *, latest: bool = True) -> pd.DataFrame:
         """Status rows (all feature sets or one); with ``latest`` the newest row per (item, set)."""
-        if feature_set is not None:
-            df = read_table(self.layout.status_dir(feature_set), STATUS_SCHEMA)
-            df.insert(1, "feature_set", feature_set)
-        else:
-            df = read_table(self.layout.status, STATUS_SCHEMA.append(pa.field("feature_set", pa.string())),
-                            partitioning="hive")
-        if latest and len(df):
-            df = df.sort_values("attempted_at").drop_duplicates(["item_id", "feature_set"], keep="last")
-            df = df.reset_index(drop=True)
-        return df
+        return read_status(self.layout, feature_set, latest=latest)
+
+    def record_status(self, feature_set: str, entries: Iterable[StatusEntry], *, task_id: str | None = None,
+                      run_id: str = "", keep_ok: bool = False) -> int:
+        """Append the status rows that change what the table says (see :func:`~emofuse.catalog.status.record_status`)."""
+        return record_status(self.layout, feature_set, entries, task_id=task_id, run_id=run_id, keep_ok=keep_ok)
 
     def done(self, feature_set: str) -> set[str]:
         """Items whose current status for this feature set is ``ok``."""
@@ -147,8 +145,8 @@ class Catalog:
         return set(st.loc[st["status"] == Status.OK.value, "item_id"])
 
     def committed_tasks(self, feature_set: str) -> set[str]:
-        st = read_table(self.layout.status_dir(feature_set), STATUS_SCHEMA)
-        return set(st["task_id"])
+        """Tasks with status rows for ``feature_set``: their parts are visible."""
+        return committed_tasks(self.layout, feature_set)
 
     # -- feature sets -------------------------------------------------------------
     def register_feature_set(self, info: dict[str, Any]) -> None:
@@ -219,50 +217,16 @@ class Catalog:
     ) -> int:
         """Store a task's results: shard, clip rows, index rows, then status (the commit).
 
-        Returns the number of status rows written (0 when nothing changed).
+        Returns the number of status rows written (0 when nothing changed); see
+        :func:`emofuse.catalog.commit.commit_task`.
         """
-        ok = [r for r in results if r.ok]
-        with_seq = [r for r in ok if r.sequence is not None and len(r.sequence) > 0]
-        if with_seq:
-            self._write_shard(feature_set, task_id, with_seq, sequence_attrs or {})
-        rows = [{"item_id": r.item_id, **r.row} for r in ok if r.row is not None]
-        if rows:
-            atomic.write_parquet(_rows_to_table(rows), self.layout.clips(feature_set), task_id)
-        # A failure identical to the one already recorded is not logged again, so
-        # re-running over files that are broken for good changes nothing on disk.
-        prev = self.status(feature_set)
-        prev_by_item = dict(zip(prev["item_id"], zip(prev["status"], prev["message"])))
-        now = utcnow()
-        status = [
-            {"item_id": r.item_id, "status": Status(r.status).value,
-             "message": r.message, "task_id": task_id, "run_id": run_id, "n_frames": int(r.n_frames),
-             "wall_s": float(r.wall_s), "attempted_at": now}
-            for r in results
-            if r.ok or prev_by_item.get(r.item_id) != (Status(r.status).value, r.message)
-        ]
-        if status:
-            atomic.write_parquet(pa.Table.from_pylist(status, schema=STATUS_SCHEMA),
-                                 self.layout.status_dir(feature_set), task_id)
-        return len(status)
+        return commit.commit_task(self.layout, feature_set, task_id, results, run_id=run_id,
+                                  sequence_attrs=sequence_attrs)
 
     def _write_shard(self, feature_set: str, task_id: str, results: list[ExtractResult],
                      attrs: dict[str, Any]) -> None:
-        names = list(results[0].sequence.arrays)
-        for r in results:
-            if list(r.sequence.arrays) != names:
-                raise ValueError(f"item {r.item_id}: sequence arrays {list(r.sequence.arrays)} != {names}")
-        times = np.concatenate([r.sequence.times for r in results])
-        arrays = {n: np.concatenate([np.asarray(r.sequence.arrays[n]) for r in results]) for n in names}
-        atomic.write_zarr_shard(self.layout.shard(feature_set, task_id), times, arrays,
-                                {**attrs, "feature_set": feature_set, "task_id": task_id})
-        index, offset = [], 0
-        for r in results:
-            n = len(r.sequence)
-            index.append({"item_id": r.item_id, "shard": task_id, "offset": offset, "length": n,
-                          "t_start": float(r.sequence.times[0]), "t_end": float(r.sequence.times[-1])})
-            offset += n
-        atomic.write_parquet(pa.Table.from_pylist(index, schema=SEQ_INDEX_SCHEMA),
-                             self.layout.seq_index(feature_set), task_id)
+        """The first half of a commit (shard and index part, no status): what a crashed task leaves."""
+        commit.write_shard(self.layout, feature_set, task_id, results, attrs)
 
     # -- reading features ---------------------------------------------------------
     def clips(self, feature_set: str) -> pd.DataFrame:
@@ -292,61 +256,90 @@ class Catalog:
             return schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
         return pd.concat(frames, ignore_index=True)
 
-    def open_shard(self, feature_set: str, shard: str) -> zarr.Group:
-        return zarr.open_group(self.layout.shard(feature_set, shard), mode="r")
-
     def load_sequences(self, feature_set: str, item_ids: Iterable[str] | None = None,
                        arrays: Iterable[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
-        """item_id -> {"times": …, "values": …, …}, reading each shard once."""
+        """item_id -> {"times": …, "values": …, …}, reading each shard once, whole."""
         idx = self.sequence_index(feature_set)
         if item_ids is not None:
-            wanted = set(item_ids)
-            idx = idx[idx["item_id"].isin(wanted)]
-        out: dict[str, dict[str, np.ndarray]] = {}
-        for shard, rows in idx.groupby("shard"):
-            g = self.open_shard(feature_set, shard)
-            names = ["times", *(arrays if arrays is not None else [n for n in g.array_keys() if n != "times"])]
-            data = {n: g[n][:] for n in names}
-            for item, off, length in zip(rows["item_id"], rows["offset"], rows["length"]):
-                out[item] = {n: a[off:off + length] for n, a in data.items()}
+            idx = idx[idx["item_id"].isin(set(item_ids))]
+        return sequences.load_sequences(self.layout, feature_set, idx, arrays)
+
+    def sequence_arrays(self, feature_set: str, item_ids: Iterable[str] | None = None) -> list[str]:
+        """Sorted names of the arrays besides ``times`` that every shard (holding ``item_ids``) has."""
+        idx = self.sequence_index(feature_set)
+        if item_ids is not None:
+            idx = idx[idx["item_id"].isin(set(item_ids))]
+        return sequences.shard_arrays(self.layout, feature_set, idx["shard"])
+
+    def read_sequences(self, feature_set: str, item_ids: Iterable[str], *, arrays: Iterable[str] | None = None,
+                       max_item_rows: int = sequences.MAX_ITEM_ROWS
+                       ) -> dict[str, dict[str, np.ndarray] | sequences.LazySequence]:
+        """item_id -> arrays, or a :class:`~emofuse.catalog.sequences.LazySequence` for items
+        longer than ``max_item_rows`` (see :func:`emofuse.catalog.sequences.read_sequences`).
+
+        ``arrays``: the arrays besides ``times`` (None: those every shard of these items has).
+        Items without sequence rows are absent.
+        """
+        ids = set(item_ids)
+        names = list(arrays) if arrays is not None else self.sequence_arrays(feature_set, ids)
+        return sequences.read_sequences(self.layout, feature_set, self.sequence_index(feature_set), ids, names,
+                                        max_item_rows=max_item_rows)
+
+    def clip_vectors(self, feature_set: str, item_ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """item_id -> per-clip vector of a feature set (see :func:`emofuse.catalog.sequences.clip_vectors`)."""
+        clips = self.clips(feature_set)
+        if not len(clips):
+            return {}
+        try:
+            cols = self.feature_set_info(feature_set).get("row_columns") or []
+        except FileNotFoundError:
+            cols = []
+        return sequences.clip_vectors(clips[clips["item_id"].isin(set(item_ids))], cols)
+
+    def status_counts(self, feature_set: str, item_ids: Iterable[str]) -> dict[str, int]:
+        """status -> number of ``item_ids`` with that current status (``not extracted`` without one)."""
+        st = self.status(feature_set).set_index("item_id")["status"]
+        out: dict[str, int] = {}
+        for i in item_ids:
+            s = str(st.get(i, "not extracted"))
+            out[s] = out.get(s, 0) + 1
         return out
+
+    # -- predictions --------------------------------------------------------------
+    def write_predictions(self, model: str, run_id: str, rows: pd.DataFrame, classes: list[str], *,
+                          fold: str, window: str = CLIP_WINDOW) -> str:
+        """Write one part of a run's predictions; see :func:`emofuse.catalog.predictions.write_predictions`."""
+        return predictions.write_predictions(self.layout, model, run_id, rows, classes, fold=fold, window=window)
+
+    def existing_predictions(self, model: str, run_id: str) -> pd.DataFrame:
+        """(item_id, fold, window) already written for a run."""
+        return predictions.existing_predictions(self.layout, model, run_id)
+
+    def predictions(self, *, model: str | None = None, run_id: str | None = None) -> pd.DataFrame:
+        """Predictions of every run (or one model / run), with ``model`` and ``run`` columns."""
+        return predictions.read_predictions(self.layout, model=model, run_id=run_id)
+
+    # -- runs ---------------------------------------------------------------------
+    def run(self, run_id: str) -> RunFolder:
+        """The folder of a fusion run (it need not exist yet)."""
+        return RunFolder(self.layout.run(run_id))
+
+    def runs(self) -> list[str]:
+        """Ids of the run folders of this catalog, sorted."""
+        return [r for r in self.listdir(self.layout.runs) if not r.startswith(".")]
+
+    # -- run summaries ------------------------------------------------------------
+    def record_extract_run(self, summary: ExtractRunSummary) -> str:
+        """Keep an extract run's summary as ``extract_runs/<run_id>.json`` (see :mod:`~emofuse.catalog.summaries`)."""
+        return write_extract_run(self.layout, summary)
 
     # -- maintenance --------------------------------------------------------------
     def repair(self, *, grace_s: float = 3600.0) -> list[str]:
-        """Delete what crashed tasks left: parts and shards of uncommitted tasks with no live claim,
-        and temporary files older than ``grace_s``. Returns the removed paths."""
-        removed: list[str] = []
-        fs = self.layout.fs
-        now = time.time()
-        for key in self.feature_sets():
-            committed = self.committed_tasks(key)
-            for folder, prefix, suffix in ((self.layout.clips(key), "part-", ".parquet"),
-                                           (self.layout.seq_index(key), "part-", ".parquet"),
-                                           (self.layout.shards(key), "", ".zarr")):
-                for name in self.listdir(folder):
-                    path = f"{folder}/{name}"
-                    if name.startswith(".tmp-"):
-                        if now - _mtime(fs, self._p(path)) > grace_s:
-                            fs.rm(self._p(path), recursive=True)
-                            removed.append(path)
-                        continue
-                    if not (name.startswith(prefix) and name.endswith(suffix)):
-                        continue
-                    task = name[len(prefix):-len(suffix)]
-                    if task in committed or self._task_alive(task):
-                        continue
-                    fs.rm(self._p(path), recursive=True)
-                    removed.append(path)
-        for folder in (self.layout.media,):
-            for name in self.listdir(folder):
-                if name.startswith(".tmp-") and now - _mtime(fs, self._p(f"{folder}/{name}")) > grace_s:
-                    fs.rm(self._p(f"{folder}/{name}"))
-                    removed.append(f"{folder}/{name}")
-        if removed:
-            log.warning("repair removed %d leftovers of crashed tasks", len(removed))
-        return removed
+        """Delete what crashed tasks left (see :func:`emofuse.catalog.maintenance.repair`); returns the paths."""
+        return maintenance.repair(self, grace_s=grace_s)
 
-    def _task_alive(self, task_id: str) -> bool:
+    def task_alive(self, task_id: str) -> bool:
+        """Whether a task's claim is held by a live process (never, on remote catalogs)."""
         if not self.local:
             return False
         claim = locks.read_claim(self.task_claim_path(task_id))
@@ -354,54 +347,4 @@ class Catalog:
 
     def tables(self) -> pd.DataFrame:
         """Every table of the catalog with its path and row count (for ``emofuse catalog ls``)."""
-        rows = [{"table": "media", "path": self.layout.media, "rows": len(self.media(dedupe=False)),
-                 "items": len(self.media())}]
-        st = self.status()
-        for key in self.feature_sets():
-            sub = st[st["feature_set"] == key]
-            counts = sub["status"].value_counts().to_dict()
-            rows.append({"table": f"features/{key}/clips", "path": self.layout.clips(key),
-                         "rows": len(self.clips(key)), "items": int(counts.get("ok", 0)),
-                         "status": ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))})
-            idx = self.sequence_index(key)
-            if len(idx):
-                rows.append({"table": f"features/{key}/index", "path": self.layout.seq_index(key),
-                             "rows": int(idx["length"].sum()), "items": len(idx),
-                             "status": f"{idx['shard'].nunique()} shards"})
-        if self.exists(self.layout.predictions):
-            preds = read_table(self.layout.predictions, partitioning="hive")
-            rows.append({"table": "predictions", "path": self.layout.predictions, "rows": len(preds),
-                         "items": preds["item_id"].nunique() if len(preds) else 0})
-        return pd.DataFrame(rows)
-
-
-def _mtime(fs: Any, path: str) -> float:
-    try:
-        info = fs.info(path)
-    except FileNotFoundError:
-        return time.time()
-    m = info.get("mtime") or info.get("LastModified") or info.get("created")
-    if isinstance(m, dt.datetime):
-        return m.timestamp()
-    return float(m) if m is not None else time.time()
-
-
-def _rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Per-clip rows to Arrow: numpy vectors become list<float32>, names stay as given."""
-    cols: dict[str, list[Any]] = defaultdict(list)
-    names = list(rows[0])
-    for r in rows:
-        if list(r) != names:
-            raise ValueError(f"per-clip rows disagree on columns: {list(r)} vs {names}")
-        for k, v in r.items():
-            cols[k].append(v)
-    arrays = {}
-    for k, vals in cols.items():
-        first = vals[0]
-        if isinstance(first, np.ndarray) and first.ndim == 1:
-            arrays[k] = pa.array([np.asarray(v, np.float32) for v in vals], type=pa.list_(pa.float32()))
-        elif isinstance(first, (np.floating, float)):
-            arrays[k] = pa.array(np.asarray(vals, np.float64))
-        else:
-            arrays[k] = pa.array(vals)
-    return pa.table(arrays)
+        return maintenance.table_summary(self)

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from emofuse.flows.params import COMMANDS
+
 EPILOG = """examples:
   emofuse demo                                  # local server + serve + demo corpus + extract, train, score
   emofuse extract /data/RAVDESS --catalog cat/  # same flow, in-process, no server needed
@@ -27,14 +29,12 @@ def _catalog_arg(p: argparse.ArgumentParser) -> None:
                    help="catalog root, folder or fsspec URL (default: $EMOFUSE_CATALOG or ./emofuse-data/catalog)")
 
 
-def _window_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
-                   help="also score time windows of this length (rows with start/end: emotion over time)")
-    p.add_argument("--hop", type=float, default=None, metavar="SECONDS",
-                   help="seconds between window starts (default: half the window)")
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``emofuse`` parser; ``only``: build the flow options of this command alone (None: of all).
 
-
-def build_parser() -> argparse.ArgumentParser:
+    Flow options come from the flows' parameter schemas, which import the flows; ``main``
+    builds those of the command it runs only, so ``emofuse stop`` does not import torch.
+    """
     ap = argparse.ArgumentParser(prog="emofuse", description="Multimodal emotion features and fusion: extract, train, score.", epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -54,51 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stop", help="stop the local Prefect server and serve process started by `emofuse demo`")
     p.add_argument("--port", type=int, default=4200)
 
-    p = sub.add_parser("extract", help="run the extract flow in this process (no server needed)")
-    p.add_argument("source", help="corpus root (RAVDESS layout) or archive folder")
-    _catalog_arg(p)
-    p.add_argument("--corpus", default="ravdess", choices=["ravdess", "archive"])
-    p.add_argument("--feature-sets", nargs="+", default=None, help="extractor names (default: all)")
-    p.add_argument("--fps", type=float, default=5.0, help="face frame sampling rate (default 5)")
-    p.add_argument("--dask-address", default=None, help="existing Dask scheduler (default: local cluster)")
-    p.add_argument("--workers", type=int, default=None, help="local Dask workers (default: min(2, cores))")
-    p.add_argument("--batch-size", type=int, default=8, help="items per task (default 8)")
-    p.add_argument("--selection", nargs="+", default=None,
-                   help="RAVDESS files to take, e.g. full-AV speech (the default) audio-only song")
-
-    p = sub.add_parser("train", help="train a fusion model on the catalog's cached features (in-process)")
-    _catalog_arg(p)
-    p.add_argument("--model", default="tacfn",
-                   choices=["tacfn", "rcma", "concat_mlp", "unimodal_audio", "unimodal_face"])
-    p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the model's preset)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--folds", type=int, default=None, help="number of speaker folds (default: RAVDESS protocol or 5)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cuda, cpu (default: cuda when available)")
-    p.add_argument("--resume", metavar="RUN_ID", default=None, help="continue an interrupted run")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-
-    p = sub.add_parser("score", help="score catalog items with a run and write predictions")
-    _catalog_arg(p)
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--run", dest="run_id", help="run id (a folder under <catalog>/runs)")
-    who.add_argument("--model", help="use the latest finished run of this model")
-    p.add_argument("--fold", default="ensemble", help="ensemble (default) or a fold number")
-    _window_args(p)
-    p.add_argument("--device", default=None)
-
-    p = sub.add_parser("score-archive", help="register, extract and score every media file under SOURCE")
-    p.add_argument("source", help="a folder (nested folders, mixed formats) or one media file")
-    _catalog_arg(p)
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--run", dest="run_id", help="run id (a folder under <catalog>/runs)")
-    who.add_argument("--model", help="use the latest finished run of this model")
-    p.add_argument("--dask-address", default=None, help="existing Dask scheduler (default: local cluster)")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=8, help="items per extraction task (default 8)")
-    _window_args(p)
-    p.add_argument("--device", default=None)
+    # Commands that run a flow: every flow parameter is an option (see emofuse.flows.params).
+    for name, text in (
+        ("extract", "run the extract flow in this process (no server needed)"),
+        ("train", "train a fusion model on the catalog's cached features (in-process)"),
+        ("score", "score catalog items with a run and write predictions"),
+        ("score-archive", "register, extract and score every media file under SOURCE"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        if only is None or only == name:
+            COMMANDS[name].add_options(p)
 
     p = sub.add_parser("catalog", help="inspect or repair a catalog")
     csub = p.add_subparsers(dest="catalog_cmd", required=True)
@@ -122,7 +87,9 @@ IN_PROCESS = {"extract", "train", "score", "score-archive"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    args = build_parser(only=command).parse_args(argv)
     if args.cmd in IN_PROCESS:
         from emofuse.flows.local_server import configured_api_unreachable
 
@@ -133,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
     return {"demo": cmd_demo, "serve": cmd_serve, "stop": cmd_stop, "extract": cmd_extract, "train": cmd_train,
-            "score": cmd_score, "score-archive": cmd_score_archive, "catalog": cmd_catalog, "doctor": cmd_doctor,
+            "score": cmd_score, "score-archive": cmd_score, "catalog": cmd_catalog, "doctor": cmd_doctor,
             "demo-corpus": cmd_demo_corpus}[args.cmd](args)
 
 
@@ -147,9 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     from emofuse.flows.extract import extract
 
-    record = extract(source=args.source, catalog=args.catalog, corpus=args.corpus,
-                     feature_sets=args.feature_sets, fps=args.fps, dask_address=args.dask_address,
-                     n_workers=args.workers, batch_size=args.batch_size, selection=args.selection)
+    record = extract(**COMMANDS["extract"].kwargs(args))
     _print_outputs(record["catalog"])
     return 0
 
@@ -157,8 +122,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from emofuse.flows.train import train
 
-    out = train(catalog=args.catalog, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                folds=args.folds, seed=args.seed, device=args.device, run_id=args.resume, threads=args.threads)
+    out = train(**COMMANDS["train"].kwargs(args))
     print(f"run {out['run_id']}: {out['run_dir']}")
     return 0
 
@@ -166,17 +130,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from emofuse.flows.score import score
 
-    score(run_id=args.run_id, model=args.model, catalog=args.catalog, fold=args.fold, window=args.window,
-          hop=args.hop, device=args.device)
-    return 0
-
-
-def cmd_score_archive(args: argparse.Namespace) -> int:
-    from emofuse.flows.score import score
-
-    score(run_id=args.run_id, model=args.model, catalog=args.catalog, source=args.source, corpus="archive",
-          window=args.window, hop=args.hop, dask_address=args.dask_address, n_workers=args.workers,
-          batch_size=args.batch_size, device=args.device)
+    score(**COMMANDS[args.cmd].kwargs(args))
     return 0
 
 
@@ -215,7 +169,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_corpus(args: argparse.Namespace) -> int:
-    from emofuse.catalog.demo_corpus import generate
+    from emofuse.catalog.corpora.demo import generate
 
     paths = generate(args.out, actors=args.actors, seed=args.seed)
     print(f"{len(paths)} clips under {os.path.abspath(args.out)}")
@@ -245,7 +199,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.source:
         source = os.path.abspath(args.source)
     else:
-        from emofuse.catalog.demo_corpus import generate
+        from emofuse.catalog.corpora.demo import generate
 
         source = demo_corpus_dir()
         print(f"[1/6] demo corpus: {args.actors} actors -> {source}", flush=True)

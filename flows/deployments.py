@@ -1,4 +1,15 @@
-"""The deployments that ``emofuse serve`` serves (``extract/ravdess`` …) and their defaults."""
+"""The deployments that ``emofuse serve`` serves (``extract/ravdess`` …) and their defaults.
+
+Each deployment takes every parameter of its flow (``-p name=value``); the commands of
+``emofuse`` take the same ones as options (:mod:`emofuse.flows.params`).
+
+Example:
+    >>> deps = deployments("/data/RAVDESS", "catalog")
+    >>> [f"{d.flow_name}/{d.name}" for d in deps]
+    ['extract/ravdess', 'train/ravdess-tacfn', 'train/ravdess-rcma', 'score/catalog', 'score/archive']
+    >>> deps[0].parameters["source"], deps[2].parameters["model"]
+    ('/data/RAVDESS', 'rcma')
+"""
 from __future__ import annotations
 
 import os

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
-import shutil
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,19 +32,21 @@ def _fastapi() -> Check:
 
 
 def _libx264() -> Check:
-    import av
+    from emofuse.catalog.corpora.demo import video_codec
 
-    try:
-        av.codec.Codec("libx264", "w")
-        return Check("PyAV H.264 encoder", True, "libx264")
-    except Exception:  # noqa: BLE001
-        return Check("PyAV H.264 encoder", True, "libx264 missing: demo corpus falls back to mpeg4")
+    codec = video_codec()
+    return Check("PyAV H.264 encoder", True,
+                 codec if codec == "libx264" else f"libx264 missing: demo corpus falls back to {codec}")
 
 
 def _espeak() -> Check:
-    path = shutil.which("espeak-ng")
-    return Check("espeak-ng (demo-corpus speech)", path is not None, path or "not on PATH",
-                 "apt-get install -y espeak-ng   (./dev demo installs it)")
+    from emofuse.catalog.corpora.demo import EspeakNotFound, espeak_command
+
+    try:
+        return Check("espeak-ng (demo-corpus speech)", True, espeak_command())
+    except EspeakNotFound:
+        return Check("espeak-ng (demo-corpus speech)", False, "not on PATH",
+                     "apt-get install -y espeak-ng   (./dev demo installs it)")
 
 
 def _torch() -> Check:

@@ -15,13 +15,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-from emofuse.catalog import atomic, recipes
-from emofuse.catalog.records import ExtractResult
+from emofuse.catalog import provenance
+from emofuse.catalog.corpora import recipes
 from emofuse.catalog.schemas import Status
+from emofuse.catalog.status import StatusEntry
 from emofuse.catalog.store import Catalog
+from emofuse.catalog.summaries import ExtractRunSummary
 from emofuse.flows.runner import current_api_url, dask_runner
-from emofuse.pipeline import ingest, provenance
-from emofuse.pipeline.batch import run_batch
+from emofuse.pipeline import ingest
+from emofuse.pipeline.batch import BatchSummary, run_batch
 from emofuse.pipeline.registry import get_extractor
 from emofuse.pipeline.threads import limit_threads
 
@@ -38,10 +40,10 @@ def register_task(entries: list[dict[str, Any]], source: str, known: dict[str, t
 @task(name="extract-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE,
       task_run_name="{name}[{n}]")
 def extract_task(catalog: str, name: str, config: dict[str, Any], items: list[dict[str, Any]],
-                 run_id: str, n: int) -> dict[str, Any]:
+                 run_id: str, n: int) -> BatchSummary:
     """Thin wrapper over :func:`emofuse.pipeline.batch.run_batch` (the same call the CLI makes)."""
     limit_threads(1)
-    return run_batch(catalog, name, config, items, run_id=run_id).to_dict()
+    return run_batch(catalog, name, config, items, run_id=run_id)
 
 
 def _batches(xs: list[Any], size: int) -> list[list[Any]]:
@@ -66,103 +68,66 @@ def extract_on_dask(source: str | None, catalog: str, corpus: str, feature_sets:
     removed = cat.repair()
     if removed:
         logger.warning("removed %d leftovers of crashed tasks", len(removed))
+    summary = ExtractRunSummary(run_id=run_id, catalog=cat.root, source=source, corpus=corpus,
+                                provenance=provenance.collect())
 
     # 1. register media (hash + probe on the workers)
-    rejected: list[str] = []
     added = 0
     if source:
         entries = list(recipes.discover(corpus, source, selection))
-        rejected = [f"{e.path}: {e.error}" for e in entries if e.error]
-        for r in rejected:
+        summary.rejected = [f"{e.path}: {e.error}" for e in entries if e.error]
+        for r in summary.rejected:
             logger.warning("skipped: %s", r)
         good = [{"path": e.path, "columns": e.columns} for e in entries if not e.error]
         known = cat.known_files()
-        futures = []
-        for b in _batches(good, REGISTER_BATCH):
-            known_here = {e["path"]: known[e["path"]] for e in b if e["path"] in known}
-            futures.append(register_task.submit(b, source, known_here))
+        futures = [register_task.submit(b, source, {e["path"]: known[e["path"]] for e in b if e["path"] in known})
+                   for b in _batches(good, REGISTER_BATCH)]
         rows = [row for f in futures for row in f.result()]
         added = cat.add_media(rows)
-        paths = {r["path"] for r in rows}
         logger.info("%d files found under %s (%d newly registered, %d rejected names)",
-                    len(rows), source, added, len(rejected))
+                    len(rows), source, added, len(summary.rejected))
         media = cat.media(dedupe=False)
-        media = media[media["path"].isin(paths)].drop_duplicates("item_id")
+        media = media[media["path"].isin({r["path"] for r in rows})].drop_duplicates("item_id")
     else:
         media = cat.media()
         logger.info("no source given: extracting the %d items already in %s", len(media), catalog)
 
     # 2. per feature set, extract what is not ok yet
     cfgs = feature_configs(feature_sets, fps, configs)
-    provenance_info = provenance.collect()
-    summaries: dict[str, dict[str, Any]] = {}
     futures = []
     for name in feature_sets:
         extractor = get_extractor(name, cfgs[name])
         key = extractor.key
-        cat.register_feature_set({**extractor.describe(), "provenance": provenance_info})
-        done = cat.done(key)
-        todo = media[~media["item_id"].isin(done)]
-        unreadable = todo[todo["probe_error"].notna()]
-        written = 0
-        if len(unreadable):  # files that are not media at all: a status now, no task needed
-            written = cat.commit_task(key, atomic.new_id(), [
-                ExtractResult.failed(i, Status.DECODE_ERROR, msg)
-                for i, msg in zip(unreadable["item_id"], unreadable["probe_error"])], run_id=run_id)
+        cat.register_feature_set({**extractor.describe(), "provenance": summary.provenance})
+        todo = media[~media["item_id"].isin(cat.done(key))]
+        unreadable = todo[todo["probe_error"].notna()]  # not media at all: a status now, no task needed
+        written = len(unreadable) and cat.record_status(key, [StatusEntry(i, Status.DECODE_ERROR, msg) for i, msg in
+                                          zip(unreadable["item_id"], unreadable["probe_error"])], run_id=run_id)
         todo = todo[todo["probe_error"].isna()]
-        summaries[key] = {"name": name, "items": len(media), "already_done": len(media) - len(todo) - len(unreadable),
-                          "counts": {Status.DECODE_ERROR.value: len(unreadable)} if len(unreadable) else {},
-                          "media_seconds": 0.0, "task_wall_s": 0.0, "runtime": {}, "errors": [],
-                          "written": written}
+        summary.start(key, name=name, items=len(media), already_done=len(media) - len(todo) - len(unreadable),
+                      counts={Status.DECODE_ERROR.value: len(unreadable)} if len(unreadable) else {},
+                      written=written)
         items = [{"item_id": r.item_id, "path": r.path, "duration": r.duration, "has_audio": r.has_audio,
                   "has_video": r.has_video, "transcript": r.transcript} for r in todo.itertuples()]
-        logger.info("%s: %d to extract, %d already done", key, len(items), summaries[key]["already_done"])
-        for b in _batches(items, batch_size):
-            futures.append(extract_task.submit(catalog, name, cfgs[name], b, run_id, len(b)))
+        logger.info("%s: %d to extract, %d already done", key, len(items), summary.feature_sets[key].already_done)
+        futures += [extract_task.submit(catalog, name, cfgs[name], b, run_id, len(b))
+                    for b in _batches(items, batch_size)]
 
-    total = len(futures)
     for i, fut in enumerate(as_completed(futures), 1):
-        s = fut.result()
-        agg = summaries[s["feature_set"]]
-        for k, v in s["counts"].items():
-            agg["counts"][k] = agg["counts"].get(k, 0) + v
-        agg["media_seconds"] += s["media_seconds"]
-        agg["task_wall_s"] += s["wall_s"]
-        agg["runtime"] = s["runtime"] or agg["runtime"]
-        agg["errors"] += s["errors"]
-        agg["written"] += s["written"]
+        batch = fut.result()
+        totals = summary.add(batch)
         elapsed = time.perf_counter() - t_start
-        logger.info("batch %d/%d done (%s: %s) — %.0f s elapsed, ETA %.0f s", i, total, agg["name"],
-                    s["counts"], elapsed, elapsed / i * (total - i))
+        logger.info("batch %d/%d done (%s: %s) — %.0f s elapsed, ETA %.0f s", i, len(futures), totals.name,
+                    batch.counts, elapsed, elapsed / i * (len(futures) - i))
 
-    wall = time.perf_counter() - t_start
-    record = {"run_id": run_id, "catalog": cat.root, "source": source, "corpus": corpus,
-              "feature_sets": summaries, "rejected": rejected, "wall_s": wall, "provenance": provenance_info}
-    changed = added + sum(a["written"] for a in summaries.values())
-    if changed:  # a run that changed nothing leaves no trace on disk either
-        atomic.write_json(record, cat.layout.join("extract_runs", f"{run_id}.json"))
-    _report(record)
-    for key, agg in summaries.items():
-        attempted = sum(agg["counts"].values())
-        if attempted >= 3 and agg["counts"].get(Status.ERROR.value, 0) == attempted:
-            raise RuntimeError(f"{key}: every one of {attempted} items failed — the set-up looks broken. "
-                               f"First error: {agg['errors'][0] if agg['errors'] else '?'}. Run `emofuse doctor`.")
-    return record
-
-
-def _report(record: dict[str, Any]) -> None:
-    """A markdown summary as a Prefect artifact and in the log."""
-    lines = ["| feature set | items | already done | extracted now | statuses | media s | task s |",
-             "|---|---|---|---|---|---|---|"]
-    for key, a in record["feature_sets"].items():
-        now = sum(a["counts"].values())
-        st = ", ".join(f"{k}={v}" for k, v in sorted(a["counts"].items())) or "-"
-        lines.append(f"| `{key}` | {a['items']} | {a['already_done']} | {now} | {st} | "
-                     f"{a['media_seconds']:.1f} | {a['task_wall_s']:.1f} |")
-    md = "\n".join([f"# extract run {record['run_id']}", f"catalog: `{record['catalog']}`", "", *lines, "",
-                    f"wall time {record['wall_s']:.1f} s"])
+    summary.wall_s = time.perf_counter() - t_start
+    if added or summary.written:  # a run that changed nothing leaves no trace on disk either
+        cat.record_extract_run(summary)
+    md = summary.markdown()
     create_markdown_artifact(md, key="extract-summary", description="emofuse extract summary")
     print(md)
+    summary.raise_if_broken()
+    return summary.to_dict()
 
 
 @flow(name="extract", log_prints=True)
@@ -181,23 +146,26 @@ def extract(
     """Register ``source`` (a RAVDESS root or an archive) in ``catalog`` and extract feature sets.
 
     Args:
-        source: corpus root (None: only extract what the catalog already holds).
+        source: corpus root (none given: only extract what the catalog already holds).
         catalog: catalog root, a folder or fsspec URL (default ``$EMOFUSE_CATALOG``
             or ``./emofuse-data/catalog``).
-        corpus: recipe, ``ravdess`` or ``archive``.
+        corpus: corpus recipe, ``ravdess`` or ``archive``.
         feature_sets: extractor names (default: all available).
         fps: frame sampling rate for face features.
         dask_address: an existing Dask scheduler (default ``$EMOFUSE_DASK_ADDRESS``,
             else a local cluster of ``n_workers``).
+        n_workers: workers of the local Dask cluster (default: min(2, cores)).
         batch_size: items per task (one Zarr shard per task and feature set).
-        selection: RAVDESS selection, e.g. ``["full-AV", "speech"]`` (the default).
-        configs: per-feature-set config overrides, e.g. ``{"faces": {"backend": "insightface"}}``.
+        selection: RAVDESS files to take, by modality and vocal channel: full-AV speech
+            (the default), or e.g. audio-only song.
+        configs: config overrides per feature set (name -> config), e.g. faces ->
+            ``{"backend": "insightface"}``.
     """
     from emofuse.catalog.layout import Layout
 
     root = Layout.at(catalog).root
     names = feature_sets or default_feature_sets()
-    run_id = time.strftime("%Y%m%d-%H%M%S-") + atomic.new_id()[:6]
+    run_id = ExtractRunSummary.new_run_id()
     runner = dask_runner(dask_address, n_workers, api_url=current_api_url())
     return extract_on_dask.with_options(task_runner=runner)(
         source=os.path.abspath(source) if source and "://" not in source else source, catalog=root,

@@ -3,6 +3,13 @@
 Both are started detached, so they keep running after the command that
 started them: ``prefect deployment run extract/ravdess`` then works from any
 shell whose active Prefect profile is ``emofuse``.
+
+Example:
+    >>> stack = LocalStack(Path("state"), port=4300)
+    >>> stack.api_url, stack.pidfile("prefect-server").name
+    ('http://127.0.0.1:4300/api', 'prefect-server.pid')
+    >>> server_env("http://127.0.0.1:4300/api")["PREFECT_API_URL"]
+    'http://127.0.0.1:4300/api'
 """
 from __future__ import annotations
 
@@ -173,12 +180,18 @@ def _run(cmd: list[str], env: dict[str, str]) -> None:
 
 
 def wait_for_deployment(name: str, api_url: str, wait_s: float = 120.0) -> None:
-    """Block until the serve process has registered ``flow/deployment`` with the server."""
-    env = server_env(api_url)
+    """Block until the serve process has registered ``flow/deployment`` with the server at ``api_url``."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     deadline = time.time() + wait_s
-    while time.time() < deadline:
-        r = subprocess.run([prefect_bin(), "deployment", "inspect", name], env=env, capture_output=True)
-        if r.returncode == 0:
-            return
-        time.sleep(1.0)
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        while time.time() < deadline:
+            try:
+                client.read_deployment_by_name(name)
+                return
+            except (ObjectNotFound, httpx.TransportError):
+                time.sleep(1.0)
     raise TimeoutError(f"deployment {name} did not appear within {wait_s:.0f} s: is `emofuse serve` running?")

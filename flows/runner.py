@@ -1,4 +1,12 @@
-"""Which Dask cluster the flows' tasks run on: a local cluster, or an existing one by address."""
+"""Which Dask cluster the flows' tasks run on: a local cluster, or an existing one by address.
+
+Example:
+    >>> runner = dask_runner(n_workers=1)  # a local cluster, started when a flow enters it
+    >>> runner.cluster_kwargs["n_workers"], runner.cluster_kwargs["threads_per_worker"]
+    (1, 1)
+    >>> dask_runner("tcp://scheduler:8786").address
+    'tcp://scheduler:8786'
+"""
 from __future__ import annotations
 
 import logging

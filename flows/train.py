@@ -28,13 +28,30 @@ def train(
     run_id: str | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Train ``model`` (tacfn, rcma, concat_mlp, unimodal_audio, unimodal_face) on ``catalog``;
-    ``model_options`` override the model's configuration (e.g. ``{"bidirectional": true}``).
+    """Train a fusion model on the catalog's cached features over speaker-independent folds.
 
-    Speaker-independent folds with a validation split; the run folder lands in
-    ``<catalog>/runs/<run_id>`` (weights as safetensors, metrics, plots). Pass an
-    existing ``run_id`` to resume an interrupted run. ``threads`` caps torch's CPU
-    threads (1 is fastest on a busy 2-core machine).
+    Folds keep a validation split for early stopping; the run folder lands in
+    ``<catalog>/runs/<run_id>`` (weights as safetensors, metrics, plots). The command
+    ``emofuse train`` takes the same parameters as options (``--model-option KEY=VALUE``
+    for ``model_options``).
+
+    Args:
+        catalog: catalog root, a folder or fsspec URL (default ``$EMOFUSE_CATALOG``
+            or ``./emofuse-data/catalog``).
+        model: model preset: tacfn, rcma, concat_mlp, unimodal_audio or unimodal_face.
+        feature_sets: feature set per modality (modality -> feature-set name or key, e.g.
+            face -> faces; default: the preset's inputs).
+        model_options: overrides of the model's configuration (key -> value, e.g.
+            bidirectional -> true, or for a compact RCMA on a CPU channels ->
+            ``{"face": 64, "audio": 32, "text": 64}``; default: the preset's).
+        epochs: maximum epochs (default: the preset's; early stopping may end sooner).
+        batch_size: training batch size (default: the preset's).
+        lr: learning rate (default: the preset's).
+        folds: number of speaker folds (default: the RAVDESS protocol, else 5).
+        seed: seed of every random choice (folds, initialisation, batches).
+        device: cuda or cpu (default: cuda when available).
+        run_id: an existing run to resume after an interruption (finished folds are kept).
+        threads: torch CPU threads (default: torch's choice; 1 is fastest on a busy 2-core machine).
     """
     from emofuse.fusion import api
 

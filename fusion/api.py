@@ -5,30 +5,12 @@ fold (early stopping on a validation split), and writes a run folder (see
 :mod:`emofuse.fusion.runs`); ``score`` applies a run to catalog items and writes predictions
 (see :mod:`emofuse.fusion.score`).
 
-Models and their defaults (``PRESETS``):
-
-=================  ====================================  =============================  ==============
-model              inputs (modality <- feature set)      timeline                        optimisation
-=================  ====================================  =============================  ==============
-tacfn              face <- faces (target),               32 steps per clip (pool)        Adam 1e-3,
-                   audio <- egemaps LLD (query);                                         batch 16, 70 ep.
-                   text only when asked (extra input)
-rcma               face <- faces, audio <- egemaps,      windows of 100 steps at 25 Hz,  Adam 1e-4, wd
-                   text <- text when present             hop 50                          1e-3, batch 12,
-                                                                                         50 epochs
-concat_mlp         face, audio (+ text when present)     32 steps per clip               Adam 1e-3, 16
-unimodal_audio     audio <- egemaps                      32 steps per clip               Adam 1e-3, 16
-unimodal_face      face <- faces                         32 steps per clip               Adam 1e-3, 16
-=================  ====================================  =============================  ==============
-
-Model hyper-parameters are the papers' (``emofuse.fusion.models``); RCMA's learning rate is 1e-4
-instead of the paper's 1e-5, which fine-tunes pre-trained backbones while ours trains from
-scratch on features. RCMA predicts valence/arousal (1 - CCC) when the media table has both
-columns and classes (cross-entropy) when it has an emotion label; RAVDESS has only classes.
-Every argument can be overridden; small settings (``epochs=5``, a smaller
+Models and their defaults are :data:`emofuse.fusion.presets.PRESETS` (see that module);
+every argument can be overridden; small settings (``epochs=5``, a smaller
 ``model_config``) make a quick demo.
 
-Example:
+Example (needs a catalog with extracted features; ``tests/test_fusion_train.py`` builds a
+synthetic one):
     >>> res = train("emofuse-data/catalog", model="tacfn", epochs=5)     # doctest: +SKIP
     >>> print(res.markdown)                                              # doctest: +SKIP
     >>> score("emofuse-data/catalog", res.run_id).n_written              # doctest: +SKIP
@@ -38,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import logging
 import os
 import time
@@ -49,49 +30,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from emofuse.catalog.provenance import collect, pick_device
+from emofuse.catalog.runs import new_run_id
 from emofuse.catalog.store import Catalog
 from emofuse.fusion import runs
-from emofuse.fusion.data import (
-    DEFAULT_MODALITY_NAMES,
-    AlignConfig,
-    AlignedData,
-    DataConfig,
-    FusionDataset,
-    ModalitySpec,
-    NormStats,
-    load_aligned,
-    loader_throughput,
-)
+from emofuse.fusion.align import load_aligned
+from emofuse.fusion.data_config import AlignConfig, DataConfig, ModalitySpec
+from emofuse.fusion.dataset import FusionDataset, NormStats, loader_throughput
 from emofuse.fusion.folds import check_plan, make_plan
+from emofuse.fusion.inference import Task
 from emofuse.fusion.models import build_model, count_parameters
-from emofuse.fusion.score import ScoreResult, model_config_from_saved, score_items
-from emofuse.fusion.train import EpochReport, Task, TrainConfig, clear_checkpoints, pick_device, seed_everything, train_fold
+from emofuse.fusion.presets import PRESETS, Preset, preset_modalities, preset_model_config
+from emofuse.fusion.run_config import CONFIG, RunConfig
+from emofuse.fusion.score import ScoreResult, score_items
+from emofuse.fusion.train import EpochReport, seed_everything, train_fold
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Preset:
-    """Defaults of one model name: registry model, inputs, timeline, optimisation, role config."""
-
-    registry: str
-    inputs: dict[str, str]
-    optional: dict[str, str] = field(default_factory=dict)
-    align: AlignConfig = field(default_factory=AlignConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    model_config: dict[str, Any] = field(default_factory=dict)
-
-
-PRESETS: dict[str, Preset] = {
-    "tacfn": Preset("tacfn", {"face": "faces", "audio": "egemaps"},
-                    model_config={"target": "face", "query": "audio"}),
-    "rcma": Preset("rcma", {"face": "faces", "audio": "egemaps"}, {"text": "text"},
-                   align=AlignConfig(mode="window", steps=100, hop=50, rate=25.0),
-                   train=TrainConfig(epochs=50, batch_size=12, lr=1e-4, weight_decay=1e-3)),
-    "concat_mlp": Preset("concat_mlp", {"face": "faces", "audio": "egemaps"}, {"text": "text"}),
-    "unimodal_audio": Preset("unimodal", {"audio": "egemaps"}, model_config={"modality": "audio"}),
-    "unimodal_face": Preset("unimodal", {"face": "faces"}, model_config={"modality": "face"}),
-}
 
 
 @dataclass
@@ -107,46 +61,6 @@ class RunResult:
     n_parameters: int
     seconds: float
     throughput: dict[str, float] = field(default_factory=dict)
-
-
-def _modalities(cat: Catalog, preset: Preset,
-                feature_sets: Mapping[str, str] | Sequence[str | ModalitySpec] | None) -> list[ModalitySpec]:
-    if feature_sets is None:
-        present = {cat.feature_set_info(k).get("name") for k in cat.feature_sets()}
-        chosen = dict(preset.inputs)
-        chosen.update({m: n for m, n in preset.optional.items() if n in present})
-        return [ModalitySpec(m, n) for m, n in chosen.items()]
-    if isinstance(feature_sets, Mapping):
-        return [ModalitySpec(m, n) for m, n in feature_sets.items()]
-    out = []
-    for f in feature_sets:
-        if isinstance(f, ModalitySpec):
-            out.append(f)
-        else:
-            name = cat.feature_set_info(cat.find_feature_set(f)).get("name", f)
-            out.append(ModalitySpec(DEFAULT_MODALITY_NAMES.get(name, name), f))
-    return out
-
-
-def _model_config(model: str, preset: Preset, data: AlignedData, task: Task,
-                  overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    mods = list(data.dims)
-    cfg: dict[str, Any] = {"input_dims": dict(data.dims), **preset.model_config}
-    if preset.registry == "tacfn":
-        cfg["n_classes"] = task.n_classes
-        roles = {**cfg, **(overrides or {})}
-        cfg["extra"] = [m for m in mods if m not in (roles["target"], roles["query"])]
-    elif preset.registry == "rcma":
-        cfg.update(seq_len=data.config.align.steps, n_classes=task.n_classes or None,
-                   n_targets=len(task.dimensional))
-    elif preset.registry == "concat_mlp":
-        cfg["n_classes"] = task.n_classes
-    else:
-        cfg["n_classes"] = task.n_classes
-    cfg.update(overrides or {})
-    if preset.registry != "rcma" and not cfg.get("n_classes"):
-        raise ValueError(f"model {model!r} needs class labels; the catalog's media table has none")
-    return cfg
 
 
 def train(
@@ -213,24 +127,23 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
     cat = Catalog(catalog_root)
     dev = pick_device(device)
     seed_everything(seed)
-    run_id = run_id or runs.new_run_id(model)
-    run_dir = cat.layout.run(run_id)
-    resume = runs.exists(run_dir, runs.CONFIG)
-    if resume:
-        saved = runs.read_config(run_dir)
-        if saved["model"] != model:
-            raise ValueError(f"run {run_id} trains {saved['model']!r}, not {model!r}")
-        data_cfg = DataConfig.from_dict(saved["data"])
-        tcfg = TrainConfig(**saved["train"])
+    run_id = run_id or new_run_id(model)
+    run = cat.run(run_id)
+    saved = RunConfig.load(run) if run.exists(CONFIG) else None  # an existing run: resume it
+    if saved is not None:
+        if saved.model != model:
+            raise ValueError(f"run {run_id} trains {saved.model!r}, not {model!r}")
+        data_cfg = saved.data
+        tcfg = dataclasses.replace(saved.train)
         if epochs is not None:
             tcfg.epochs = int(epochs)
-        seed = int(saved["seed"])
+        seed = saved.seed
         log.info("resuming run %s (%s): its saved data, model, fold and optimiser settings are used "
-                 "(epochs %d)", run_id, run_dir, tcfg.epochs)
+                 "(epochs %d)", run_id, run.path, tcfg.epochs)
     else:
         al = align if isinstance(align, AlignConfig) else AlignConfig(**{**dataclasses.asdict(preset.align),
                                                                         **(align or {})})
-        data_cfg = DataConfig(modalities=_modalities(cat, preset, feature_sets), align=al, missing=missing)
+        data_cfg = DataConfig(modalities=preset_modalities(cat, preset, feature_sets), align=al, missing=missing)
         over = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                       weight_decay=weight_decay).items() if v is not None}
         tcfg = dataclasses.replace(preset.train, seed=seed, **over)
@@ -256,17 +169,17 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
     speakers = sorted(set(data.items.loc[labelled, "speaker"].dropna()))
     if labelled.any() and data.items.loc[labelled, "speaker"].isna().any():
         raise ValueError("speaker-independent folds need a speaker for every labelled item; some have none")
-    if resume:
-        plan = saved["folds"]
-        if saved["feature_sets"] != data.feature_sets or saved["classes"] != data.classes:
+    if saved is not None:
+        plan = saved.folds
+        if saved.feature_sets != data.feature_sets or saved.classes != data.classes:
             raise ValueError(f"run {run_id}: the catalog's feature sets/classes changed since the run started")
     elif folds is None or isinstance(folds, int):
         plan = make_plan(speakers, k=folds, seed=seed)
     else:
         plan = [dict(f) for f in folds]
     check_plan(plan)
-    ids = [int(f["fold"]) for f in plan] if not resume else list(saved["fold_ids"])
-    if not resume and fold_ids is not None:
+    ids = [int(f["fold"]) for f in plan] if saved is None else list(saved.fold_ids)
+    if saved is None and fold_ids is not None:
         ids = [int(f) for f in fold_ids]
     by_fold = {int(f["fold"]): f for f in plan}
     # splits and normalisation statistics (training speakers only)
@@ -275,36 +188,32 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
         for s, it in split_items[k].items():
             if len(it) == 0:
                 raise ValueError(f"fold {k}: no labelled items for the {s} speakers {by_fold[k][s]}")
-    if resume:
-        norms = runs.load_norm_stats(run_dir)
+    if saved is not None:
+        norms = runs.load_norm_stats(run)
+        mcfg = saved.model_config
     else:
         norms = {k: NormStats.compute(data, data.rows_of_items(split_items[k]["train"])) for k in ids}
-    mcfg = _model_config(model, preset, data, task, model_config)
-    if resume:
-        mcfg = model_config_from_saved(saved)
+        mcfg = preset_model_config(model, preset, data, task, model_config)
     n_params = count_parameters(build_model(preset.registry, **mcfg))
-    config = {
-        "run_id": run_id, "model": model, "registry_model": preset.registry, "model_config": mcfg,
-        "n_parameters": n_params, "feature_sets": data.feature_sets,
-        "feature_set_names": {m.name: cat.feature_set_info(m.feature_set).get("name") for m in data_cfg.modalities},
-        "data": data_cfg.to_dict(), "dims": data.dims, "classes": data.classes,
-        "task": {"n_classes": task.n_classes, "dimensional": list(task.dimensional), "monitor": task.monitor},
-        "folds": plan, "fold_ids": ids, "train": dataclasses.asdict(tcfg), "seed": seed, "device": str(dev),
-        "amp": bool(tcfg.amp and dev.type == "cuda"), "dropped": data.dropped,
-        "completed_folds": saved.get("completed_folds", []) if resume else [],
-        "created": saved["created"] if resume else dt.datetime.now(dt.timezone.utc).isoformat(),
-        "provenance": _provenance(),
-    }
-    runs.write_json(run_dir, runs.CONFIG, config)
-    if not resume:
-        runs.save_norm_stats(run_dir, norms)
-    ckpt_root = f"{run_dir}/checkpoints" if runs.is_local(run_dir) else None
+    config = RunConfig(
+        run_id=run_id, model=model, registry_model=preset.registry, model_config=mcfg, n_parameters=n_params,
+        feature_sets=data.feature_sets,
+        feature_set_names={m.name: cat.feature_set_info(m.feature_set).get("name") for m in data_cfg.modalities},
+        data=data_cfg, dims=data.dims, classes=data.classes, task=task, folds=plan, fold_ids=ids, train=tcfg,
+        seed=seed, device=str(dev), amp=bool(tcfg.amp and dev.type == "cuda"), dropped=data.dropped,
+        completed_folds=list(saved.completed_folds) if saved is not None else [],
+        created=saved.created if saved is not None else dt.datetime.now(dt.timezone.utc).isoformat(),
+        provenance=collect(), extra=dict(saved.extra) if saved is not None else {})
+    config.save(run)
+    if saved is None:
+        runs.save_norm_stats(run, norms)
+    checkpoints = run.checkpoints if run.local else None
     fold_results: list[dict[str, Any]] = []
     throughput: dict[str, float] = {"load_items_per_s": data.n_items / max(data.timings.get("total_s", 0.0), 1e-9)}
     for k in ids:
-        name = f"folds/fold-{k}.json"
-        if k in config["completed_folds"] and runs.exists(run_dir, name):
-            fold_results.append(json.loads(runs.read_verified(run_dir, name)))
+        name = runs.fold_result_name(k)
+        if k in config.completed_folds and run.exists(name):
+            fold_results.append(run.read_json(name))
             log.info("fold %d already trained in run %s: kept", k, run_id)
             continue
         sp = split_items[k]
@@ -314,8 +223,8 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
         seed_everything(seed * 1000 + k)
         net = build_model(preset.registry, **mcfg)
         outcome = train_fold(net, datasets["train"], datasets["val"], datasets["test"], tcfg, task, fold=k,
-                             checkpoint_dir=ckpt_root, progress=progress)
-        runs.save_weights(run_dir, k, outcome.state)
+                             checkpoints=checkpoints, progress=progress)
+        runs.save_weights(run, k, outcome.state)
         test_ids = data.items["item_id"].to_numpy()[outcome.test_items].tolist()
         preds: dict[str, Any] = {"item_id": test_ids}
         if outcome.test_probs is not None and task.n_classes:
@@ -333,56 +242,25 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
             "val": outcome.val_metrics, "test": outcome.test_metrics, "history": outcome.history,
             "seconds": outcome.seconds, "test_predictions": preds,
         }
-        runs.write_json(run_dir, name, res)
-        config["completed_folds"] = sorted(set(config["completed_folds"]) | {k})
-        runs.write_json(run_dir, runs.CONFIG, config)
-        if ckpt_root:
-            clear_checkpoints(ckpt_root, k)
+        run.write_json(name, res)
+        config.completed_folds = sorted(set(config.completed_folds) | {k})
+        config.save(run)
+        if checkpoints is not None:
+            checkpoints.clear(k)
         fold_results.append(res)
-    if ckpt_root and os.path.isdir(ckpt_root) and not os.listdir(ckpt_root):
-        os.rmdir(ckpt_root)
+    if checkpoints is not None:
+        checkpoints.remove_if_empty()
     hist_speeds = [h["train_items_per_s"] for f in fold_results for h in f.get("history", [])]
     if hist_speeds:
         throughput["train_items_per_s"] = float(np.median(hist_speeds))
     epoch_s = [h["seconds"] for f in fold_results for h in f.get("history", [])]
     if epoch_s:
         throughput["epoch_seconds"] = float(np.median(epoch_s))
-    metrics = _write_report(run_dir, config, fold_results, task, n_params, throughput, data)
+    metrics = runs.write_report(run, config, fold_results, task, throughput, data.timings)
     md = runs.markdown_summary(config, metrics)
-    return RunResult(run_id=run_id, run_dir=run_dir, model=model, metrics=metrics["summary"], markdown=md,
+    return RunResult(run_id=run_id, run_dir=run.path, model=model, metrics=metrics["summary"], markdown=md,
                      folds=[{k: v for k, v in f.items() if k != "history"} for f in fold_results],
                      n_parameters=n_params, seconds=time.perf_counter() - t0, throughput=throughput)
-
-
-def _provenance() -> dict[str, Any]:
-    try:
-        from emofuse.pipeline.provenance import collect
-    except ImportError:  # pragma: no cover - pipeline is part of the project
-        return {}
-    return collect()
-
-
-def _write_report(run_dir: str, config: dict[str, Any], folds: list[dict[str, Any]], task: Task, n_params: int,
-                  throughput: dict[str, float], data: AlignedData) -> dict[str, Any]:
-    summary = runs.summarise(folds)
-    metrics: dict[str, Any] = {
-        "run_id": config["run_id"], "model": config["model"], "n_parameters": n_params,
-        "classes": config["classes"], "task": config["task"],
-        "folds": [{k: v for k, v in f.items() if k not in ("history", "test_predictions")} for f in folds],
-        "summary": summary, "throughput": throughput, "data_timings": data.timings,
-    }
-    title = f"{config['model']} ({config['run_id']})"
-    if task.n_classes:
-        cm = runs.summed_confusion(folds, task.n_classes)
-        metrics["confusion_matrix"] = cm.tolist()
-        acc = summary.get("accuracy", {}).get("mean", float("nan"))
-        runs.write_bytes(run_dir, "confusion_matrix.png",
-                         runs.plot_confusion(cm, config["classes"], title=f"{title}: accuracy {acc:.3f}"))
-    runs.write_bytes(run_dir, "learning_curves.png",
-                     runs.plot_learning_curves({f["fold"]: f.get("history", []) for f in folds}, task.monitor,
-                                               title=title))
-    runs.write_json(run_dir, runs.METRICS, metrics)
-    return metrics
 
 
 def score(
@@ -400,4 +278,4 @@ def score(
         return score_items(catalog_root, run_id, item_ids=item_ids, fold=fold, device=device, batch_size=batch_size)
 
 
-__all__ = ["PRESETS", "Preset", "RunResult", "ScoreResult", "score", "train"]
+__all__ = ["PRESETS", "Preset", "RunResult", "ScoreResult", "score", "torch_threads", "train"]

@@ -3,10 +3,9 @@
 A plan is a list of dicts ``{"fold": k, "train": [...], "val": [...], "test": [...]}`` of
 speaker names; no speaker is in two of train/val/test of a fold.
 
-* RAVDESS (speakers ``Actor_01`` .. ``Actor_24`` all present): the official protocol's five
-  test folds of four actors (1-4, 5-8, ..., 17-20; actors 21-24 always train). The
-  official code has no validation split; ours takes the next fold's four actors
-  (fold k validates on the test actors of fold k+1 mod 5), so training keeps 16 actors.
+* RAVDESS (speakers ``Actor_01`` .. ``Actor_24`` all present): the corpus's own plan,
+  :func:`emofuse.catalog.corpora.ravdess_plan` (five official test folds of four actors,
+  a validation group per fold).
 * Otherwise: speakers sorted and shuffled with ``seed``, dealt into ``k`` groups
   (``k <= number of speakers``); fold i tests on group i and validates on ``n_val``
   speakers taken from the training speakers (starting at group i+1).
@@ -15,30 +14,21 @@ Example:
     >>> plan = make_plan([f"S{i}" for i in range(6)], k=3, seed=0)
     >>> len(plan), sorted(plan[0]) == ["fold", "test", "train", "val"]
     (3, True)
+    >>> check_plan(plan)
+    >>> check_plan([{"fold": 0, "train": ["A"], "val": ["A"], "test": ["B"]}])
+    Traceback (most recent call last):
+    ...
+    ValueError: fold 0: speakers ['A'] are in both train and val
 """
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-RAVDESS_ACTORS = [f"Actor_{i:02d}" for i in range(1, 25)]
-_ACTOR = re.compile(r"^Actor_(\d{2})$")
-
-
-def ravdess_plan(speakers: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """The official 5-fold RAVDESS actor split with a validation group per fold (see module)."""
-    groups = [[f"Actor_{a:02d}" for a in range(4 * g + 1, 4 * g + 5)] for g in range(5)]
-    always = [f"Actor_{a:02d}" for a in range(21, 25)]
-    plan = []
-    for k in range(5):
-        val = groups[(k + 1) % 5]
-        train = [s for g, grp in enumerate(groups) if g not in (k, (k + 1) % 5) for s in grp] + always
-        plan.append({"fold": k, "train": sorted(train), "val": list(val), "test": list(groups[k])})
-    return plan
+from emofuse.catalog.corpora import RAVDESS_ACTORS, is_ravdess, ravdess_plan
 
 
 def generic_plan(speakers: Sequence[str], *, k: int = 5, n_val: int | None = None,
@@ -57,11 +47,6 @@ def generic_plan(speakers: Sequence[str], *, k: int = 5, n_val: int | None = Non
         nv = max(1, min(nv, len(rest) - 1))
         plan.append({"fold": i, "train": sorted(rest[nv:]), "val": sorted(rest[:nv]), "test": sorted(groups[i])})
     return plan
-
-
-def is_ravdess(speakers: Iterable[str]) -> bool:
-    """True when all 24 RAVDESS actors are present."""
-    return set(RAVDESS_ACTORS) <= set(speakers)
 
 
 def make_plan(speakers: Sequence[str], *, k: int | None = None, n_val: int | None = None,
@@ -89,4 +74,4 @@ def check_plan(plan: Sequence[dict[str, Any]]) -> None:
                 raise ValueError(f"fold {f.get('fold')}: speakers {sorted(both)} are in both {a} and {b}")
 
 
-__all__ = ["RAVDESS_ACTORS", "check_plan", "generic_plan", "is_ravdess", "make_plan", "ravdess_plan"]
+__all__ = ["check_plan", "generic_plan", "make_plan"]

@@ -1,32 +1,33 @@
 """Score catalog items with a trained run and write predictions to the catalog.
 
 A run is loaded from its folder only after every file it needs passed the manifest check
-(:func:`emofuse.fusion.runs.read_verified`: safetensors only, sha256 as recorded). Items are read
-from the catalog's cached features with the run's exact feature-set keys, alignment and
-per-fold normalisation statistics, then scored by the fold ensemble (mean of the folds'
-class probabilities and dimensional predictions) or by one fold.
+(:meth:`emofuse.catalog.runs.RunFolder.read_verified`: safetensors only, sha256 as recorded).
+Items are read from the catalog's cached features with the run's exact feature-set keys,
+alignment and per-fold normalisation statistics, then scored by the fold ensemble (mean
+of the folds' class probabilities and dimensional predictions) or by one fold.
 
-Predictions go to ``<catalog>/predictions/model=<model>/run=<run_id>/part-<fold>[-w<window>]-<hash>.parquet``
-(``emofuse.catalog.schemas.prediction_schema``): one row per item, fold label and ``window``.
+Predictions go to ``<catalog>/predictions/model=<model>/run=<run_id>/`` (see
+:mod:`emofuse.catalog.predictions`): one row per item, fold label and ``window``.
 ``window="clip"`` rows cover the whole clip (``start`` 0, ``end`` the duration); with
 ``windows=(length_s, hop_s)`` there is also one row per time window of each clip
-(``window="4s/2s"``, ``start``/``end`` its bounds; see :func:`emofuse.fusion.data.clip_windows`), so
+(``window="4s/2s"``, ``start``/``end`` its bounds; see :func:`emofuse.fusion.timeline.clip_windows`), so
 emotion over time is a plot of those rows. ``label`` is the most probable class, ``score``
 its probability. (item, fold, window) already present for the run are skipped, part names
 are a hash of the item ids they hold, and a file's rows of one kind are written in one
 part, so re-scoring writes nothing, duplicates nothing, and a crash never leaves a file
 half-scored. Every scored item also gets a status row (``score-<run_id>``, see
-:class:`emofuse.catalog.schemas.ScoreStatus`).
+:mod:`emofuse.fusion.score_report`).
 
-Example:
+Example (needs a trained run: see ``tests/test_fusion_runs.py`` for one made from scratch):
     >>> res = score_items("emofuse-data/catalog", "tacfn-20250101-120000-abcdef")   # doctest: +SKIP
     >>> res = score_items("emofuse-data/catalog", "tacfn-20250101-120000-abcdef", windows=(4, 2))  # doctest: +SKIP
     >>> import pandas as pd; pd.read_parquet("emofuse-data/catalog/predictions")     # doctest: +SKIP
+    >>> score_windows(4.0, None), score_windows(None, None)
+    ((4.0, 2.0), None)
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import os
 import time
@@ -36,41 +37,54 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.dataset as pads
 import torch
-from fsspec.core import url_to_fs
 from torch import nn
 
-from emofuse.catalog import atomic
-from emofuse.catalog.schemas import CLIP_WINDOW, STATUS_SCHEMA, ScoreStatus, prediction_schema
+from emofuse.catalog.predictions import window_label
+from emofuse.catalog.provenance import pick_device
+from emofuse.catalog.schemas import CLIP_WINDOW
 from emofuse.catalog.store import Catalog
 from emofuse.fusion import runs
-from emofuse.fusion.data import AlignedData, DataConfig, FusionDataset, NormStats, load_aligned
-from emofuse.fusion.models import build_model
-from emofuse.fusion.train import Task, aggregate_items, pick_device, predict_rows
+from emofuse.fusion.align import load_aligned
+from emofuse.fusion.data_config import DataConfig
+from emofuse.fusion.dataset import AlignedData, FusionDataset, NormStats
+from emofuse.fusion.inference import Task, aggregate_items, predict_rows
+from emofuse.fusion.run_config import CONFIG, RunConfig
+from emofuse.fusion.score_report import record_score_status
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class LoadedRun:
-    """A run ready to score: its config, data recipe, per-fold models and normalisation statistics."""
+    """A run ready to score: its config, per-fold models and normalisation statistics."""
 
     run_id: str
     run_dir: str
-    config: dict[str, Any]
-    data_config: DataConfig
-    classes: list[str]
-    dims: dict[str, int]
-    task: Task
+    config: RunConfig
     models: dict[int, nn.Module]
     norms: dict[int, NormStats]
     device: torch.device
 
     @property
     def model_name(self) -> str:
-        return str(self.config["model"])
+        return self.config.model
+
+    @property
+    def data_config(self) -> DataConfig:
+        return self.config.data
+
+    @property
+    def classes(self) -> list[str]:
+        return self.config.classes
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return self.config.dims
+
+    @property
+    def task(self) -> Task:
+        return self.config.task
 
 
 @dataclass
@@ -97,70 +111,49 @@ class ScoreResult:
     seconds: float = 0.0
 
 
-def model_config_from_saved(config: dict[str, Any]) -> dict[str, Any]:
-    """The model config of ``config.json`` with its modality dicts in training order.
-
-    Models concatenate modalities in the order of ``input_dims``; JSON readers need not keep
-    key order, so it is restored from the data config's modality list.
-    """
-    order = [m["name"] for m in config["data"]["modalities"]]
-    mcfg = dict(config["model_config"])
-    for key in ("input_dims", "channels"):
-        if isinstance(mcfg.get(key), dict):
-            d = mcfg[key]
-            mcfg[key] = {m: d[m] for m in order if m in d} | {m: v for m, v in d.items() if m not in order}
-    return mcfg
-
-
-def build_from_config(config: dict[str, Any]) -> nn.Module:
-    """The run's model architecture (untrained) from ``config.json``."""
-    return build_model(config["registry_model"], **model_config_from_saved(config))
-
-
 def load_run(catalog_root: str | os.PathLike[str], run_id: str, *, folds: Iterable[int] | None = None,
              device: str | torch.device | None = "cpu") -> LoadedRun:
     """Load a run's verified config, statistics and fold weights (CPU by default)."""
     cat = Catalog(catalog_root)
-    run_dir = cat.layout.run(run_id)
-    if not runs.exists(run_dir, runs.CONFIG):
+    run = cat.run(run_id)
+    if not run.exists(CONFIG):
         raise FileNotFoundError(f"no run {run_id!r} in {cat.layout.runs}")
-    config = runs.read_config(run_dir)
+    config = RunConfig.load(run)
     dev = pick_device(device)
-    trained = [int(f) for f in config.get("completed_folds", [])]
+    trained = list(config.completed_folds)
     wanted = trained if folds is None else [int(f) for f in folds]
     missing = sorted(set(wanted) - set(trained))
     if missing or not wanted:
         raise ValueError(f"run {run_id}: folds {missing or wanted} are not trained (trained: {trained})")
-    norms_all = runs.load_norm_stats(run_dir)
+    norms_all = runs.load_norm_stats(run)
     models: dict[int, nn.Module] = {}
     for f in wanted:
-        model = build_from_config(config)
-        model.load_state_dict(runs.load_weights(run_dir, f), strict=True)
+        model = config.build_model()
+        model.load_state_dict(runs.load_weights(run, f), strict=True)
         model.to(device=dev, dtype=torch.float32).eval()
         models[f] = model
-    t = config["task"]
-    return LoadedRun(run_id=run_id, run_dir=run_dir, config=config,
-                     data_config=DataConfig.from_dict(config["data"]), classes=list(config["classes"]),
-                     dims={k: int(v) for k, v in config["dims"].items()},
-                     task=Task(n_classes=int(t["n_classes"]), dimensional=tuple(t["dimensional"])),
-                     models=models, norms={f: norms_all[f] for f in wanted}, device=dev)
+    return LoadedRun(run_id=run_id, run_dir=run.path, config=config, models=models,
+                     norms={f: norms_all[f] for f in wanted}, device=dev)
 
 
-def window_label(windows: tuple[float, float] | Sequence[float] | None) -> str:
-    """The ``window`` column value: ``"clip"`` for whole clips, ``"<length>s/<hop>s"`` for windows.
+def score_windows(window: float | None, hop: float | None) -> tuple[float, float] | None:
+    """``(length_s, hop_s)`` of windowed scoring from a window length and an optional hop (default half of it).
 
-    >>> window_label(None), window_label((4, 2)), window_label((2.5, 1.25))
-    ('clip', '4s/2s', '2.5s/1.25s')
+    >>> score_windows(4, 1), score_windows(None, None)
+    ((4.0, 1.0), None)
+    >>> score_windows(None, 2.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: hop needs window (seconds per window)
     """
-    if windows is None:
-        return CLIP_WINDOW
-    length, hop = (float(v) for v in windows)
-    return f"{length:g}s/{hop:g}s"
-
-
-def score_status_key(run_id: str) -> str:
-    """The pseudo feature set under which scoring statuses of a run sit in the status table."""
-    return f"score-{run_id}"
+    if window is None:
+        if hop is not None:
+            raise ValueError("hop needs window (seconds per window)")
+        return None
+    hop = float(hop) if hop is not None else float(window) / 2
+    if not (float(window) > 0 and hop > 0):
+        raise ValueError(f"window and hop must be positive seconds, got window={window}, hop={hop}")
+    return float(window), hop
 
 
 def predict(run: LoadedRun, data: AlignedData, *, fold: str | int = "ensemble", batch_size: int = 64,
@@ -215,43 +208,6 @@ def predict(run: LoadedRun, data: AlignedData, *, fold: str | int = "ensemble", 
     return df
 
 
-_DONE_SCHEMA = pa.schema([("item_id", pa.string()), ("fold", pa.string()), ("window", pa.string())])
-
-
-def existing_predictions(pred_dir: str) -> pd.DataFrame:
-    """(item_id, fold, window) already written for one run (empty frame when none).
-
-    Parts written before the ``window`` column existed count as ``"clip"``.
-    """
-    empty = pd.DataFrame({"item_id": [], "fold": [], "window": []})
-    fs, p = url_to_fs(pred_dir)
-    if not fs.exists(p):
-        return empty
-    files = sorted(f for f in fs.ls(p, detail=False)
-                   if os.path.basename(f).startswith("part-") and f.endswith(".parquet"))
-    if not files:
-        return empty
-    df = pads.dataset(files, filesystem=fs, format="parquet", schema=_DONE_SCHEMA).to_table(
-        columns=["item_id", "fold", "window"]).to_pandas()
-    df["window"] = df["window"].fillna(CLIP_WINDOW)
-    return df.drop_duplicates()
-
-
-def part_name(fold: str, item_ids: Iterable[str], window: str = CLIP_WINDOW) -> str:
-    """Deterministic part name: fold label, window tag (windowed parts only) and a hash of the item ids.
-
-    >>> part_name("ensemble", ["b", "a"]) == part_name("ensemble", ["a", "b"])
-    True
-    >>> part_name("ensemble", ["a"], "4s/2s").startswith("ensemble-w4s_2s-")
-    True
-    """
-    h = hashlib.sha256("\n".join(sorted(item_ids)).encode()).hexdigest()[:20]
-    if window == CLIP_WINDOW:
-        return f"{fold}-{h}"
-    tag = "".join(c if c.isalnum() or c in "._" else "_" for c in window.replace("/", "_"))
-    return f"{fold}-w{tag}-{h}"
-
-
 @dataclass
 class ScoreProgress:
     """Where a scoring call stands (given to the ``progress`` callback after every chunk)."""
@@ -286,20 +242,6 @@ class ScoreProgress:
                 f"{self.items_per_s:.1f} items/s, {self.media_s_per_s:.0f} media-s/s; ETA {self.eta_s:.0f} s")
 
 
-def _without_path(msg: str, paths: list[str]) -> str:
-    """An extraction message without the leading ``<path>: `` (the file is named beside it)."""
-    for p in sorted(paths, key=len, reverse=True):
-        if msg.startswith(f"{p}: "):
-            return msg[len(p) + 2:]
-    return msg
-
-
-def _first_line(msg: Any, limit: int = 160) -> str:
-    text = str(msg or "").strip().splitlines()
-    line = text[0] if text else ""
-    return line if len(line) <= limit else line[:limit - 1] + "…"
-
-
 def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: Iterable[str] | None = None,
                 fold: str | int = "ensemble", device: str | torch.device | None = None, batch_size: int = 64,
                 chunk_size: int = 1000, windows: tuple[float, float] | Sequence[float] | None = None,
@@ -331,7 +273,7 @@ def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: 
     kinds = ([CLIP_WINDOW] if clip else []) + ([window_label(win)] if win is not None else [])
     if not kinds:
         raise ValueError("nothing to score: pass clip=True and/or windows=(length_s, hop_s)")
-    done = existing_predictions(pred_dir)
+    done = cat.existing_predictions(run.model_name, run_id)
     done = done[done["fold"] == fold_label]
     done_by_kind = {k: set(done.loc[done["window"] == k, "item_id"]) for k in kinds}
     need = {i: [k for k in kinds if i not in done_by_kind[k]] for i in ids}
@@ -339,7 +281,6 @@ def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: 
     n_skipped = len(ids) - len(todo)
     duration = dict(zip(media["item_id"], media["duration"].astype("float64").fillna(0.0)))
     media_total = float(sum(duration.get(i, 0.0) for i in todo))
-    schema = prediction_schema(run.classes)
     written, window_rows, parts = 0, 0, []
     unscorable: set[str] = set()
     scored_now: dict[str, set[str]] = {k: set() for k in kinds}
@@ -378,8 +319,7 @@ def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: 
             unscorable |= set(ids_k) - got
             if df is None or not len(df):
                 continue
-            table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
-            parts.append(atomic.write_parquet(table, pred_dir, part_name(fold_label, got, kind)))
+            parts.append(cat.write_predictions(run.model_name, run_id, df, run.classes, fold=fold_label, window=kind))
             scored_now[kind] |= got
             if kind == CLIP_WINDOW:
                 written += len(df)
@@ -394,7 +334,7 @@ def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: 
     complete = {i for i in ids if all(i in done_by_kind[k] or i in scored_now[k] for k in kinds)}
     statuses, reasons, status_path = {}, {}, None
     if record_status and ids:
-        statuses, reasons, status_path = _record_status(cat, run, run_id, ids, complete)
+        statuses, reasons, status_path = record_score_status(cat, run.config, run_id, ids, complete)
     log.info("run %s (%s): wrote %d predictions and %d window rows, skipped %d already scored, %d without "
              "features -> %s", run_id, fold_label, written, window_rows, n_skipped, len(unscorable), pred_dir)
     return ScoreResult(run_id=run_id, model=run.model_name, fold=fold_label, n_written=written,
@@ -419,50 +359,4 @@ def _chunks(ids: list[str], duration: dict[str, float], size: int, seconds: floa
         yield chunk
 
 
-def _record_status(cat: Catalog, run: LoadedRun, run_id: str, ids: list[str],
-                   complete: set[str]) -> tuple[dict[str, int], dict[str, str], str]:
-    """Write each item's scoring status (where it changed); return counts, reasons of the unscored, folder."""
-    key = score_status_key(run_id)
-    names = run.config.get("feature_set_names") or {}
-    ext: dict[str, dict[str, tuple[str, str]]] = {}
-    for modality, fs_key in run.config["feature_sets"].items():
-        st = cat.status(fs_key)
-        ext[modality] = dict(zip(st["item_id"], zip(st["status"], st["message"])))
-    media = cat.media(dedupe=False)
-    paths = media[media["item_id"].isin(set(ids))].groupby("item_id")["path"].agg(list).to_dict()
-    rows, reasons = [], {}
-    for i in ids:
-        failed: dict[tuple[str, str], list[str]] = {}
-        for modality in run.config["feature_sets"]:
-            st, msg = ext[modality].get(i, ("not extracted", ""))
-            if st != "ok":
-                line = _first_line(_without_path(str(msg or ""), paths.get(i, [])))
-                failed.setdefault((st, line), []).append(names.get(modality) or modality)
-        missing = [f"{', '.join(who)}: {st}" + (f" ({line})" if line else "") for (st, line), who in failed.items()]
-        if i in complete:
-            status = ScoreStatus.OK.value
-            message = ("scored without " + "; ".join(missing)) if missing else ""
-        else:
-            status = ScoreStatus.NO_FEATURES.value
-            message = "; ".join(missing) if missing else "features present but empty"
-            reasons[i] = message
-        rows.append((i, status, message))
-    prev = cat.status(key)
-    before = dict(zip(prev["item_id"], zip(prev["status"], prev["message"])))
-    changed = [r for r in rows if before.get(r[0]) != (r[1], r[2])]
-    folder = cat.layout.status_dir(key)
-    if changed:
-        now = dt.datetime.now(dt.timezone.utc)
-        name = hashlib.sha256("\n".join("\t".join(r) for r in sorted(changed)).encode()).hexdigest()[:20]
-        table = pa.Table.from_pylist(
-            [{"item_id": i, "status": st, "message": msg, "task_id": name, "run_id": run_id, "n_frames": 0,
-              "wall_s": 0.0, "attempted_at": now} for i, st, msg in changed], schema=STATUS_SCHEMA)
-        atomic.write_parquet(table, folder, name)
-    counts: dict[str, int] = {}
-    for _, st, _ in rows:
-        counts[st] = counts.get(st, 0) + 1
-    return counts, reasons, folder
-
-
-__all__ = ["LoadedRun", "ScoreProgress", "ScoreResult", "build_from_config", "existing_predictions", "load_run",
-           "model_config_from_saved", "part_name", "predict", "score_items", "score_status_key", "window_label"]
+__all__ = ["LoadedRun", "ScoreProgress", "ScoreResult", "load_run", "predict", "score_items", "score_windows"]

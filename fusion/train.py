@@ -1,7 +1,7 @@
 """Training loop for one fold: seeded, deterministic where torch allows, resumable.
 
-* Device picked at run time (:func:`pick_device`): CUDA when present (AMP: ``torch.autocast``
-  float16 + ``GradScaler``), CPU otherwise (float32, no AMP).
+* Device picked at run time (:func:`emofuse.catalog.provenance.pick_device`): CUDA when
+  present (AMP: ``torch.autocast`` float16 + ``GradScaler``), CPU otherwise (float32, no AMP).
 * Adam; early stopping on the validation split (``patience`` epochs without improvement of
   the monitored metric: UAR for categorical tasks, mean CCC for dimensional-only ones; ties
   go to the lower validation loss); the best-on-validation weights are kept and the test
@@ -9,24 +9,22 @@
 * Losses: cross-entropy on ``logits``; ``1 - CCC`` on ``va``. Dimensional labels in the
   media table are per clip, so the per-step predictions are pooled over each window's valid
   steps and the CCC is taken across the windows of a batch.
-* Every epoch writes a checkpoint: ``fold-<k>.epoch-<e>.safetensors`` (model, optimizer
-  tensors, best weights, torch RNG states) and then ``fold-<k>.json`` (epoch, best,
-  patience counter, history, optimizer hyper-parameters, numpy/python RNG states and the
-  checkpoint's sha256) which points to it. No pickle anywhere; a crash between the two
-  writes leaves the previous pair valid. Resuming restores everything, so an interrupted
-  and resumed fold ends where an uninterrupted one would.
+* Every epoch writes a checkpoint (:class:`emofuse.catalog.runs.Checkpoints`):
+  ``fold-<k>.epoch-<e>.safetensors`` (model, optimizer tensors, best weights, torch RNG
+  states) and then ``fold-<k>.json`` (epoch, best, patience counter, history, optimizer
+  hyper-parameters, numpy/python RNG states and the checkpoint's sha256) which points to
+  it. No pickle anywhere; a crash between the two writes leaves the previous pair valid.
+  Resuming restores everything, so an interrupted and resumed fold ends where an
+  uninterrupted one would.
 * Progress: ``logging`` per epoch and an optional ``progress(EpochReport)`` hook (it may
   raise to stop training; the last checkpoint stays for a resume).
 
-Windows (RCMA) are scored per item: the class probabilities / dimensional predictions of
-an item's windows are averaged.
+Validation and test scores come from :mod:`emofuse.fusion.inference` (items scored as
+the mean of their windows).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 import random
@@ -41,10 +39,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from emofuse.fusion.data import FusionDataset
-from emofuse.fusion.losses import ccc_loss, cross_entropy
-from emofuse.fusion.metrics import classification_metrics, regression_metrics
-from emofuse.fusion.models.common import masked_mean
+from emofuse.catalog.runs import Checkpoints
+from emofuse.fusion.dataset import FusionDataset
+from emofuse.fusion.inference import Task, autocast, batch_loss, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +61,6 @@ class TrainConfig:
     amp: bool = True
     eval_batch_size: int = 64
     grad_clip: float | None = None
-
-
-@dataclass
-class Task:
-    """What the model predicts: ``n_classes`` (0: none) and dimensional target names."""
-
-    n_classes: int = 0
-    dimensional: tuple[str, ...] = ()
-
-    @property
-    def monitor(self) -> str:
-        return "uar" if self.n_classes else "ccc_mean"
 
 
 @dataclass
@@ -116,16 +101,6 @@ class FoldOutcome:
 
 
 # --------------------------------------------------------------------------- set-up
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The device to use: the one given, else ``cuda`` when available, else ``cpu``."""
-    if device is not None:
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} requested but CUDA is not available here")
-        return dev
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices) and ask torch for deterministic kernels."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -136,108 +111,7 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    """float16 autocast on CUDA when ``amp``; a no-op elsewhere."""
-    if amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-# --------------------------------------------------------------------------- losses, prediction
-def step_mask(masks: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Steps where any modality is valid (N, L)."""
-    return torch.stack(list(masks.values())).any(dim=0)
-
-
-def batch_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, targets: torch.Tensor,
-               masks: dict[str, torch.Tensor], task: Task) -> torch.Tensor:
-    """Cross-entropy on logits plus 1 - CCC on window-pooled ``va`` (as configured by ``task``)."""
-    loss = torch.zeros((), dtype=torch.float32, device=labels.device)
-    if task.n_classes:
-        loss = loss + cross_entropy(out["logits"], labels)
-    if task.dimensional:
-        pooled = masked_mean(out["va"].float(), step_mask(masks))
-        loss = loss + ccc_loss(pooled.unsqueeze(0), targets.float().unsqueeze(0))
-    return loss
-
-
-@torch.no_grad()
-def predict_rows(model: nn.Module, ds: FusionDataset, *, batch_size: int = 64,
-                 amp: bool = False) -> dict[str, np.ndarray]:
-    """Per-row outputs of ``model`` on ``ds``: ``probs`` (rows, C) and/or ``va`` (rows, K), float32 numpy."""
-    model.eval()
-    probs, vas = [], []
-    for b in ds.batches(batch_size):
-        with autocast(ds.device, amp):
-            out = model(b.inputs, b.masks)
-        if "logits" in out:
-            probs.append(torch.softmax(out["logits"].float(), dim=-1).cpu().numpy())
-        if "va" in out:
-            vas.append(masked_mean(out["va"].float(), step_mask(b.masks)).cpu().numpy())
-    res: dict[str, np.ndarray] = {}
-    if probs:
-        res["probs"] = np.concatenate(probs).astype(np.float32)
-    if vas:
-        res["va"] = np.concatenate(vas).astype(np.float32)
-    return res
-
-
-def aggregate_items(item_of_row: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of row values per item: (item positions in first-seen order, (items, ...) float32)."""
-    items, first, inverse = np.unique(item_of_row, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    sums = np.zeros((len(items),) + values.shape[1:], np.float64)
-    np.add.at(sums, inverse, values.astype(np.float64))
-    counts = np.bincount(inverse, minlength=len(items)).reshape((-1,) + (1,) * (values.ndim - 1))
-    return items[order], (sums / counts)[order].astype(np.float32)
-
-
-def evaluate(model: nn.Module, ds: FusionDataset, task: Task, *, batch_size: int = 64,
-             amp: bool = False) -> tuple[float, dict[str, Any], dict[str, np.ndarray]]:
-    """Loss (row level) and item-level metrics; returns (loss, metrics, item predictions)."""
-    model.eval()
-    total, n = 0.0, 0
-    with torch.no_grad():
-        for b in ds.batches(batch_size):
-            with autocast(ds.device, amp):
-                out = model(b.inputs, b.masks)
-            total += float(batch_loss(out, b.labels, b.targets, b.masks, task)) * len(b.rows)
-            n += len(b.rows)
-    rows = predict_rows(model, ds, batch_size=batch_size, amp=amp)
-    metrics: dict[str, Any] = {}
-    preds: dict[str, np.ndarray] = {}
-    labels = ds.labels.cpu().numpy()
-    targets = ds.targets.cpu().numpy()
-    if "probs" in rows:
-        items, probs = aggregate_items(ds.item_of_row, rows["probs"])
-        _, y = aggregate_items(ds.item_of_row, labels[:, None].astype(np.float64))
-        preds.update(items=items, probs=probs)
-        if task.n_classes:
-            metrics.update(classification_metrics(y[:, 0].astype(int), probs.argmax(1), task.n_classes))
-    if "va" in rows:
-        items, va = aggregate_items(ds.item_of_row, rows["va"])
-        _, t = aggregate_items(ds.item_of_row, targets)
-        preds.update(items=items, va=va)
-        if task.dimensional:
-            metrics.update(regression_metrics(t, va, names=task.dimensional))
-    return total / max(n, 1), metrics, preds
-
-
 # --------------------------------------------------------------------------- checkpoints
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def state_to_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
     """A detached, contiguous CPU copy of the model's state dict (safetensors-ready)."""
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
@@ -296,7 +170,7 @@ class _Progress:
     stopped_early: bool = False
 
 
-def save_checkpoint(ckpt_dir: str, fold: int, model: nn.Module, opt: torch.optim.Optimizer,
+def save_checkpoint(checkpoints: Checkpoints, fold: int, model: nn.Module, opt: torch.optim.Optimizer,
                     best_state: dict[str, torch.Tensor] | None, prog: _Progress, shuffle: torch.Generator,
                     scaler: torch.amp.GradScaler | None) -> str:
     """Write this epoch's checkpoint pair (safetensors, then the JSON that points to it)."""
@@ -310,57 +184,28 @@ def save_checkpoint(ckpt_dir: str, fold: int, model: nn.Module, opt: torch.optim
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
-    data = st_save(tensors)
-    name = f"fold-{fold}.epoch-{prog.epoch:04d}.safetensors"
-    _write_atomic(os.path.join(ckpt_dir, name), data)
-    meta = {"fold": fold, "checkpoint": name, "sha256": _sha256(data), **dataclasses.asdict(prog),
-            "optimizer": opt_meta, "rng_numpy": _np_rng_state(), "rng_python": _py_rng_state(),
-            "scaler": scaler.state_dict() if scaler is not None else None}
-    _write_atomic(os.path.join(ckpt_dir, f"fold-{fold}.json"),
-                  json.dumps(meta, default=_json_default).encode())
-    for old in os.listdir(ckpt_dir):  # keep only the checkpoint the JSON names
-        if old.startswith(f"fold-{fold}.epoch-") and old != name:
-            os.remove(os.path.join(ckpt_dir, old))
-    return name
+    meta = {**dataclasses.asdict(prog), "optimizer": opt_meta, "rng_numpy": _np_rng_state(),
+            "rng_python": _py_rng_state(), "scaler": scaler.state_dict() if scaler is not None else None}
+    return checkpoints.save(fold, prog.epoch, st_save(tensors), meta)
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if torch.is_tensor(o):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def load_checkpoint(ckpt_dir: str, fold: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
+def load_checkpoint(checkpoints: Checkpoints, fold: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
     """The fold's last checkpoint (meta, tensors), or None; refuses a file whose sha256 differs."""
-    meta_path = os.path.join(ckpt_dir, f"fold-{fold}.json")
-    if not os.path.exists(meta_path):
+    found = checkpoints.load(fold)
+    if found is None:
         return None
-    with open(meta_path, "rb") as f:
-        meta = json.loads(f.read())
-    path = os.path.join(ckpt_dir, meta["checkpoint"])
-    if not meta["checkpoint"].endswith(".safetensors"):
-        raise ValueError(f"checkpoint {path} is not a safetensors file; refusing to load it")
-    with open(path, "rb") as f:
-        data = f.read()
-    if _sha256(data) != meta["sha256"]:
-        raise ValueError(f"checkpoint {path} does not match the sha256 recorded in {meta_path}; refusing to load it")
+    meta, data = found
     return meta, st_load(data)
 
 
 # --------------------------------------------------------------------------- the loop
 def train_fold(model: nn.Module, train_ds: FusionDataset, val_ds: FusionDataset, test_ds: FusionDataset | None,
-               cfg: TrainConfig, task: Task, *, fold: int = 0, checkpoint_dir: str | None = None,
+               cfg: TrainConfig, task: Task, *, fold: int = 0, checkpoints: Checkpoints | None = None,
                progress: Callable[[EpochReport], None] | None = None) -> FoldOutcome:
     """Train ``model`` on ``train_ds`` with early stopping on ``val_ds``; score ``test_ds`` with the best weights.
 
     All datasets must live on the same device (the one training runs on). With
-    ``checkpoint_dir``, a checkpoint is written every epoch and an existing one is resumed.
+    ``checkpoints``, a checkpoint is written every epoch and an existing one is resumed.
     """
     t_start = time.perf_counter()
     device = train_ds.device
@@ -375,9 +220,8 @@ def train_fold(model: nn.Module, train_ds: FusionDataset, val_ds: FusionDataset,
     prog = _Progress()
     best_state: dict[str, torch.Tensor] | None = None
     resumed_from = 0
-    if checkpoint_dir:
-        os.makedirs(checkpoint_dir, exist_ok=True)
-        found = load_checkpoint(checkpoint_dir, fold)
+    if checkpoints is not None:
+        found = load_checkpoint(checkpoints, fold)
         if found is not None:
             meta, tensors = found
             model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -445,8 +289,8 @@ def train_fold(model: nn.Module, train_ds: FusionDataset, val_ds: FusionDataset,
                              "train_items_per_s": n / max(t_train, 1e-9)})
         if prog.bad_epochs >= cfg.patience:
             prog.stopped_early = True
-        if checkpoint_dir:
-            save_checkpoint(checkpoint_dir, fold, model, opt, best_state, prog, shuffle, scaler)
+        if checkpoints is not None:
+            save_checkpoint(checkpoints, fold, model, opt, best_state, prog, shuffle, scaler)
         log.info("fold %d epoch %d/%d: train loss %.4f, val loss %.4f, val %s %.4f%s (%.1f s, %.0f items/s)",
                  fold, epoch, cfg.epochs, total / max(n, 1), val_loss, task.monitor, value,
                  " *" if improved else "", seconds, n / max(t_train, 1e-9))
@@ -471,17 +315,6 @@ def train_fold(model: nn.Module, train_ds: FusionDataset, val_ds: FusionDataset,
                        seconds=time.perf_counter() - t_start, resumed_from=resumed_from)
 
 
-def clear_checkpoints(checkpoint_dir: str, fold: int) -> None:
-    """Remove a finished fold's checkpoint files."""
-    if not os.path.isdir(checkpoint_dir):
-        return
-    for name in os.listdir(checkpoint_dir):
-        if name.startswith(f"fold-{fold}.") and (name.endswith(".safetensors") or name.endswith(".json")):
-            os.remove(os.path.join(checkpoint_dir, name))
 
-
-__all__ = [
-    "EpochReport", "FoldOutcome", "Task", "TrainConfig", "aggregate_items", "autocast", "batch_loss",
-    "clear_checkpoints", "evaluate", "load_checkpoint", "pick_device", "predict_rows", "save_checkpoint",
-    "seed_everything", "train_fold",
-]
+__all__ = ["EpochReport", "FoldOutcome", "TrainConfig", "load_checkpoint", "save_checkpoint", "seed_everything",
+           "train_fold"]

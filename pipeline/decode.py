@@ -5,9 +5,23 @@ come out as RGB uint8 arrays sampled at a fixed rate (5 fps by default). Both
 are generators, so memory stays bounded whatever a file's length.
 
 Example:
-    >>> from pipeline.decode import probe, load_audio, iter_frames   # doctest: +SKIP
-    >>> p = probe("clip.mp4"); p.duration                              # doctest: +SKIP
-    3.2
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from emofuse.pipeline.dummies import tone, write_audio, write_video
+    >>> d = tempfile.mkdtemp()
+    >>> wav = str(write_audio(os.path.join(d, "tone.wav"), tone(0.5, sr=44_100), sr=44_100))
+    >>> p = probe(wav)
+    >>> p.duration, p.sample_rate, p.has_video
+    (0.5, 44100, False)
+    >>> load_audio(wav).shape  # resampled to 16 kHz
+    (8000,)
+    >>> clip = str(write_video(os.path.join(d, "clip.mp4"), [np.zeros((64, 96, 3), np.uint8)] * 10, fps=10))
+    >>> [(round(t, 2), rgb.shape) for t, rgb in iter_frames(clip, fps=5)]
+    [(0.0, (64, 96, 3)), (0.2, (64, 96, 3)), (0.4, (64, 96, 3)), (0.6, (64, 96, 3)), (0.8, (64, 96, 3))]
+    >>> load_audio(clip)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emofuse.pipeline.decode.NoStream: .../clip.mp4: no audio stream
 """
 from __future__ import annotations
 

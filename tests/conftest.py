@@ -73,7 +73,7 @@ def session_dir():
 @pytest.fixture(scope="session")
 def demo_corpus(session_dir) -> str:
     """A generated 2-actor RAVDESS-layout corpus (read-only for tests)."""
-    from emofuse.catalog.demo_corpus import generate
+    from emofuse.catalog.corpora.demo import generate
 
     out = os.path.join(session_dir, "demo")
     generate(out, actors=DEMO_ACTORS, seed=0)

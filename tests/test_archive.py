@@ -104,7 +104,7 @@ def _snapshot(root: str) -> dict[str, tuple[int, int]]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, demo_corpus) -> dict:
     """A catalog with eGeMAPS + faces of 12 labelled clips and a tiny 2-fold TACFN run trained on them."""
-    from emofuse.catalog.demo_corpus import generate
+    from emofuse.catalog.corpora.demo import generate
     from emofuse.flows.extract import extract
     from emofuse.fusion import api
 
@@ -180,7 +180,7 @@ def _tables(catalog: str, run_id: str) -> dict[str, pd.DataFrame]:
 
 # --------------------------------------------------------------------------- tests
 def test_clip_windows_cover_the_clip():
-    from emofuse.fusion.data import clip_windows
+    from emofuse.fusion.timeline import clip_windows
 
     w = clip_windows(30.9, 4.0, 2.0)
     assert w[0, 0] == 0.0 and w[-1, 1] == pytest.approx(30.9) and np.allclose(w[:, 1] - w[:, 0], 4.0)
@@ -252,7 +252,7 @@ def test_windows_of_a_long_video_cover_its_whole_duration(trained, archive, scor
 
 @pytest.mark.slow
 def test_long_items_give_the_same_rows_block_by_block_and_range_by_range(trained, archive, scored):
-    from emofuse.fusion.data import load_aligned
+    from emofuse.fusion.align import load_aligned
     from emofuse.fusion.score import load_run, predict
 
     cat = Catalog(trained["catalog"])

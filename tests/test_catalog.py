@@ -119,3 +119,78 @@ def test_sequence_must_have_values():
         Sequence(times=np.zeros(2), arrays={"mask": np.zeros(2)})
     with pytest.raises(ValueError, match="rows"):
         Sequence(times=np.zeros(2), arrays={"values": np.zeros((3, 1))})
+
+
+def test_one_status_writer_for_commits_and_scoring(tmp_path):
+    from emofuse.catalog.status import StatusEntry
+
+    cat = Catalog(tmp_path / "cat").init()
+    # an extraction commit: ok rows are written even when they repeat (they are the commit record)
+    cat.commit_task(KEY, "t1", [_result("a")])
+    assert cat.commit_task(KEY, "t2", [_result("a")]) == 1 and cat.committed_tasks(KEY) == {"t1", "t2"}
+    # scoring: only changes are written, in a part named after its rows (the same change is the same part)
+    key = "score-run-1"
+    entries = [StatusEntry("a", "ok"), StatusEntry("b", "no_features", "faces: no_face")]
+    assert cat.record_status(key, entries, run_id="run-1") == 2
+    parts = sorted(os.listdir(cat.layout.status_dir(key)))
+    assert cat.record_status(key, entries, run_id="run-1") == 0
+    assert sorted(os.listdir(cat.layout.status_dir(key))) == parts and len(parts) == 1
+    assert cat.record_status(key, [StatusEntry("a", "ok"), StatusEntry("b", "ok")], run_id="run-1") == 1
+    st = cat.status(key).set_index("item_id")
+    assert st.loc["b", "status"] == "ok" and st.loc["b", "run_id"] == "run-1"
+    assert set(pd.read_parquet(cat.layout.status)["feature_set"]) == {KEY, key}
+
+
+def test_prediction_parts_are_named_by_their_items(tmp_path):
+    cat = Catalog(tmp_path / "cat").init()
+    rows = pd.DataFrame({"item_id": ["b", "a"], "fold": "ensemble", "window": "clip", "start": 0.0, "end": 2.0,
+                         "label": "happy", "score": 0.9, "valence": np.nan, "arousal": np.nan,
+                         "scored_at": pd.Timestamp.now(tz="UTC"), "p_happy": 0.9, "p_sad": 0.1})
+    first = cat.write_predictions("tacfn", "r1", rows, ["happy", "sad"], fold="ensemble")
+    again = cat.write_predictions("tacfn", "r1", rows.iloc[::-1], ["happy", "sad"], fold="ensemble")
+    windowed = cat.write_predictions("tacfn", "r1", rows.assign(window="4s/2s"), ["happy", "sad"],
+                                     fold="ensemble", window="4s/2s")
+    assert first == again and os.path.basename(windowed).startswith("part-ensemble-w4s_2s-")
+    assert sorted(os.listdir(cat.layout.predictions_dir("tacfn", "r1"))) == sorted(
+        os.path.basename(p) for p in (first, windowed))
+    done = cat.existing_predictions("tacfn", "r1")
+    assert sorted(map(tuple, done.values.tolist())) == [("a", "ensemble", "4s/2s"), ("a", "ensemble", "clip"),
+                                                        ("b", "ensemble", "4s/2s"), ("b", "ensemble", "clip")]
+    assert cat.existing_predictions("tacfn", "other").empty
+    cat.write_predictions("rcma", "r2", rows.head(1), ["happy", "sad"], fold="0")
+    assert len(cat.predictions()) == 5 and len(cat.predictions(model="rcma")) == 1
+    assert set(cat.predictions(model="tacfn", run_id="r1")["run"]) == {"r1"}
+    assert cat.tables().set_index("table").loc["predictions", "rows"] == 5
+
+
+def test_run_folder_verifies_files_and_keeps_checkpoints_apart(tmp_path):
+    from emofuse.catalog.runs import RunIntegrityError
+
+    cat = Catalog(tmp_path / "cat").init()
+    run = cat.run("tacfn-1")
+    run.write_json("config.json", {"model": "tacfn"})
+    run.write_bytes("w.safetensors", b"\x80\x04K\x01.")  # a pickle under a safetensors name
+    assert cat.runs() == ["tacfn-1"] and run.read_json("config.json") == {"model": "tacfn"}
+    with pytest.raises(RunIntegrityError, match="pickle"):
+        run.read_verified("w.safetensors")
+    with pytest.raises(RunIntegrityError, match="not recorded"):
+        run.read_verified("other.json")
+    ckpt = run.checkpoints
+    assert ckpt.load(0) is None
+    ckpt.save(0, 1, b"one", {"epoch": 1})
+    ckpt.save(0, 2, b"two", {"epoch": 2})
+    ckpt.save(1, 1, b"fold one", {"epoch": 1})
+    assert sorted(os.listdir(ckpt.path)) == ["fold-0.epoch-0002.safetensors", "fold-0.json",
+                                             "fold-1.epoch-0001.safetensors", "fold-1.json"]
+    meta, data = ckpt.load(0)
+    assert (meta["epoch"], meta["checkpoint"], data) == (2, "fold-0.epoch-0002.safetensors", b"two")
+    with open(os.path.join(ckpt.path, "fold-0.epoch-0002.safetensors"), "ab") as f:
+        f.write(b"!")
+    with pytest.raises(ValueError, match="sha256"):
+        ckpt.load(0)
+    ckpt.clear(0)
+    ckpt.remove_if_empty()
+    assert ckpt.load(1)[1] == b"fold one"  # another fold's checkpoint is kept
+    ckpt.clear(1)
+    ckpt.remove_if_empty()
+    assert not os.path.exists(ckpt.path) and "checkpoints" not in run.manifest()["files"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -121,3 +122,19 @@ def test_a_changed_config_is_a_new_feature_set(extracted, tmp_path):
     other = get_extractor("egemaps", {"min_duration": 0.75}).key
     assert other not in before and other.startswith("egemaps-v1-")
     assert get_extractor("egemaps").key in before
+
+
+def test_the_run_summary_is_recorded_where_the_layout_says(extracted):
+    from emofuse.catalog.layout import Layout
+    from emofuse.catalog.summaries import read_extract_runs
+
+    layout = Layout.at(extracted["catalog"])
+    runs = read_extract_runs(layout)  # one: the rerun of an earlier test changed nothing, so it left none
+    assert os.listdir(layout.extract_runs) == [f"{runs[0].run_id}.json"]
+    record = extracted["record"]
+    assert runs[0].to_dict() == json.loads(json.dumps(record, default=str))
+    media = Catalog(extracted["catalog"]).media()
+    for fs in record["feature_sets"].values():
+        assert fs["items"] == len(media) and fs["already_done"] == 0
+        assert sum(fs["counts"].values()) == len(media)  # every item was attempted once, decode errors included
+        assert fs["written"] == len(media)

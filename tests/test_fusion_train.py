@@ -1,6 +1,6 @@
 """fusion.train via fusion.api.train: learning on held-out speakers, resuming, checkpoint format.
 
-Tiny models and few epochs on the synthetic catalog of ``test_fusion_data`` (4 classes split
+Tiny models and few epochs on the synthetic catalog of ``synthetic_catalog`` (4 classes split
 across audio and face, 6 speakers); one thread so a busy 2-core machine stays fast.
 """
 from __future__ import annotations
@@ -13,12 +13,15 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
+from emofuse.catalog.runs import RunFolder
 from emofuse.catalog.store import Catalog
 from emofuse.fusion import api, runs
-from emofuse.fusion.data import load_aligned
+from emofuse.fusion.align import load_aligned
+from emofuse.fusion.inference import Task
+from emofuse.fusion.run_config import RunConfig
 from emofuse.fusion.score import load_run, predict
 from emofuse.fusion.train import EpochReport
-from test_fusion_data import build_synthetic_catalog
+from synthetic_catalog import build_synthetic_catalog
 
 TINY_TACFN = {"n_layers": 1, "d_ff": 64, "n_heads": 4}
 TINY_RCMA = {"channels": {"face": 32, "audio": 16, "text": 16}, "n_levels": 2, "regressor_hidden": 32}
@@ -49,15 +52,16 @@ def test_tacfn_beats_chance_on_held_out_speakers(catalog):
 def test_rcma_classification_head_beats_chance(catalog):
     res = api.train(catalog, model="rcma", model_config=TINY_RCMA, align={"steps": 32, "hop": 16, "rate": 10.0},
                     epochs=12, lr=2e-3, folds=PLAN, seed=0, threads=1)
-    cfg = runs.read_config(res.run_dir)
-    assert cfg["task"] == {"n_classes": 4, "dimensional": [], "monitor": "uar"}  # RAVDESS-like: classes only
-    assert set(cfg["feature_sets"]) == {"face", "audio", "text"}  # text joins RCMA when present
-    assert cfg["model_config"]["seq_len"] == 32
+    cfg = RunConfig.load(RunFolder(res.run_dir))
+    assert cfg.task == Task(n_classes=4)  # RAVDESS-like: classes only
+    assert cfg.to_dict()["task"] == {"n_classes": 4, "dimensional": [], "monitor": "uar"}
+    assert set(cfg.feature_sets) == {"face", "audio", "text"}  # text joins RCMA when present
+    assert cfg.model_config["seq_len"] == 32
     assert res.metrics["accuracy"]["mean"] >= 0.5, res.markdown
     # reloaded from the run folder, the model is the trained one (modality order included)
     run = load_run(catalog, res.run_id)
     assert list(run.models[0].config.input_dims) == ["face", "audio", "text"]
-    saved = json.loads(runs.read_verified(res.run_dir, "folds/fold-0.json"))["test_predictions"]
+    saved = RunFolder(res.run_dir).read_json(runs.fold_result_name(0))["test_predictions"]
     data = load_aligned(Catalog(catalog), run.data_config, saved["item_id"], classes=run.classes, dims=run.dims)
     probs = predict(run, data, fold=0)[[f"p_{c}" for c in run.classes]].to_numpy()
     np.testing.assert_allclose(probs, np.asarray(saved["probs"]), atol=1e-5)
@@ -88,8 +92,8 @@ def test_interrupted_training_resumes_where_it_stopped(catalog):
     assert res.folds[0]["resumed_from"] == 2 and res.folds[0]["epochs_run"] == 5
     assert not os.path.exists(os.path.join(run_dir, "checkpoints"))  # finished folds leave no checkpoints
     # model, optimizer, data order and RNG states were all restored: the same weights as without the stop
-    a = runs.load_weights(full.run_dir, 0)
-    b = runs.load_weights(res.run_dir, 0)
+    a = runs.load_weights(RunFolder(full.run_dir), 0)
+    b = runs.load_weights(RunFolder(res.run_dir), 0)
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
     # a finished run resumed again trains nothing more
     seen.clear()
@@ -102,9 +106,9 @@ def test_rcma_regresses_valence_arousal_when_the_corpus_has_them(tmp_path):
     build_synthetic_catalog(root, n_speakers=6, reps=3, dimensional=True, categorical=False, with_text=False)
     res = api.train(root, model="rcma", model_config=TINY_RCMA, align={"steps": 32, "hop": 16, "rate": 10.0},
                     epochs=10, lr=3e-3, batch_size=12, folds=PLAN, seed=0, threads=1)
-    cfg = runs.read_config(res.run_dir)
-    assert cfg["task"] == {"n_classes": 0, "dimensional": ["valence", "arousal"], "monitor": "ccc_mean"}
-    assert cfg["model_config"]["n_classes"] is None and cfg["model_config"]["n_targets"] == 2
+    cfg = RunConfig.load(RunFolder(res.run_dir))
+    assert cfg.to_dict()["task"] == {"n_classes": 0, "dimensional": ["valence", "arousal"], "monitor": "ccc_mean"}
+    assert cfg.model_config["n_classes"] is None and cfg.model_config["n_targets"] == 2
     assert res.metrics["ccc_mean"]["mean"] > 0.6, res.markdown  # 1 - CCC was optimised (about 0.95 here)
     assert "CCC valence" in res.markdown
     scored = api.score(root, res.run_id, threads=1)

@@ -3,33 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 import torchaudio
 
 from emofuse.catalog.schemas import Status
+from emofuse.pipeline.dummies import write_audio, write_video
 from emofuse.pipeline.logmel import LogMelConfig, LogMelExtractor, frame_times, logmel_array
 from emofuse.pipeline.registry import MediaRef, get_extractor
-
-
-def write_audio(path: Path, x: np.ndarray, sr: int, codec: str = "pcm_s16le") -> Path:
-    """Write mono float audio in [-1, 1] with PyAV (wav: 16-bit PCM; m4a/mp4: AAC)."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=sr)
-        s.layout = "mono"
-        if codec == "pcm_s16le":
-            data, fmt = (np.clip(x, -1, 1) * 32767).astype(np.int16)[None, :], "s16"
-        else:
-            data, fmt = x.astype(np.float32)[None, :], "fltp"
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout="mono")
-        frame.sample_rate = sr
-        for p in s.encode(frame):
-            c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
 
 
 def chirp(seconds: float, sr: int, f0: float = 200.0, f1: float = 6000.0, amp: float = 0.3) -> np.ndarray:
@@ -40,16 +22,7 @@ def chirp(seconds: float, sr: int, f0: float = 200.0, f1: float = 6000.0, amp: f
 
 def write_video_only(path: Path) -> Path:
     """A short H.264 mp4 with no audio stream."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
-        for i in range(10):
-            f = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 20, np.uint8), format="rgb24")
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+    return write_video(path, [np.full((64, 64, 3), i * 20, np.uint8) for i in range(10)], fps=10)
 
 
 def reference(x: np.ndarray) -> np.ndarray:

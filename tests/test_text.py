@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emofuse.catalog.identity import file_digest
 from emofuse.catalog.schemas import Status
-from emofuse.pipeline.registry import MediaRef, get_extractor, sha256_file
+from emofuse.pipeline.registry import MediaRef, get_extractor
 from emofuse.pipeline.text import TextConfig, TextExtractor, default_model_dir, embed_texts
 
 TEXTS = [
@@ -125,7 +126,7 @@ def test_sidecar_outside_folder_is_error_status(tmp_path: Path, extractor: TextE
 
 def test_identity_and_description(extractor: TextExtractor) -> None:
     folder = default_model_dir()
-    assert extractor.weights_checksum() == sha256_file(str(folder / "model.safetensors"))[:16]
+    assert extractor.weights_checksum() == file_digest(folder / "model.safetensors")[:16]
     assert extractor.sequence_dim() == 384
     d = extractor.describe()
     assert d["row_columns"] == ["embedding", "transcript", "source", "texts"]

@@ -179,3 +179,13 @@ def test_asr_missing_gives_clear_message(tmp_path: Path, monkeypatch: pytest.Mon
     media.write_bytes(b"")
     r = get_extractor("text", {"use_asr": True}).extract(MediaRef("u", str(media)))
     assert r.status.value == "error" and "emofuse[asr]" in r.message
+
+
+@pytest.mark.parametrize("module, other", [("asr", "transcripts"), ("transcripts", "asr")])
+def test_asr_and_transcripts_do_not_import_each_other(module: str, other: str) -> None:
+    """Both use :class:`Segment` from its own module; neither needs the other to import."""
+    import sys
+
+    code = f"import sys, emofuse.pipeline.{module}; print('emofuse.pipeline.{other}' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -5,6 +5,8 @@ heavy libraries (OpenCV, dlib, insightface) load only when an extractor loads it
 """
 from __future__ import annotations
 
-from .extractor import BACKENDS, FacesConfig, FacesExtractor, onnx_role
+from .config import BACKENDS, FacesConfig
+from .extractor import FacesExtractor
+from .packs import onnx_role
 
 __all__ = ["BACKENDS", "FacesConfig", "FacesExtractor", "onnx_role"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -38,14 +38,6 @@ class Detections:
 
 def _areas(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-
-
-class Detector(Protocol):
-    """What the extractor needs from a detector."""
-
-    def detect(self, rgb: np.ndarray) -> Detections: ...
-
-    def info(self) -> dict[str, Any]: ...
 
 
 class YuNetDetector:

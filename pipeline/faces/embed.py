@@ -17,14 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from emofuse.pipeline.vectors import l2_normalize
+
 from .detect import Detections
-
-
-def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Row-wise L2 normalisation (float32); zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float32)
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(n, eps)).astype(np.float32)
 
 
 def select_providers(device: str = "auto") -> list[str]:
@@ -60,19 +55,26 @@ def session_options(threads: int | None) -> Any:
 
 
 class DlibEmbedder:
-    """dlib ResNet 128-d descriptors on dlib's own 150x150 chips (CPU unless dlib was built with CUDA)."""
+    """dlib ResNet 128-d descriptors on dlib's own 150x150 chips.
+
+    ``engine``: None runs the network in dlib-bin (CPU unless dlib was built with CUDA,
+    holds the GIL); a :class:`~.face_engine.DlibResNetEmbedder` runs the same weights batched
+    in onnxruntime or torch (CPU or CUDA). Alignment is dlib's in both cases.
+    """
 
     dim = 128
     name = "dlib"
 
-    def __init__(self, shape_predictor_path: str | Path, recognition_path: str | Path, *, chip_size: int = 150, padding: float = 0.25) -> None:
+    def __init__(self, shape_predictor_path: str | Path, recognition_path: str | Path, *, chip_size: int = 150,
+                 padding: float = 0.25, engine: Any = None) -> None:
         import dlib
 
         self._dlib = dlib
         self.shape_predictor_path = str(shape_predictor_path)
         self.recognition_path = str(recognition_path)
         self.sp = dlib.shape_predictor(self.shape_predictor_path)
-        self.rec = dlib.face_recognition_model_v1(self.recognition_path)
+        self.engine = engine
+        self.rec = dlib.face_recognition_model_v1(self.recognition_path) if engine is None else None
         self.chip_size = chip_size
         self.padding = padding
 
@@ -90,6 +92,8 @@ class DlibEmbedder:
     def embed_crops(self, crops: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
         if not crops:
             return np.zeros((0, self.dim), np.float32)
+        if self.engine is not None:
+            return self.engine.embed_crops(crops, batch_size)
         out = []
         for i in range(0, len(crops), max(1, batch_size)):
             vecs = self.rec.compute_face_descriptor(list(crops[i : i + batch_size]))
@@ -97,12 +101,18 @@ class DlibEmbedder:
         return l2_normalize(np.concatenate(out, axis=0))
 
     def info(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "embedder": "dlib",
             "embedder_models": [self.shape_predictor_path, self.recognition_path],
             "embedder_device": "cuda" if bool(self._dlib.DLIB_USE_CUDA) else "cpu",
             "dlib_version": self._dlib.__version__,
+            "embedder_runtime": "dlib-bin",
         }
+        if self.engine is not None:  # same network and alignment; the runtime and device are the engine's
+            engine = self.engine.info()
+            out["embedder_runtime"] = f"{engine.pop('embedder')}/{engine['embedder_engine']}"
+            out.update(engine)
+        return out
 
 
 class ArcFaceEmbedder:

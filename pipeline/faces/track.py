@@ -24,6 +24,8 @@ from typing import Callable
 
 import numpy as np
 
+from emofuse.pipeline.vectors import l2_normalize
+
 
 @dataclass
 class FrameFaces:
@@ -124,7 +126,7 @@ class MainFaceTracker:
     def ref(self) -> np.ndarray | None:
         if self.ref_sum is None:
             return None
-        return self.ref_sum / max(float(np.linalg.norm(self.ref_sum)), 1e-12)
+        return l2_normalize(self.ref_sum, dtype=np.float64)
 
     # -- internals ---------------------------------------------------------------
     def _embed(self, pairs: list[tuple[FrameFaces, int]]) -> None:

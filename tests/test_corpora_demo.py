@@ -8,8 +8,8 @@ import av
 import numpy as np
 import pytest
 
-from emofuse.catalog import demo_corpus as dc
-from emofuse.catalog.ravdess import EMOTIONS, parse_name
+from emofuse.catalog.corpora import demo as dc
+from emofuse.catalog.corpora.ravdess import EMOTIONS, parse_name
 
 # neutral (audio A0, face plain), happy (A2, smile), angry (A3, scowl)
 EMOS = (1, 3, 5)
@@ -144,3 +144,15 @@ def test_missing_espeak_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(dc.EspeakNotFound, match="apt-get install espeak-ng"):
         dc.generate(str(tmp_path / "out"), actors=1, emotions=(1,), statements=(1,))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_clip_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emofuse.catalog.corpora.demo import corpus
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("encoder crashed")
+
+    monkeypatch.setattr(corpus, "encode_mp4", broken)
+    with pytest.raises(RuntimeError, match="encoder crashed"):
+        dc.generate(str(tmp_path), actors=1, emotions=(1,), statements=(1,), duration_limit=0.4)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -1,12 +1,13 @@
-"""RAVDESS names: every field parsed, malformed names rejected with a clear message, selection."""
+"""The RAVDESS recipe: every field parsed, malformed names rejected with a clear message, selection,
+class order and the official fold plan."""
 from __future__ import annotations
 
 import os
 
 import pytest
 
-from emofuse.catalog import ravdess
-from emofuse.catalog.recipes import discover
+from emofuse.catalog.corpora import EMOTION_CLASSES, ravdess, ravdess_plan
+from emofuse.catalog.corpora.recipes import discover
 
 
 def test_parse_every_field():
@@ -82,3 +83,22 @@ def test_discover_selection_and_rejects(tmp_path):
     assert len(both) == 2 and all(e.columns["corpus"] == "ravdess" for e in both)
     with pytest.raises(ValueError, match="unknown RAVDESS selection"):
         list(discover("ravdess", str(tmp_path), ["bogus"]))
+
+
+def test_emotion_classes_follow_the_emotion_codes():
+    assert EMOTION_CLASSES == ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    assert [ravdess.parse_name(ravdess.make_name(modality=1, vocal_channel=1, emotion=c, intensity=1, statement=1,
+                                                 repetition=1, actor=1))["emotion"] for c in range(1, 9)] == EMOTION_CLASSES
+
+
+def test_fold_plan_is_the_official_one_with_a_validation_group():
+    plan = ravdess_plan()
+    assert [f["fold"] for f in plan] == list(range(5))
+    assert [f["test"] for f in plan] == [[f"Actor_{a:02d}" for a in range(4 * k + 1, 4 * k + 5)] for k in range(5)]
+    for k, f in enumerate(plan):
+        assert f["val"] == plan[(k + 1) % 5]["test"]  # fold k validates on fold k+1's test actors
+        tr, va, te = set(f["train"]), set(f["val"]), set(f["test"])
+        assert not (tr & va or tr & te or va & te)
+        assert tr | va | te == set(ravdess.RAVDESS_ACTORS)
+        assert {"Actor_21", "Actor_22", "Actor_23", "Actor_24"} <= tr and len(tr) == 16
+    assert ravdess.is_ravdess(ravdess.RAVDESS_ACTORS + ["Extra"]) and not ravdess.is_ravdess(ravdess.RAVDESS_ACTORS[1:])

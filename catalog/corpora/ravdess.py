@@ -1,12 +1,25 @@
-"""RAVDESS corpus recipe: file naming, label parsing and discovery.
+"""RAVDESS corpus recipe: file naming, label parsing, discovery, class order and fold plan.
 
 RAVDESS names every file ``MM-VV-EE-II-SS-RR-AA.ext`` inside ``Actor_AA/``:
 modality, vocal channel, emotion, intensity, statement, repetition, actor
 (odd actors are male, even are female).
 
+Models trained on RAVDESS order their classes as :data:`EMOTION_CLASSES`, and
+evaluate on :func:`ravdess_plan`: the official protocol's five test folds of four
+actors (1-4, 5-8, ..., 17-20; actors 21-24 always train). The official code has no
+validation split; ours takes the next fold's four actors (fold k validates on the
+test actors of fold k+1 mod 5), so training keeps 16 actors.
+
 Example:
     >>> parse_name("03-01-05-02-01-01-12.wav")["emotion"]
     'angry'
+    >>> make_name(modality=1, vocal_channel=1, emotion=5, intensity=2, statement=1, repetition=1, actor=12)
+    '01-01-05-02-01-01-12.mp4'
+    >>> EMOTION_CLASSES[:3]
+    ['neutral', 'calm', 'happy']
+    >>> fold = ravdess_plan()[0]
+    >>> fold["test"], fold["val"], len(fold["train"])
+    (['Actor_01', 'Actor_02', 'Actor_03', 'Actor_04'], ['Actor_05', 'Actor_06', 'Actor_07', 'Actor_08'], 16)
 """
 from __future__ import annotations
 
@@ -31,6 +44,9 @@ INTENSITIES = {1: "normal", 2: "strong"}
 STATEMENTS = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}
 #: Class order used by models trained on RAVDESS.
 EMOTION_CLASSES: list[str] = [EMOTIONS[k] for k in sorted(EMOTIONS)]
+
+#: The 24 actors of the full corpus (speaker names as :func:`parse_name` gives them).
+RAVDESS_ACTORS: list[str] = [f"Actor_{i:02d}" for i in range(1, 25)]
 
 MEDIA_EXTENSIONS = (".mp4", ".wav")
 _NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
@@ -123,6 +139,12 @@ def discover(root: str, selection: Selection | None = None) -> Iterator[Found]:
 
     Files whose name parses but that the selection excludes are skipped silently
     (that is the point of a selection); malformed names come back with ``error``.
+
+    >>> os.makedirs("ravdess/Actor_12")
+    >>> for name in ("01-01-05-02-01-01-12.mp4", "03-01-05-02-01-01-12.wav", "clip.mp4"):
+    ...     open(os.path.join("ravdess/Actor_12", name), "wb").close()
+    >>> [(os.path.basename(f.path), f.fields and f.fields["emotion"], bool(f.error)) for f in discover("ravdess")]
+    [('01-01-05-02-01-01-12.mp4', 'angry', False), ('clip.mp4', None, True)]
     """
     selection = selection or Selection()
     if not os.path.isdir(root):
@@ -177,3 +199,24 @@ def parse_selection(values: Iterable[str] | None) -> Selection:
             f"and vocal channels {list(VOCAL_CHANNELS.values())}"
         )
     return Selection(modalities=mods or Selection.modalities, vocal_channels=vocs or Selection.vocal_channels)
+
+
+def is_ravdess(speakers: Iterable[str]) -> bool:
+    """True when all 24 RAVDESS actors are present.
+
+    >>> is_ravdess(RAVDESS_ACTORS), is_ravdess(RAVDESS_ACTORS[:20])
+    (True, False)
+    """
+    return set(RAVDESS_ACTORS) <= set(speakers)
+
+
+def ravdess_plan() -> list[dict[str, Any]]:
+    """The official 5-fold RAVDESS actor split with a validation group per fold (see module)."""
+    groups = [[f"Actor_{a:02d}" for a in range(4 * g + 1, 4 * g + 5)] for g in range(5)]
+    always = [f"Actor_{a:02d}" for a in range(21, 25)]
+    plan = []
+    for k in range(5):
+        val = groups[(k + 1) % 5]
+        train = [s for g, grp in enumerate(groups) if g not in (k, (k + 1) % 5) for s in grp] + always
+        plan.append({"fold": k, "train": sorted(train), "val": list(val), "test": list(groups[k])})
+    return plan

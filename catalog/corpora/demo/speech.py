@@ -1,0 +1,102 @@
+"""The demo corpus's voice: real speech from the espeak-ng TTS, resampled and padded for a clip.
+
+Only the ``espeak-ng`` (or legacy ``espeak``) binary must be on PATH; resampling is
+FFmpeg's swresample through PyAV (deterministic).
+
+Example:
+    >>> from emofuse.catalog.corpora.demo.design import AUDIO_LEVELS
+    >>> speech = synthesize("Kids are talking by the door", voice="en-us+m3", prosody=AUDIO_LEVELS[0])
+    >>> speech.dtype, 0.5 < speech.size / SAMPLE_RATE < 4.0
+    (dtype('float32'), True)
+    >>> audio = clip_audio(speech, np.random.default_rng(0), None)
+    >>> audio.size % SAMPLES_PER_FRAME, audio.size > speech.size
+    (0, True)
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+
+from emofuse.catalog.corpora.demo.design import FPS, PAD_SECONDS, SAMPLE_RATE, SAMPLES_PER_FRAME, Prosody
+
+
+class EspeakNotFound(RuntimeError):
+    """Neither ``espeak-ng`` nor ``espeak`` is on PATH."""
+
+
+def espeak_command() -> str:
+    """Path of the ``espeak-ng`` (or legacy ``espeak``) binary; raise :class:`EspeakNotFound`."""
+    for name in ("espeak-ng", "espeak"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise EspeakNotFound(
+        "the demo corpus speaks its sentences with espeak-ng, which is not on PATH. "
+        "Install it with `apt-get install espeak-ng` (Debian/Ubuntu), `brew install espeak-ng` "
+        "(macOS) or `dnf install espeak-ng` (Fedora), then run again."
+    )
+
+
+def wav_pcm(data: bytes) -> tuple[np.ndarray, int]:
+    """Mono int16 samples and rate from espeak's WAV (its streamed header has bogus sizes)."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise RuntimeError(f"espeak-ng did not return a WAV stream (got {data[:16]!r})")
+    pos, rate, channels = 12, 0, 1
+    while pos + 8 <= len(data):
+        cid, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        body = pos + 8
+        if cid == b"fmt ":
+            channels = int.from_bytes(data[body + 2:body + 4], "little")
+            rate = int.from_bytes(data[body + 4:body + 8], "little")
+            bits = int.from_bytes(data[body + 14:body + 16], "little")
+            if bits != 16:
+                raise RuntimeError(f"espeak-ng wrote {bits}-bit audio; expected 16-bit")
+        elif cid == b"data":
+            pcm = data[body:]
+            pcm = pcm[: len(pcm) - len(pcm) % (2 * channels)]
+            x = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels)[:, 0]
+            return x.copy(), rate
+        pos = body + size + (size & 1)
+    raise RuntimeError("espeak-ng WAV stream has no data chunk")
+
+
+def synthesize(text: str, *, voice: str, prosody: Prosody) -> np.ndarray:
+    """Speak ``text`` with espeak-ng; float32 mono at 16 kHz, silence trimmed."""
+    import av
+
+    cmd = [
+        espeak_command(), "--stdout", "-v", voice,
+        "-s", str(int(prosody.rate)), "-p", str(int(prosody.pitch)), "-a", str(int(prosody.amplitude)),
+        text,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0 or not proc.stdout:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.decode(errors='replace').strip()}")
+    pcm, rate = wav_pcm(proc.stdout)
+    voiced = np.nonzero(np.abs(pcm.astype(np.int32)) > 200)[0]
+    if voiced.size == 0:
+        raise RuntimeError(f"espeak-ng produced silence for {text!r}")
+    pcm = pcm[voiced[0]: voiced[-1] + 1]
+    # Resample to 16 kHz with FFmpeg's swresample (deterministic).
+    frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    chunks = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def clip_audio(speech: np.ndarray, rng: np.random.Generator, duration_limit: float | None) -> np.ndarray:
+    """Pad speech with silence (+ a faint seeded noise floor) to a whole number of video frames."""
+    pad = int(PAD_SECONDS * SAMPLE_RATE)
+    n = speech.size + 2 * pad
+    n = -(-n // SAMPLES_PER_FRAME) * SAMPLES_PER_FRAME
+    if duration_limit is not None:
+        n = min(n, max(1, int(duration_limit * FPS)) * SAMPLES_PER_FRAME)
+    audio = np.zeros(n, np.float32)
+    seg = speech[: max(0, n - pad)]
+    audio[pad: pad + seg.size] = seg
+    audio += rng.normal(0.0, 3e-4, n).astype(np.float32)
+    return np.clip(audio, -1.0, 1.0)

@@ -1,0 +1,46 @@
+"""Corpus recipes by name: which files of a source tree are items, and their label columns.
+
+Each recipe yields :class:`Entry` objects (path, MEDIA_SCHEMA corpus columns, or why
+the file was rejected). Recipes only look at names; probing and hashing happen in
+:mod:`emofuse.pipeline.ingest`.
+
+Example:
+    >>> os.makedirs("src/Actor_01")
+    >>> open("src/Actor_01/01-01-03-01-01-01-01.mp4", "wb").close()
+    >>> [(os.path.basename(e.path), e.columns["emotion"]) for e in discover("ravdess", "src")]
+    [('01-01-03-01-01-01-01.mp4', 'happy')]
+    >>> [e.columns for e in discover("archive", "src")]
+    [{'corpus': 'archive'}]
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from emofuse.catalog.corpora import archive, ravdess
+
+#: Recipe names :func:`discover` takes (the ``corpus`` parameter of the flows and the CLI).
+RECIPES = ("ravdess", "archive")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A candidate item: its path and corpus columns, or the reason it is rejected."""
+
+    path: str
+    columns: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def discover(corpus: str, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
+    """Entries of ``source`` for the named recipe; ``selection`` narrows RAVDESS (e.g. ``["audio-only"]``)."""
+    if corpus == "ravdess":
+        for f in ravdess.discover(source, ravdess.parse_selection(selection)):
+            yield Entry(f.path, ravdess.media_columns(f.fields) if f.fields else {}, f.error)
+    elif corpus == "archive":
+        for path in archive.files(source):
+            yield Entry(path, archive.media_columns())
+    else:
+        raise ValueError(f"unknown corpus recipe {corpus!r}: use one of {list(RECIPES)}")
+

@@ -1,0 +1,350 @@
+"""Cached catalog features -> every item on the model's timeline (:func:`load_aligned`).
+
+Reads only what extraction stored (sequences and per-clip rows of the chosen feature sets,
+labels from the media table, all through :class:`~emofuse.catalog.store.Catalog`); never
+media files. :func:`load_aligned` runs four stages, each a function that can run alone:
+
+1. read — :func:`~emofuse.fusion.features.select_media`, :func:`~emofuse.fusion.features.read_features`
+   (each feature set's sequences shard by shard, long items lazily; per-clip vectors);
+2. availability — :func:`~emofuse.fusion.features.availability`,
+   :func:`~emofuse.fusion.features.select_items` (``missing="mask"`` keeps an item whose
+   modality is absent, fully masked; ``"drop"`` removes it; items with no modality at all are
+   always dropped, with counts logged);
+3. labels — :func:`~emofuse.fusion.features.feature_widths`,
+   :func:`~emofuse.fusion.features.item_durations`, :func:`~emofuse.fusion.features.label_items`;
+4. align — :func:`align_items` here (the timeline math is :mod:`emofuse.fusion.timeline`).
+
+Timelines (:class:`~emofuse.fusion.data_config.AlignConfig`): ``mode="fixed"`` (TACFN) puts
+``steps`` equal bins over the clip ``[0, duration)``, one row per clip; ``mode="window"``
+(RCMA) takes bins of ``1/rate`` s over the whole clip and cuts them into windows of
+``steps`` bins every ``hop`` bins (the last aligned to the clip end; a clip shorter than one
+window is zero-padded and the padding masked), one row per window. A frame covers
+``[t, t + hop)`` (``hop``: the set's frame period, the median time step by default), a text
+segment ``[start, end)``. A bin is valid when a valid frame overlaps it: face frames without
+a face (the ``mask`` array), bins without speech and modalities whose status is not ``ok`` are
+masked. Per-clip vectors (``source="clip"``) are repeated over the steps.
+
+Time windows (``windows=(length_s, hop_s)``, for scoring long files): each clip is cut by
+:func:`~emofuse.fusion.timeline.clip_windows` and every window is aligned like a clip of its
+own; ``items`` then holds one row per (item, window) with ``start``, ``end`` and ``window``.
+Without windows ``items`` is one row per item with ``start = 0`` and ``end = duration``.
+
+Memory: an item with more than ``max_item_rows`` frames in a feature set (default
+:data:`~emofuse.catalog.sequences.MAX_ITEM_ROWS`: 11 minutes of eGeMAPS LLDs) is never read
+whole: it is pooled block by block for a per-clip timeline, or read one group of windows (at
+most :data:`WINDOW_SPAN_S` seconds) at a time. ``time_range=(t0, t1)`` keeps only the windows
+that start in it, so a caller can walk a long file in bounded pieces. ``interp`` reads a long
+item whole.
+
+Example (a catalog of two 2 s clips with 100 Hz features):
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from emofuse.catalog.records import ExtractResult, Sequence
+    >>> from emofuse.catalog.store import Catalog
+    >>> from emofuse.fusion.data_config import AlignConfig, DataConfig, ModalitySpec
+    >>> cat = Catalog(tempfile.mkdtemp()).init()
+    >>> cat.add_media([{"item_id": f"clip{k}", "path": f"/v/clip{k}.mp4", "relpath": f"clip{k}.mp4", "corpus": "demo",
+    ...                 "speaker": "s1", "emotion": e, "duration": 2.0} for k, e in enumerate(["sad", "happy"])])
+    2
+    >>> t = np.arange(200) * 0.01
+    >>> cat.commit_task("egemaps-v1", "task-1", [
+    ...     ExtractResult(f"clip{k}", sequence=Sequence(t, {"values": np.full((200, 3), k, np.float32)}), n_frames=200)
+    ...     for k in range(2)])
+    2
+    >>> cfg = DataConfig([ModalitySpec("audio", "egemaps-v1")], align=AlignConfig(steps=4))
+    >>> data = load_aligned(cat, cfg)
+    >>> data.x["audio"].shape, data.classes, data.items["label"].tolist()
+    ((2, 4, 3), ['happy', 'sad'], [1, 0])
+    >>> w = load_aligned(cat, cfg, ["clip1"], windows=(1.0, 0.5))
+    >>> w.items[["item_id", "window", "start", "end"]].values.tolist()
+    [['clip1', 0, 0.0, 1.0], ['clip1', 1, 0.5, 1.5], ['clip1', 2, 1.0, 2.0]]
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emofuse.catalog.sequences import MAX_ITEM_ROWS, LazySequence
+from emofuse.catalog.store import Catalog
+from emofuse.fusion.data_config import DataConfig, ModalitySpec
+from emofuse.fusion.dataset import AlignedData
+from emofuse.fusion.features import (
+    Features,
+    Frames,
+    availability,
+    feature_widths,
+    item_durations,
+    label_items,
+    read_features,
+    select_items,
+    select_media,
+    warn_missing,
+)
+from emofuse.fusion.timeline import (
+    _EPS,
+    align_to_edges,
+    clip_windows,
+    fixed_edges,
+    frame_bounds,
+    pool_sums,
+    rate_edges,
+    window_starts,
+)
+
+log = logging.getLogger(__name__)
+
+#: The windows of a long item are aligned in groups that span at most this many seconds.
+WINDOW_SPAN_S = 600.0
+
+
+@dataclass
+class AlignedRows:
+    """The align stage's output: ``items`` (one row per clip or window) and the model rows."""
+
+    items: pd.DataFrame
+    row_item: np.ndarray
+    row_start: np.ndarray
+    row_end: np.ndarray
+    x: dict[str, np.ndarray]
+    mask: dict[str, np.ndarray]
+
+
+# --------------------------------------------------------------------------- 4. align
+def segment_edges(cfg: DataConfig, modality: str, ws: float, we: float) -> np.ndarray:
+    """Bin edges of ``modality`` over the segment ``[ws, we)`` (a clip from 0, or one time window).
+
+    >>> from emofuse.fusion.data_config import AlignConfig, ModalitySpec
+    >>> cfg = DataConfig([ModalitySpec("audio", "egemaps")], align=AlignConfig(steps=2))
+    >>> segment_edges(cfg, "audio", 2.0, 3.0).tolist()
+    [2.0, 2.5, 3.0]
+    """
+    al = cfg.align
+    if al.mode == "fixed":
+        return ws + fixed_edges(we - ws, al.steps_for(modality)) if ws else fixed_edges(we, al.steps_for(modality))
+    return ws + rate_edges(we - ws, al.rate) if ws else rate_edges(we, al.rate)
+
+
+def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dict[str, int], *,
+                windows: tuple[float, float] | None = None,
+                time_range: tuple[float, float] | None = None) -> AlignedRows:
+    """Every item of ``items`` (item_id, duration, …) on the timeline of ``cfg.align``.
+
+    Without ``windows`` a clip is one segment ``[0, duration)``; with ``(length_s, hop_s)``
+    each time window (starting in ``time_range`` when given) is one. A segment is one row
+    (``fixed``) or several RCMA windows (``window``). Returned ``items`` has one row per
+    segment, with its ``start``/``end`` (and ``window`` number with ``windows``).
+    """
+    al = cfg.align
+    ids, durations = items["item_id"].tolist(), items["duration"].to_numpy(np.float64)
+    xs: dict[str, list[np.ndarray]] = {s.name: [] for s in cfg.modalities}
+    ms: dict[str, list[np.ndarray]] = {s.name: [] for s in cfg.modalities}
+    row_item: list[int] = []
+    row_se: list[tuple[float, float]] = []
+    seg_item: list[int] = []
+    seg_bounds: list[tuple[float, float, int]] = []
+
+    def add(n_seg: int, x: dict[str, np.ndarray], mk: dict[str, np.ndarray], ws: float, we: float) -> None:
+        """One segment ([ws, we), its bins already aligned per modality) as one row or RCMA windows."""
+        if al.mode == "fixed":
+            for m in xs:
+                xs[m].append(x[m][None])
+                ms[m].append(mk[m][None])
+            row_item.append(n_seg)
+            row_se.append((ws, we))
+            return
+        n_steps = len(next(iter(x.values())))
+        starts = window_starts(n_steps, al.steps, al.hop)
+        for m in xs:
+            xm, mm = x[m], mk[m]
+            if n_steps < al.steps:
+                xm = np.concatenate([xm, np.zeros((al.steps - n_steps, xm.shape[1]), np.float32)])
+                mm = np.concatenate([mm, np.zeros(al.steps - n_steps, bool)])
+            xs[m].append(np.stack([xm[s:s + al.steps] for s in starts]))
+            ms[m].append(np.stack([mm[s:s + al.steps] for s in starts]))
+        for s in starts:
+            row_item.append(n_seg)
+            row_se.append((ws + s / al.rate, min(we, ws + (s + al.steps) / al.rate)))
+
+    for n, i in enumerate(ids):
+        dur = float(durations[n])
+        seqs = {spec.name: feats.seqs[spec.name].get(i) for spec in cfg.modalities}
+        hops = {spec.name: feats.hops.get(spec.name, 0.0) for spec in cfg.modalities}
+        if windows is None:
+            n_seg = len(seg_item)
+            seg_item.append(n)
+            seg_bounds.append((0.0, dur, -1))
+            x, mk = {}, {}
+            for spec in cfg.modalities:
+                edges = segment_edges(cfg, spec.name, 0.0, dur)
+                one = _align_lazy if isinstance(seqs[spec.name], LazySequence) else _align_one
+                x[spec.name], mk[spec.name] = one(seqs[spec.name], spec, edges, dims[spec.name], hops[spec.name], dur)
+            add(n_seg, x, mk, 0.0, dur)
+            continue
+        bounds = clip_windows(dur, *windows)
+        ks = [k for k in range(len(bounds)) if time_range is None or time_range[0] <= bounds[k, 0] < time_range[1]]
+        span = WINDOW_SPAN_S if any(isinstance(q, LazySequence) for q in seqs.values()) else np.inf
+        k0 = 0
+        while k0 < len(ks):  # groups of windows spanning at most ``span`` seconds (one group unless lazy)
+            k1 = k0 + 1
+            while k1 < len(ks) and bounds[ks[k1], 1] - bounds[ks[k0], 0] <= max(span, windows[0]):
+                k1 += 1
+            g0, g1 = float(bounds[ks[k0], 0]), float(bounds[ks[k1 - 1], 1])
+            frames = {spec.name: _frames(seqs[spec.name], spec, hops[spec.name], dur, g0, g1)
+                      for spec in cfg.modalities}
+            for k in ks[k0:k1]:
+                ws, we = float(bounds[k, 0]), float(bounds[k, 1])
+                n_seg = len(seg_item)
+                seg_item.append(n)
+                seg_bounds.append((ws, we, k))
+                x, mk = {}, {}
+                for spec in cfg.modalities:
+                    x[spec.name], mk[spec.name] = _align_frames(frames[spec.name], spec,
+                                                                segment_edges(cfg, spec.name, ws, we), dims[spec.name])
+                add(n_seg, x, mk, ws, we)
+            k0 = k1
+    # one row of ``items`` per segment (the clip, or each window)
+    sb = np.asarray(seg_bounds, np.float64).reshape(-1, 3)
+    items = items.copy()
+    if windows is not None:
+        items = items.iloc[np.asarray(seg_item, np.int64)].reset_index(drop=True)
+        items["window"] = sb[:, 2].astype(np.int64)
+    items["start"] = sb[:, 0]
+    items["end"] = sb[:, 1]
+    x_all = {m: (np.concatenate(v) if v else np.zeros((0, al.steps_for(m), dims[m]), np.float32))
+             for m, v in xs.items()}
+    m_all = {m: (np.concatenate(v) if v else np.zeros((0, al.steps_for(m)), bool)) for m, v in ms.items()}
+    se = np.asarray(row_se, np.float64).reshape(-1, 2)
+    return AlignedRows(items, np.asarray(row_item, np.int64), se[:, 0], se[:, 1], x_all, m_all)
+
+
+def _align_one(seq: dict[str, np.ndarray] | None, spec: ModalitySpec, edges: np.ndarray, dim: int,
+               hop: float, duration: float) -> tuple[np.ndarray, np.ndarray]:
+    n_bins = len(edges) - 1
+    if seq is None:
+        return np.zeros((n_bins, dim), np.float32), np.zeros(n_bins, bool)
+    values = seq["values"]
+    if spec.source == "clip":
+        return np.repeat(values.astype(np.float32), n_bins, axis=0), np.ones(n_bins, bool)
+    valid = seq["mask"].astype(bool) if "mask" in seq else None
+    fs, fe = _bounds(seq, hop, duration, float(edges[-1]))
+    return align_to_edges(values, fs, fe, edges, method=spec.method, valid=valid)
+
+
+def _bounds(seq: dict[str, np.ndarray], hop: float, duration: float, edges_end: float) -> tuple[np.ndarray, np.ndarray]:
+    """The interval each frame of ``seq`` covers (see :func:`frame_bounds`), relative to the whole clip."""
+    if "start" in seq:
+        return frame_bounds(seq["times"], hop=hop, clip_end=max(duration, edges_end),
+                            starts=seq["start"], ends=seq.get("end"))
+    return frame_bounds(seq["times"], hop=hop if hop > 0 else max(duration, _EPS), clip_end=duration)
+
+
+def _align_lazy(seq: LazySequence, spec: ModalitySpec, edges: np.ndarray, dim: int, hop: float,
+                duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """A long item on one timeline: ``pool`` block by block (bounded memory); ``interp`` reads it whole."""
+    if spec.method != "pool":
+        return _align_one(seq.read(), spec, edges, dim, hop, duration)
+    n_bins = len(edges) - 1
+    sums, wsum = np.zeros((n_bins, dim), np.float64), np.zeros(n_bins, np.float64)
+    for block in seq.blocks():
+        fs, fe = _bounds(block, hop, duration, float(edges[-1]))
+        valid = block["mask"].astype(bool) if "mask" in block else None
+        s_, w_ = pool_sums(block["values"], fs, fe, edges, valid=valid)
+        sums += s_
+        wsum += w_
+    mask = wsum > 0
+    out = np.zeros((n_bins, dim), np.float64)
+    out[mask] = sums[mask] / wsum[mask, None]
+    return out.astype(np.float32), mask
+
+
+def _frames(seq: Frames | None, spec: ModalitySpec, hop: float, duration: float, t0: float,
+            t1: float) -> dict[str, Any] | None:
+    """Frames of ``seq`` that overlap ``[t0, t1)`` with their intervals (``fs``/``fe``), for window alignment."""
+    if seq is None:
+        return None
+    if spec.source == "clip":
+        return {"clip": seq["values"]}
+    if isinstance(seq, LazySequence):
+        pad = max(2.0 * hop, 1e-3) if hop > 0 else np.inf
+        seq = seq.read(t0 - pad, t1)
+        if seq is None:
+            return {"values": np.zeros((0, 1), np.float32), "fs": np.zeros(0), "fe": np.zeros(0), "valid": None}
+    fs, fe = _bounds(seq, hop, duration, duration)
+    sel = (fe > t0) & (fs < t1)
+    valid = seq["mask"].astype(bool)[sel] if "mask" in seq else None
+    return {"values": seq["values"][sel], "fs": fs[sel], "fe": fe[sel], "valid": valid}
+
+
+def _align_frames(frames: dict[str, Any] | None, spec: ModalitySpec, edges: np.ndarray,
+                  dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """One window aligned like a clip: only the frames that overlap it (per-clip vectors repeated)."""
+    n_bins = len(edges) - 1
+    if frames is None:
+        return np.zeros((n_bins, dim), np.float32), np.zeros(n_bins, bool)
+    if "clip" in frames:
+        return np.repeat(frames["clip"].astype(np.float32), n_bins, axis=0), np.ones(n_bins, bool)
+    fs, fe = frames["fs"], frames["fe"]
+    sel = (fe > edges[0]) & (fs < edges[-1])
+    if not sel.any():
+        return np.zeros((n_bins, dim), np.float32), np.zeros(n_bins, bool)
+    valid = frames["valid"][sel] if frames["valid"] is not None else None
+    return align_to_edges(frames["values"][sel], fs[sel], fe[sel], edges, method=spec.method, valid=valid)
+
+
+# --------------------------------------------------------------------------- the four stages
+def _window_arg(windows: tuple[float, float] | Sequence[float] | None) -> tuple[float, float] | None:
+    if windows is None:
+        return None
+    length, hop = (float(v) for v in windows)
+    if not (length > 0 and hop > 0):
+        raise ValueError(f"windows=(length_s, hop_s) must be positive, got {windows!r}")
+    return length, hop
+
+
+def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] | None = None, *,
+                 classes: list[str] | None = None, dims: dict[str, int] | None = None,
+                 windows: tuple[float, float] | Sequence[float] | None = None,
+                 time_range: tuple[float, float] | None = None,
+                 max_item_rows: int | None = None) -> AlignedData:
+    """Read the configured feature sets once and align every item (see the module docstring).
+
+    ``item_ids``: restrict to these items (default: every item of the media table).
+    ``classes``/``dims``: fix the label order and feature widths (when scoring with a run).
+    ``windows``: ``(length_s, hop_s)`` to align every window of every clip as a clip of its
+    own (``items`` then has one row per (item, window)); None: one timeline per clip.
+    ``time_range``: with ``windows``, keep only the windows that start in ``[t0, t1)``.
+    ``max_item_rows``: items with more frames are read block by block (default
+    :data:`~emofuse.catalog.sequences.MAX_ITEM_ROWS`).
+    """
+    t0 = time.perf_counter()
+    win = _window_arg(windows)
+    if time_range is not None and win is None:
+        raise ValueError("time_range needs windows=(length_s, hop_s)")
+    cfg = config.resolved(catalog)
+    media = select_media(catalog.media(), item_ids)
+    ids = media["item_id"].tolist()
+    feats = read_features(catalog, cfg, ids, max_item_rows=int(max_item_rows or MAX_ITEM_ROWS))
+    t_read = time.perf_counter() - t0
+    avail = availability(feats, ids)
+    warn_missing(catalog, cfg, ids, avail)
+    keep, dropped = select_items(cfg, avail)
+    media = media[keep].reset_index(drop=True)
+    ids = media["item_id"].tolist()
+    avail = {m: a[keep] for m, a in avail.items()}
+    dims = feature_widths(cfg, feats, ids, dims)
+    items, cls = label_items(media, cfg, item_durations(media, feats), avail, classes=classes)
+    t1 = time.perf_counter()
+    rows = align_items(cfg, items, feats, dims, windows=win, time_range=time_range)
+    timings = {"read_s": t_read, "align_s": time.perf_counter() - t1, "total_s": time.perf_counter() - t0,
+               "items": float(len(ids))}
+    log.info("loaded %d items (%d segments, %d rows) of %s in %.2f s (read %.2f s, align %.2f s)", len(ids),
+             len(rows.items), len(rows.row_item), feats.feature_sets, timings["total_s"], t_read, timings["align_s"])
+    return AlignedData(config=cfg, items=rows.items, row_item=rows.row_item, row_start=rows.row_start,
+                       row_end=rows.row_end, x=rows.x, mask=rows.mask, classes=cls, dims=dims,
+                       feature_sets=feats.feature_sets, timings=timings, dropped=dropped, windows=win)
