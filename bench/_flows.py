@@ -46,7 +46,8 @@ def run_extract(p: dict[str, Any]) -> dict[str, Any]:
     out_mode = worker_mode(p.get("address"), p.get("workers"))
     t1 = time.perf_counter()
     rec = extract(source=p.get("source"), catalog=p["catalog"], feature_sets=p["feature_sets"],
-                  n_workers=p.get("workers"), dask_address=p.get("address"), batch_size=p.get("batch_size", 8))
+                  n_workers=p.get("workers"), dask_address=p.get("address"),
+                  **{k: p[k] for k in ("batch_size", "batch_seconds") if k in p})  # default: the flow's
     wall = time.perf_counter() - t1
     sets = {a["name"]: {"key": k, "counts": a["counts"], "media_s": a["media_seconds"],
                         "task_wall_s": a["task_wall_s"], "already_done": a["already_done"], "items": a["items"]}

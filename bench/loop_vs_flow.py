@@ -149,6 +149,20 @@ def loop_child(p: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- parent
+def flow_task_count(files: list[str]) -> int:
+    """Tasks a first extract run submits: registration batches + each set's batches at the flow's defaults."""
+    import inspect
+
+    from emofuse.flows.extract import REGISTER_BATCH, extract
+    from emofuse.pipeline.decode import probe
+    from emofuse.pipeline.plan import batches
+
+    defaults = inspect.signature(extract.fn).parameters
+    items = [{"duration": probe(f).duration} for f in files]
+    per_set = len(batches(items, max_items=defaults["batch_size"].default,
+                          max_seconds=defaults["batch_seconds"].default))
+    return math.ceil(len(files) / REGISTER_BATCH) + len(FEATURE_SETS) * per_set
+
 FLOW_CONFIGS = {  # name: (workers, expected mode; the table shows what flows.runner actually gave)
     "flow-1w": (1, "temporary server"),
     "flow-2w": (2, "temporary server"),
@@ -183,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     files = media_files(src)
     n = len(files)
     wd = workdir("loop-vs-flow")
-    n_tasks = math.ceil(n / 16) + len(FEATURE_SETS) * math.ceil(n / 8)
+    n_tasks = flow_task_count(files)
     print(f"corpus: {src} ({n} clips, {actors} actors); feature sets {FEATURE_SETS}; work dir {wd}", flush=True)
 
     # A user's Prefect home has its database already: warm one (fresh-home start reported apart).

@@ -10,13 +10,14 @@ import os
 import time
 from typing import Any
 
+import pandas as pd
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
 from emofuse.catalog import provenance
-from emofuse.catalog.corpora import recipes
 from emofuse.catalog.schemas import Status
 from emofuse.catalog.status import StatusEntry
 from emofuse.catalog.store import Catalog
@@ -24,6 +25,7 @@ from emofuse.catalog.summaries import ExtractRunSummary
 from emofuse.flows.runner import current_api_url, dask_runner
 from emofuse.pipeline import ingest
 from emofuse.pipeline.batch import BatchSummary, run_batch
+from emofuse.pipeline.plan import batches, plan_feature_set, plan_run
 from emofuse.pipeline.registry import get_extractor
 from emofuse.pipeline.threads import limit_threads
 
@@ -31,10 +33,9 @@ REGISTER_BATCH = 16
 
 
 @task(name="register-media", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def register_task(entries: list[dict[str, Any]], source: str, known: dict[str, tuple[int, int, str]]) -> list[dict[str, Any]]:
-    """Hash and probe a batch of files (media rows, returned to the flow that writes them)."""
-    return [ingest.describe(e["path"], root=source, known=known.get(e["path"]), extra=e["columns"])
-            for e in entries]
+def register_task(entries: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    """Hash and probe a batch of new or changed files (media rows, returned to the flow that writes them)."""
+    return [ingest.describe(e["path"], root=source, extra=e["columns"]) for e in entries]
 
 
 @task(name="extract-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE,
@@ -46,7 +47,7 @@ def extract_task(catalog: str, name: str, config: dict[str, Any], items: list[di
     return run_batch(catalog, name, config, items, run_id=run_id)
 
 
-def _batches(xs: list[Any], size: int) -> list[list[Any]]:
+def _chunks(xs: list[Any], size: int) -> list[list[Any]]:
     return [xs[i:i + size] for i in range(0, len(xs), size)]
 
 
@@ -61,67 +62,70 @@ def feature_configs(feature_sets: list[str], fps: float, configs: dict[str, dict
 @flow(name="extract-on-dask", log_prints=True)
 def extract_on_dask(source: str | None, catalog: str, corpus: str, feature_sets: list[str], fps: float,
                      batch_size: int, selection: list[str] | None, configs: dict[str, dict] | None,
-                     run_id: str) -> dict[str, Any]:
+                     run_id: str, batch_seconds: float | None = None) -> dict[str, Any]:
     logger = get_run_logger()
     t_start = time.perf_counter()
     cat = Catalog(catalog).init()
     removed = cat.repair()
     if removed:
         logger.warning("removed %d leftovers of crashed tasks", len(removed))
+    cfgs = feature_configs(feature_sets, fps, configs)
+    extractors = {name: get_extractor(name, cfgs[name]) for name in feature_sets}
+    plan = plan_run(cat, source, corpus, selection, extractors)
     summary = ExtractRunSummary(run_id=run_id, catalog=cat.root, source=source, corpus=corpus,
-                                provenance=provenance.collect())
+                                provenance=provenance.collect(), rejected=plan.rejected)
+    for r in plan.rejected:
+        logger.warning("skipped: %s", r)
 
-    # 1. register media (hash + probe on the workers)
-    added = 0
-    if source:
-        entries = list(recipes.discover(corpus, source, selection))
-        summary.rejected = [f"{e.path}: {e.error}" for e in entries if e.error]
-        for r in summary.rejected:
-            logger.warning("skipped: %s", r)
-        good = [{"path": e.path, "columns": e.columns} for e in entries if not e.error]
-        known = cat.known_files()
-        futures = [register_task.submit(b, source, {e["path"]: known[e["path"]] for e in b if e["path"] in known})
-                   for b in _batches(good, REGISTER_BATCH)]
+    # 1. register new or changed files (hash + probe on the workers); unchanged ones are known
+    added, media = 0, plan.media
+    if plan.register:
+        futures = [register_task.submit(b, source) for b in _chunks(plan.register, REGISTER_BATCH)]
         rows = [row for f in futures for row in f.result()]
         added = cat.add_media(rows)
-        logger.info("%d files found under %s (%d newly registered, %d rejected names)",
-                    len(rows), source, added, len(summary.rejected))
-        media = cat.media(dedupe=False)
-        media = media[media["path"].isin({r["path"] for r in rows})].drop_duplicates("item_id")
+        fresh = cat.media(dedupe=False)
+        fresh = fresh[fresh["path"].isin({r["path"] for r in rows})]
+        media = pd.concat([media, fresh]).drop_duplicates("item_id")
+        logger.info("%d files registered under %s (%d new media rows)", len(rows), source, added)
+    if source:
+        logger.info("%d items under %s (%d rejected names)", len(media), source, len(plan.rejected))
     else:
-        media = cat.media()
         logger.info("no source given: extracting the %d items already in %s", len(media), catalog)
 
     # 2. per feature set, extract what is not ok yet
-    cfgs = feature_configs(feature_sets, fps, configs)
-    futures = []
-    for name in feature_sets:
-        extractor = get_extractor(name, cfgs[name])
-        key = extractor.key
+    futures, seconds = [], {}
+    for name, extractor in extractors.items():
+        fs = plan_feature_set(cat, name, extractor, media) if plan.register else \
+            next(f for f in plan.feature_sets if f.name == name)
         cat.register_feature_set({**extractor.describe(), "provenance": summary.provenance})
-        todo = media[~media["item_id"].isin(cat.done(key))]
-        unreadable = todo[todo["probe_error"].notna()]  # not media at all: a status now, no task needed
-        written = len(unreadable) and cat.record_status(key, [StatusEntry(i, Status.DECODE_ERROR, msg) for i, msg in
-                                          zip(unreadable["item_id"], unreadable["probe_error"])], run_id=run_id)
-        todo = todo[todo["probe_error"].isna()]
-        summary.start(key, name=name, items=len(media), already_done=len(media) - len(todo) - len(unreadable),
-                      counts={Status.DECODE_ERROR.value: len(unreadable)} if len(unreadable) else {},
+        written = fs.unrecorded and cat.record_status(
+            fs.key, [StatusEntry(i, Status.DECODE_ERROR, msg) for i, msg in fs.unreadable], run_id=run_id)
+        summary.start(fs.key, name=name, items=fs.items, already_done=fs.already_done,
+                      counts={Status.DECODE_ERROR.value: len(fs.unreadable)} if fs.unreadable else {},
                       written=written)
-        items = [{"item_id": r.item_id, "path": r.path, "duration": r.duration, "has_audio": r.has_audio,
-                  "has_video": r.has_video, "transcript": r.transcript} for r in todo.itertuples()]
-        logger.info("%s: %d to extract, %d already done", key, len(items), summary.feature_sets[key].already_done)
-        futures += [extract_task.submit(catalog, name, cfgs[name], b, run_id, len(b))
-                    for b in _batches(items, batch_size)]
+        logger.info("%s: %d to extract, %d already done", fs.key, len(fs.todo), fs.already_done)
+        for b in batches(fs.todo, max_items=batch_size, max_seconds=batch_seconds):
+            fut = extract_task.submit(catalog, name, cfgs[name], b, run_id, len(b))
+            futures.append(fut)
+            seconds[fut] = sum(float(it.get("duration") or 0.0) for it in b)
 
+    total_s, done_s = sum(seconds.values()), 0.0
     for i, fut in enumerate(as_completed(futures), 1):
         batch = fut.result()
         totals = summary.add(batch)
+        done_s += seconds[fut]
         elapsed = time.perf_counter() - t_start
+        eta = elapsed / done_s * (total_s - done_s) if done_s else float("nan")
         logger.info("batch %d/%d done (%s: %s) — %.0f s elapsed, ETA %.0f s", i, len(futures), totals.name,
-                    batch.counts, elapsed, elapsed / i * (len(futures) - i))
+                    batch.counts, elapsed, eta)
 
     summary.wall_s = time.perf_counter() - t_start
-    if added or summary.written:  # a run that changed nothing leaves no trace on disk either
+    return _finish(cat, summary, changed=bool(added or summary.written))
+
+
+def _finish(cat: Catalog, summary: ExtractRunSummary, *, changed: bool) -> dict[str, Any]:
+    """Record the run (only when it changed the catalog), publish its summary, fail on a broken set-up."""
+    if changed:  # a run that changed nothing leaves no trace on disk either
         cat.record_extract_run(summary)
     md = summary.markdown()
     create_markdown_artifact(md, key="extract-summary", description="emofuse extract summary")
@@ -139,9 +143,10 @@ def extract(
     fps: float = 5.0,
     dask_address: str | None = None,
     n_workers: int | None = None,
-    batch_size: int = 8,
+    batch_size: int = 32,
     selection: list[str] | None = None,
     configs: dict[str, dict] | None = None,
+    batch_seconds: float | None = 60.0,
 ) -> dict[str, Any]:
     """Register ``source`` (a RAVDESS root or an archive) in ``catalog`` and extract feature sets.
 
@@ -155,7 +160,9 @@ def extract(
         dask_address: an existing Dask scheduler (default ``$EMOFUSE_DASK_ADDRESS``,
             else a local cluster of ``n_workers``).
         n_workers: workers of the local Dask cluster (default: min(2, cores)).
-        batch_size: items per task (one Zarr shard per task and feature set).
+        batch_size: most items per task (one Zarr shard per task and feature set).
+        batch_seconds: most media seconds per task (tasks sized by duration: a task of
+            long files costs about what a task of short ones does); none: by count only.
         selection: RAVDESS files to take, by modality and vocal channel: full-AV speech
             (the default), or e.g. audio-only song.
         configs: config overrides per feature set (name -> config), e.g. faces ->
@@ -166,11 +173,36 @@ def extract(
     root = Layout.at(catalog).root
     names = feature_sets or default_feature_sets()
     run_id = ExtractRunSummary.new_run_id()
+    source = os.path.abspath(source) if source and "://" not in source else source
+    params = dict(source=source, catalog=root, corpus=corpus, feature_sets=names, fps=fps, batch_size=batch_size,
+                  selection=selection, configs=configs, run_id=run_id, batch_seconds=batch_seconds)
+    idle = nothing_to_do(**params)
+    if idle is not None:  # everything is extracted already: no Dask cluster, no worker
+        return idle
     runner = dask_runner(dask_address, n_workers, api_url=current_api_url())
-    return extract_on_dask.with_options(task_runner=runner)(
-        source=os.path.abspath(source) if source and "://" not in source else source, catalog=root,
-        corpus=corpus, feature_sets=names, fps=fps, batch_size=batch_size, selection=selection,
-        configs=configs, run_id=run_id)
+    return extract_on_dask.with_options(task_runner=runner)(**params)
+
+
+def nothing_to_do(*, source: str | None, catalog: str, corpus: str, feature_sets: list[str], fps: float,
+                  batch_size: int, selection: list[str] | None, configs: dict[str, dict] | None, run_id: str,
+                  batch_seconds: float | None) -> dict[str, Any] | None:
+    """The run's summary when it has nothing to register, extract or record (in this process); else None."""
+    t0 = time.perf_counter()
+    cat = Catalog(catalog).init()
+    cfgs = feature_configs(feature_sets, fps, configs)
+    extractors = {name: get_extractor(name, cfgs[name]) for name in feature_sets}
+    plan = plan_run(cat, source, corpus, selection, extractors)
+    if not plan.idle:
+        return None
+    summary = ExtractRunSummary(run_id=run_id, catalog=cat.root, source=source, corpus=corpus,
+                                rejected=plan.rejected)
+    for fs in plan.feature_sets:
+        summary.start(fs.key, name=fs.name, items=fs.items, already_done=fs.already_done,
+                      counts={Status.DECODE_ERROR.value: len(fs.unreadable)} if fs.unreadable else {})
+    summary.wall_s = time.perf_counter() - t0
+    get_run_logger().info("nothing to do: every item of %s is registered and extracted (%s)",
+                          source or catalog, ", ".join(f.key for f in plan.feature_sets))
+    return _finish(cat, summary, changed=False)
 
 
 def default_feature_sets() -> list[str]:

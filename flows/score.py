@@ -35,7 +35,7 @@ from emofuse.catalog.corpora import recipes
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.store import Catalog
 from emofuse.catalog.summaries import ExtractRunSummary
-from emofuse.flows.extract import extract_on_dask
+from emofuse.flows.extract import extract_on_dask, nothing_to_do
 from emofuse.flows.runner import current_api_url, dask_runner
 
 
@@ -52,7 +52,8 @@ def score(
     hop: float | None = None,
     dask_address: str | None = None,
     n_workers: int | None = None,
-    batch_size: int = 8,
+    batch_size: int = 32,
+    batch_seconds: float | None = 60.0,
     device: str | None = None,
     threads: int | None = 1,
 ) -> dict[str, Any]:
@@ -73,7 +74,8 @@ def score(
         dask_address: an existing Dask scheduler for extraction (default
             ``$EMOFUSE_DASK_ADDRESS``, else a local cluster of ``n_workers``).
         n_workers: workers of the local Dask cluster (default: min(2, cores)).
-        batch_size: items per extraction task.
+        batch_size: most items per extraction task.
+        batch_seconds: most media seconds per extraction task (none: by count only).
         device: cuda or cpu (default: cuda when available).
         threads: torch CPU threads for scoring (1 is fastest beside busy Dask workers).
     """
@@ -99,10 +101,11 @@ def score(
         source = os.path.abspath(source) if "://" not in source else source
         configs = run_feature_sets(cat, run_id, default_key=lambda name: get_extractor(name).key)
         logger.info("extracting %s for run %s (cached items are skipped)", ", ".join(configs), run_id)
-        extraction = extract_on_dask.with_options(task_runner=dask_runner(dask_address, n_workers, api_url=current_api_url()))(
-            source=source, catalog=root, corpus=corpus, feature_sets=list(configs), fps=5.0,
-            batch_size=batch_size, selection=None, configs=configs,
-            run_id=ExtractRunSummary.new_run_id())
+        params = dict(source=source, catalog=root, corpus=corpus, feature_sets=list(configs), fps=5.0,
+                      batch_size=batch_size, batch_seconds=batch_seconds, selection=None, configs=configs,
+                      run_id=ExtractRunSummary.new_run_id())
+        extraction = nothing_to_do(**params) or extract_on_dask.with_options(  # no cluster when all is extracted
+            task_runner=dask_runner(dask_address, n_workers, api_url=current_api_url()))(**params)
         # the files under source now (files deleted since an earlier run are not scored)
         paths = [e.path for e in recipes.discover(corpus, source) if not e.error]
         item_ids = cat.item_ids(paths)

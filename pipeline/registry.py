@@ -128,12 +128,24 @@ def register(cls: type[Extractor]) -> type[Extractor]:
 
 
 def available() -> list[str]:
+    """Names of every extractor (imports all built-in extractor modules)."""
     _load_builtin()
     return sorted(_REGISTRY)
 
 
 def extractor_class(name: str) -> type[Extractor]:
-    _load_builtin()
+    """The extractor class registered as ``name``; a built-in one imports only its own module.
+
+    A worker that runs eGeMAPS tasks thus never imports the face or text stacks.
+    """
+    if name not in _REGISTRY:
+        module = _BUILTIN_MODULES.get(name)
+        if module is not None:
+            import importlib
+
+            importlib.import_module(module)
+        else:
+            _load_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -191,12 +203,13 @@ def feature_set_key(name: str, version: int, config: Any, weights: str) -> str:
     return f"{name}-v{version}-{config_hash(config)}-{safe_weights}"
 
 
-_BUILTIN_MODULES: tuple[str, ...] = (
-    "emofuse.pipeline.egemaps",
-    "emofuse.pipeline.faces",
-    "emofuse.pipeline.text",
-    "emofuse.pipeline.logmel",
-)
+#: Built-in extractor name -> the module whose import registers it.
+_BUILTIN_MODULES: dict[str, str] = {
+    "egemaps": "emofuse.pipeline.egemaps",
+    "faces": "emofuse.pipeline.faces",
+    "text": "emofuse.pipeline.text",
+    "logmel": "emofuse.pipeline.logmel",
+}
 _loaded = False
 
 
@@ -208,7 +221,7 @@ def _load_builtin() -> None:
     import importlib
     import importlib.util
 
-    for mod in _BUILTIN_MODULES:
+    for mod in _BUILTIN_MODULES.values():
         if importlib.util.find_spec(mod) is not None:
             importlib.import_module(mod)
     _loaded = True

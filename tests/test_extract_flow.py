@@ -138,3 +138,34 @@ def test_the_run_summary_is_recorded_where_the_layout_says(extracted):
         assert fs["items"] == len(media) and fs["already_done"] == 0
         assert sum(fs["counts"].values()) == len(media)  # every item was attempted once, decode errors included
         assert fs["written"] == len(media)
+
+
+def test_a_run_with_nothing_to_do_writes_no_file_and_starts_no_cluster(demo_corpus, tmp_path, monkeypatch):
+    import emofuse.flows.extract as flow_module
+
+    catalog = str(tmp_path / "cat")
+    first = extract(source=demo_corpus, catalog=catalog, feature_sets=["egemaps"], n_workers=1)
+    (agg,) = first["feature_sets"].values()
+    assert agg["counts"] == {"ok": agg["items"]} and agg["items"] > 0
+    before = _snapshot(catalog)
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a run with nothing to do started a Dask cluster")
+
+    monkeypatch.setattr(flow_module, "dask_runner", no_cluster)
+    again = extract(source=demo_corpus, catalog=catalog, feature_sets=["egemaps"], n_workers=1)
+    assert _snapshot(catalog) == before
+    (agg,) = again["feature_sets"].values()
+    assert agg["already_done"] == agg["items"] == first["feature_sets"][next(iter(first["feature_sets"]))]["items"]
+    assert agg["counts"] == {}
+    # a new file is work again: registered and extracted, the rest stays as it was
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(demo_corpus, src)
+    monkeypatch.undo()
+    clip = sorted(src.rglob("*.mp4"))[0]
+    clip.write_bytes(clip.read_bytes() + b"\0")  # changed bytes: a new item
+    third = extract(source=str(src), catalog=catalog, feature_sets=["egemaps"], n_workers=1)
+    (agg,) = third["feature_sets"].values()
+    assert agg["counts"] == {"ok": 1}

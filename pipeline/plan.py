@@ -1,0 +1,157 @@
+"""Plan an extract run before any worker starts: what to register, what each feature set still needs, in which tasks.
+
+A run over a corpus the catalog already holds finds nothing to do here, so the flow
+never starts a Dask cluster for it. Tasks are sized by media duration as well as by
+item count (``max_items``, ``max_seconds``), so a task of long files and a task of
+short ones cost about the same and the per-task cost of the orchestrator stays small
+next to the work.
+
+Example:
+    >>> items = [{"item_id": str(i), "duration": d} for i, d in enumerate([3.0, 3.0, 50.0, 3.0, 3.0])]
+    >>> [[it["item_id"] for it in b] for b in batches(items, max_items=3, max_seconds=10.0)]
+    [['0', '1'], ['2'], ['3', '4']]
+    >>> split_known(["/nowhere/x.mp4"], {})
+    ({}, ['/nowhere/x.mp4'])
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from emofuse.catalog.corpora import recipes
+from emofuse.catalog.schemas import Status
+from emofuse.catalog.store import Catalog
+from emofuse.pipeline.registry import Extractor
+
+#: MediaRef fields a task gets per item (paths and ids, never arrays).
+ITEM_FIELDS = ("item_id", "path", "duration", "has_audio", "has_video", "transcript")
+
+
+def unchanged(path: str, known: tuple[int, int, str] | None) -> str | None:
+    """The known item id of ``path`` when its size and mtime (µs) are what the catalog recorded, else None."""
+    if known is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return known[2] if (st.st_size, st.st_mtime_ns // 1000) == known[:2] else None
+
+
+def split_known(paths: Iterable[str], known: dict[str, tuple[int, int, str]]) -> tuple[dict[str, str], list[str]]:
+    """(path -> item id of files the catalog holds unchanged, paths that need hashing and probing)."""
+    same: dict[str, str] = {}
+    other: list[str] = []
+    for p in paths:
+        item = unchanged(p, known.get(p))
+        if item is None:
+            other.append(p)
+        else:
+            same[p] = item
+    return same, other
+
+
+def batches(items: list[dict[str, Any]], *, max_items: int, max_seconds: float | None) -> list[list[dict[str, Any]]]:
+    """Consecutive runs of ``items`` with at most ``max_items`` items and ``max_seconds`` of media each.
+
+    An item longer than ``max_seconds`` is a task of its own; unknown durations count as 0.
+    """
+    out: list[list[dict[str, Any]]] = []
+    cur: list[dict[str, Any]] = []
+    secs = 0.0
+    for it in items:
+        d = float(it.get("duration") or 0.0)
+        if cur and (len(cur) >= max_items or (max_seconds is not None and secs + d > max_seconds)):
+            out.append(cur)
+            cur, secs = [], 0.0
+        cur.append(it)
+        secs += d
+    if cur:
+        out.append(cur)
+    return out
+
+
+@dataclass
+class FeatureSetPlan:
+    """What one feature set still needs among a run's items."""
+
+    name: str
+    key: str
+    items: int
+    already_done: int
+    #: Items whose media did not probe, with the probe's message (a status, no task).
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    #: MediaRef fields of the items to extract.
+    todo: list[dict[str, Any]] = field(default_factory=list)
+    #: How many of ``unreadable`` the status table does not say yet.
+    unrecorded: int = 0
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to extract and no status to record."""
+        return not self.todo and not self.unrecorded
+
+
+def plan_feature_set(cat: Catalog, name: str, extractor: Extractor, media: pd.DataFrame) -> FeatureSetPlan:
+    """Items of ``media`` (one row per item) that ``extractor``'s feature set has not got ``ok`` yet.
+
+    Unreadable items (``probe_error``) become ``decode_error`` statuses unless the catalog
+    already says exactly that.
+    """
+    key = extractor.key
+    st = cat.status(key)
+    current = dict(zip(st["item_id"], zip(st["status"], st["message"])))
+    done = {i for i, (s, _m) in current.items() if s == Status.OK.value}
+    todo = media[~media["item_id"].isin(done)]
+    bad = todo["probe_error"].notna() if "probe_error" in todo else pd.Series(False, index=todo.index)
+    unreadable = list(zip(todo.loc[bad, "item_id"], todo.loc[bad, "probe_error"]))
+    unrecorded = sum(current.get(i) != (Status.DECODE_ERROR.value, m) for i, m in unreadable)
+    items = [{f: getattr(r, f) for f in ITEM_FIELDS} for r in todo[~bad].itertuples()]
+    return FeatureSetPlan(name=name, key=key, items=len(media), already_done=len(media) - len(todo),
+                          unreadable=unreadable, todo=items, unrecorded=unrecorded)
+
+
+@dataclass
+class RunPlan:
+    """An extract run before any worker starts: files to register, and each feature set's remaining work.
+
+    ``media`` holds the run's items the catalog already knows (one row per item);
+    ``feature_sets`` is planned over those only, so files still to register add work.
+    """
+
+    rejected: list[str] = field(default_factory=list)
+    #: Files to hash and probe: ``{"path", "columns"}`` (new, or changed since registered).
+    register: list[dict[str, Any]] = field(default_factory=list)
+    media: pd.DataFrame = field(default_factory=pd.DataFrame)
+    feature_sets: list[FeatureSetPlan] = field(default_factory=list)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to register, extract or record: the run needs no worker."""
+        return not self.register and all(f.idle for f in self.feature_sets)
+
+
+def plan_run(cat: Catalog, source: str | None, corpus: str, selection: list[str] | None,
+             extractors: dict[str, Extractor]) -> RunPlan:
+    """Plan a run over ``source`` (None: every item the catalog holds) for ``extractors`` (name -> extractor)."""
+    plan = RunPlan()
+    if source:
+        entries = list(recipes.discover(corpus, source, selection))
+        plan.rejected = [f"{e.path}: {e.error}" for e in entries if e.error]
+        good = {e.path: e.columns for e in entries if not e.error}
+        same, other = split_known(good, cat.known_files())
+        plan.register = [{"path": p, "columns": good[p]} for p in other]
+        media = cat.media(dedupe=False)
+        media = media[media["path"].isin(set(same))]
+        plan.media = media.drop_duplicates("item_id")
+    else:
+        plan.media = cat.media()
+    plan.feature_sets = [plan_feature_set(cat, name, ex, plan.media) for name, ex in extractors.items()]
+    return plan
+
+
+__all__ = ["FeatureSetPlan", "RunPlan", "plan_run", "ITEM_FIELDS", "batches", "plan_feature_set", "split_known", "unchanged"]
