@@ -25,7 +25,7 @@ from emofuse.catalog.summaries import ExtractRunSummary
 from emofuse.flows.runner import current_api_url, dask_runner
 from emofuse.pipeline import ingest
 from emofuse.pipeline.batch import BatchSummary, run_batch
-from emofuse.pipeline.plan import batches, plan_feature_set, plan_run
+from emofuse.pipeline.plan import batches, feature_configs, idle_summary, plan_feature_set, plan_run
 from emofuse.pipeline.registry import get_extractor
 from emofuse.pipeline.threads import limit_threads
 
@@ -51,14 +51,6 @@ def _chunks(xs: list[Any], size: int) -> list[list[Any]]:
     return [xs[i:i + size] for i in range(0, len(xs), size)]
 
 
-def feature_configs(feature_sets: list[str], fps: float, configs: dict[str, dict] | None) -> dict[str, dict]:
-    """Per-set config overrides; ``fps`` applies to frame-sampling extractors (faces)."""
-    out = {name: dict((configs or {}).get(name, {})) for name in feature_sets}
-    if "faces" in out:
-        out["faces"].setdefault("fps", fps)
-    return out
-
-
 @flow(name="extract-on-dask", log_prints=True)
 def extract_on_dask(source: str | None, catalog: str, corpus: str, feature_sets: list[str], fps: float,
                      batch_size: int, selection: list[str] | None, configs: dict[str, dict] | None,
@@ -70,7 +62,7 @@ def extract_on_dask(source: str | None, catalog: str, corpus: str, feature_sets:
     if removed:
         logger.warning("removed %d leftovers of crashed tasks", len(removed))
     cfgs = feature_configs(feature_sets, fps, configs)
-    extractors = {name: get_extractor(name, cfgs[name]) for name in feature_sets}
+    extractors = extractors_for(feature_sets, fps, configs)
     plan = plan_run(cat, source, corpus, selection, extractors)
     summary = ExtractRunSummary(run_id=run_id, catalog=cat.root, source=source, corpus=corpus,
                                 provenance=provenance.collect(), rejected=plan.rejected)
@@ -168,14 +160,8 @@ def extract(
         configs: config overrides per feature set (name -> config), e.g. faces ->
             ``{"backend": "insightface"}``.
     """
-    from emofuse.catalog.layout import Layout
-
-    root = Layout.at(catalog).root
-    names = feature_sets or default_feature_sets()
-    run_id = ExtractRunSummary.new_run_id()
-    source = os.path.abspath(source) if source and "://" not in source else source
-    params = dict(source=source, catalog=root, corpus=corpus, feature_sets=names, fps=fps, batch_size=batch_size,
-                  selection=selection, configs=configs, run_id=run_id, batch_seconds=batch_seconds)
+    params = run_params(source=source, catalog=catalog, corpus=corpus, feature_sets=feature_sets, fps=fps,
+                        batch_size=batch_size, selection=selection, configs=configs, batch_seconds=batch_seconds)
     idle = nothing_to_do(**params)
     if idle is not None:  # everything is extracted already: no Dask cluster, no worker
         return idle
@@ -183,26 +169,42 @@ def extract(
     return extract_on_dask.with_options(task_runner=runner)(**params)
 
 
+def run_params(*, source: str | None, catalog: str | None, corpus: str, feature_sets: list[str] | None,
+               fps: float, batch_size: int, selection: list[str] | None, configs: dict[str, dict] | None,
+               batch_seconds: float | None) -> dict[str, Any]:
+    """The ``extract`` flow's parameters resolved for one run: absolute paths, feature sets, a new run id."""
+    from emofuse.catalog.layout import Layout
+
+    return dict(source=os.path.abspath(source) if source and "://" not in source else source,
+                catalog=Layout.at(catalog).root, corpus=corpus, feature_sets=feature_sets or default_feature_sets(),
+                fps=fps, batch_size=batch_size, selection=selection, configs=configs,
+                run_id=ExtractRunSummary.new_run_id(), batch_seconds=batch_seconds)
+
+
+def idle_run(params: dict[str, Any]) -> ExtractRunSummary | None:
+    """Without Prefect: the summary of a run (``run_params``) that has nothing to do, else None."""
+    return idle_summary(catalog=params["catalog"], source=params["source"], corpus=params["corpus"],
+                        selection=params["selection"], run_id=params["run_id"],
+                        extractors=extractors_for(params["feature_sets"], params["fps"], params["configs"]))
+
+
 def nothing_to_do(*, source: str | None, catalog: str, corpus: str, feature_sets: list[str], fps: float,
                   batch_size: int, selection: list[str] | None, configs: dict[str, dict] | None, run_id: str,
                   batch_seconds: float | None) -> dict[str, Any] | None:
-    """The run's summary when it has nothing to register, extract or record (in this process); else None."""
-    t0 = time.perf_counter()
-    cat = Catalog(catalog).init()
-    cfgs = feature_configs(feature_sets, fps, configs)
-    extractors = {name: get_extractor(name, cfgs[name]) for name in feature_sets}
-    plan = plan_run(cat, source, corpus, selection, extractors)
-    if not plan.idle:
+    """Inside a flow: the run's summary, published, when it has nothing to register, extract or record; else None."""
+    summary = idle_run(dict(catalog=catalog, source=source, corpus=corpus, selection=selection, run_id=run_id,
+                            feature_sets=feature_sets, fps=fps, configs=configs))
+    if summary is None:
         return None
-    summary = ExtractRunSummary(run_id=run_id, catalog=cat.root, source=source, corpus=corpus,
-                                rejected=plan.rejected)
-    for fs in plan.feature_sets:
-        summary.start(fs.key, name=fs.name, items=fs.items, already_done=fs.already_done,
-                      counts={Status.DECODE_ERROR.value: len(fs.unreadable)} if fs.unreadable else {})
-    summary.wall_s = time.perf_counter() - t0
     get_run_logger().info("nothing to do: every item of %s is registered and extracted (%s)",
-                          source or catalog, ", ".join(f.key for f in plan.feature_sets))
-    return _finish(cat, summary, changed=False)
+                          source or catalog, ", ".join(summary.feature_sets))
+    return _finish(Catalog(catalog), summary, changed=False)
+
+
+def extractors_for(feature_sets: list[str], fps: float, configs: dict[str, dict] | None) -> dict[str, Any]:
+    """name -> extractor of a run's feature sets, with the run's fps and config overrides."""
+    cfgs = feature_configs(feature_sets, fps, configs)
+    return {name: get_extractor(name, cfgs[name]) for name in feature_sets}
 
 
 def default_feature_sets() -> list[str]:

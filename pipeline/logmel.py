@@ -174,10 +174,10 @@ class LogMelExtractor(Extractor):
         self.device = device
 
     def weights_checksum(self) -> str:
-        """No weights: the torchaudio version names the implementation."""
-        import torchaudio
+        """No weights: the torchaudio version names the implementation (read without importing torch)."""
+        from importlib.metadata import version
 
-        return "torchaudio" + torchaudio.__version__.split("+")[0]
+        return "torchaudio" + version("torchaudio").split("+")[0]
 
     def sequence_dim(self) -> int:
         return self.config.n_mels

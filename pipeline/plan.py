@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ import pandas as pd
 from emofuse.catalog.corpora import recipes
 from emofuse.catalog.schemas import Status
 from emofuse.catalog.store import Catalog
+from emofuse.catalog.summaries import ExtractRunSummary
 from emofuse.pipeline.registry import Extractor
 
 #: MediaRef fields a task gets per item (paths and ids, never arrays).
@@ -154,4 +156,33 @@ def plan_run(cat: Catalog, source: str | None, corpus: str, selection: list[str]
     return plan
 
 
-__all__ = ["FeatureSetPlan", "RunPlan", "plan_run", "ITEM_FIELDS", "batches", "plan_feature_set", "split_known", "unchanged"]
+def feature_configs(feature_sets: list[str], fps: float, configs: dict[str, dict] | None) -> dict[str, dict]:
+    """Per-set config overrides; ``fps`` applies to frame-sampling extractors (faces)."""
+    out = {name: dict((configs or {}).get(name, {})) for name in feature_sets}
+    if "faces" in out:
+        out["faces"].setdefault("fps", fps)
+    return out
+
+
+def idle_summary(*, catalog: str, source: str | None, corpus: str, selection: list[str] | None, run_id: str,
+                 extractors: dict[str, Extractor]) -> ExtractRunSummary | None:
+    """The summary of a run that has nothing to register, extract or record; None when it has work.
+
+    Cheap (catalog reads and a ``stat`` per file, no worker, no orchestrator), so a caller can
+    answer a finished corpus without starting anything.
+    """
+    t0 = time.perf_counter()
+    cat = Catalog(catalog).init()
+    plan = plan_run(cat, source, corpus, selection, extractors)
+    if not plan.idle:
+        return None
+    summary = ExtractRunSummary(run_id=run_id, catalog=cat.root, source=source, corpus=corpus,
+                                rejected=plan.rejected)
+    for fs in plan.feature_sets:
+        summary.start(fs.key, name=fs.name, items=fs.items, already_done=fs.already_done,
+                      counts={Status.DECODE_ERROR.value: len(fs.unreadable)} if fs.unreadable else {})
+    summary.wall_s = time.perf_counter() - t0
+    return summary
+
+
+__all__ = ["FeatureSetPlan", "RunPlan", "feature_configs", "idle_summary", "plan_run", "ITEM_FIELDS", "batches", "plan_feature_set", "split_known", "unchanged"]

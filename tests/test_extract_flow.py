@@ -140,7 +140,7 @@ def test_the_run_summary_is_recorded_where_the_layout_says(extracted):
         assert fs["written"] == len(media)
 
 
-def test_a_run_with_nothing_to_do_writes_no_file_and_starts_no_cluster(demo_corpus, tmp_path, monkeypatch):
+def test_a_run_with_nothing_to_do_writes_no_file_and_starts_no_cluster(demo_corpus, tmp_path, monkeypatch, capsys):
     import emofuse.flows.extract as flow_module
 
     catalog = str(tmp_path / "cat")
@@ -158,6 +158,13 @@ def test_a_run_with_nothing_to_do_writes_no_file_and_starts_no_cluster(demo_corp
     (agg,) = again["feature_sets"].values()
     assert agg["already_done"] == agg["items"] == first["feature_sets"][next(iter(first["feature_sets"]))]["items"]
     assert agg["counts"] == {}
+    # the command line answers it without a flow run (no Prefect server, no cluster)
+    from emofuse.flows import cli
+
+    capsys.readouterr()
+    assert cli.main(["extract", demo_corpus, "--catalog", catalog, "--feature-sets", "egemaps"]) == 0
+    assert "no flow run started" in capsys.readouterr().out
+    assert _snapshot(catalog) == before
     # a new file is work again: registered and extracted, the rest stays as it was
     import shutil
 
