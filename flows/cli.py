@@ -79,7 +79,24 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--actors", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ravdess-shape", action="store_true",
+                   help="the real corpus's shape: 1280x720, 30 fps, 48 kHz AAC, speech and song, both intensities "
+                   "and repetitions (60 speech + 44 song clips per actor, no song for actor 18; 24 actors: "
+                   "1440 + 1012 clips); the options below override parts of it")
+    p.add_argument("--size", type=_size, default=None, metavar="WxH", help="frame size (default 256x256)")
+    p.add_argument("--fps", type=int, default=None, help="frame rate (default 25)")
+    p.add_argument("--audio-rate", type=int, default=None, help="AAC sample rate in Hz (default 16000)")
+    p.add_argument("--song", action=argparse.BooleanOptionalAction, default=None,
+                   help="add song clips (01-02-*: six emotions) to the speech clips (default: no)")
+    p.add_argument("--intensities", type=int, nargs="+", default=None, help="intensity codes (default: 1)")
+    p.add_argument("--repetitions", type=int, nargs="+", default=None, help="repetition codes (default: 1)")
     return ap
+
+
+def _size(text: str) -> tuple[int, int]:
+    from emofuse.catalog.corpora.demo.options import parse_size
+
+    return parse_size(text)
 
 
 #: Commands that run a flow in this process and so need the configured Prefect API (or none).
@@ -112,9 +129,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from emofuse.flows.extract import extract
+    from emofuse.flows.extract import extract, idle_run, run_params
 
-    record = extract(**COMMANDS["extract"].kwargs(args))
+    kwargs = COMMANDS["extract"].kwargs(args)
+    params = run_params(**{k: v for k, v in kwargs.items() if k not in ("dask_address", "n_workers")})
+    try:  # a finished corpus is answered here: no Prefect server, no Dask cluster
+        idle = idle_run(params)
+    except (OSError, ValueError, KeyError):  # a bad source or option: the flow run reports it, in its logs
+        idle = None
+    if idle is not None:
+        print(idle.markdown())
+        print("nothing to do: every item is registered and extracted already (no flow run started)")
+        _print_outputs(params["catalog"])
+        return 0
+    record = extract(**kwargs)
     _print_outputs(record["catalog"])
     return 0
 
@@ -169,9 +197,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_corpus(args: argparse.Namespace) -> int:
-    from emofuse.catalog.corpora.demo import generate
+    from emofuse.catalog.corpora.demo import corpus_options, generate, plan
 
-    paths = generate(args.out, actors=args.actors, seed=args.seed)
+    try:
+        options = corpus_options(ravdess_shape=args.ravdess_shape, size=args.size, fps=args.fps,
+                                 audio_rate=args.audio_rate, song=args.song, intensities=args.intensities,
+                                 repetitions=args.repetitions)
+        plan(actors=args.actors, **{k: v for k, v in options.items() if k != "media"})  # bad codes: say so
+    except ValueError as e:
+        print(f"emofuse demo-corpus: {e}", file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int, path: str) -> None:
+        if total >= 100 and (done % 50 == 0 or done == total):
+            print(f"  {done}/{total} clips", flush=True)
+
+    paths = generate(args.out, actors=args.actors, seed=args.seed, progress=progress, **options)
     print(f"{len(paths)} clips under {os.path.abspath(args.out)}")
     return 0
 

@@ -13,6 +13,8 @@ Example:
     Prosody(pitch=28, rate=120, amplitude=45)
     >>> FACE_EDITS[3].scaled(1.5).eye_shade
     0.675
+    >>> RAVDESS_FORMAT.side, RAVDESS_FORMAT.samples_per_frame, DEMO_FORMAT == MediaFormat()
+    (720, 1600, True)
 """
 from __future__ import annotations
 
@@ -20,9 +22,52 @@ from dataclasses import dataclass
 
 FPS = 25
 SAMPLE_RATE = 16000
-FRAME_SIZE = 256  # output frames are FRAME_SIZE x FRAME_SIZE
+FRAME_SIZE = 256  # default output frames are FRAME_SIZE x FRAME_SIZE
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 PAD_SECONDS = 0.3  # silence before and after the speech
+
+
+@dataclass(frozen=True)
+class MediaFormat:
+    """Frame size, frame rate and audio of the clips (H.264 yuv420p video, mono AAC audio).
+
+    A face is rendered on a ``min(width, height)`` square; a wider (or taller) frame puts
+    that square in the middle of a plain light backdrop, as in RAVDESS's studio shots.
+    """
+
+    width: int = FRAME_SIZE
+    height: int = FRAME_SIZE
+    fps: int = FPS
+    sample_rate: int = SAMPLE_RATE
+    audio_bit_rate: int = 32_000
+
+    def __post_init__(self) -> None:
+        if self.width % 2 or self.height % 2 or min(self.width, self.height) < 64:
+            raise ValueError(f"frame size {self.width}x{self.height}: sides must be even and at least 64 (yuv420p)")
+        if self.fps < 1 or self.sample_rate % self.fps:
+            raise ValueError(f"audio rate {self.sample_rate} must be a multiple of the frame rate {self.fps}")
+
+    @property
+    def side(self) -> int:
+        """Side of the square the face is rendered on."""
+        return min(self.width, self.height)
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.sample_rate // self.fps
+
+
+#: What the demo corpus writes unless told otherwise: small clips that extract fast.
+DEMO_FORMAT = MediaFormat()
+#: The real corpus's audio-visual files: 1280x720 at 30 fps, 48 kHz AAC.
+RAVDESS_FORMAT = MediaFormat(width=1280, height=720, fps=30, sample_rate=48000, audio_bit_rate=64_000)
+
+#: RAVDESS's song (vocal channel 02) has six emotions: no disgust, no surprise.
+SONG_EMOTIONS = (1, 2, 3, 4, 5, 6)
+#: Actors without song files in the real corpus (and so in the demo corpus).
+NO_SONG_ACTORS = (18,)
+#: espeak-ng pitch offsets, one per sung word (a simple rising-falling tune; cycled for longer lines).
+MELODY = (0, 6, 12, 8, 14, 4)
 
 #: emotion code -> audio (prosody) group, 0..3 from low to high arousal.
 AUDIO_GROUP: dict[int, int] = {1: 0, 2: 0, 4: 1, 7: 1, 3: 2, 8: 2, 5: 3, 6: 3}

@@ -1,7 +1,9 @@
 """Writing a demo clip: RGB frames and mono audio muxed into an mp4 by PyAV's bundled FFmpeg.
 
-Video: H.264 (libx264; mpeg4 when PyAV's FFmpeg lacks libx264), 25 fps, yuv420p, one
-encoder thread (so the bytes are deterministic). Audio: AAC, 16 kHz mono.
+Video: H.264 (libx264; mpeg4 when PyAV's FFmpeg lacks libx264), yuv420p, one encoder
+thread (so the bytes are deterministic). Audio: AAC, mono. Frame size, frame rate and
+audio rate come from a :class:`~emofuse.catalog.corpora.demo.design.MediaFormat`
+(default 256x256, 25 fps, 16 kHz).
 
 Example:
     >>> frames = [np.zeros((FRAME_SIZE, FRAME_SIZE, 3), np.uint8)] * 2
@@ -19,7 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
-from emofuse.catalog.corpora.demo.design import FPS, FRAME_SIZE, SAMPLE_RATE, SAMPLES_PER_FRAME
+from emofuse.catalog.corpora.demo.design import DEMO_FORMAT, FRAME_SIZE, SAMPLES_PER_FRAME, MediaFormat
 
 
 def video_codec() -> str:
@@ -29,23 +31,24 @@ def video_codec() -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-def encode_mp4(frames: Iterable[np.ndarray], audio: np.ndarray) -> bytes:
-    """Mux RGB frames (25 fps) and 16 kHz mono float audio into mp4 bytes (H.264 + AAC)."""
+def encode_mp4(frames: Iterable[np.ndarray], audio: np.ndarray, media: MediaFormat = DEMO_FORMAT) -> bytes:
+    """Mux RGB frames and mono float audio (``media``'s size and rates) into mp4 bytes (H.264 + AAC)."""
     import av
 
     codec = video_codec()
+    fps, rate, spf = media.fps, media.sample_rate, media.samples_per_frame
     out = io.BytesIO()
     with av.open(out, mode="w", format="mp4") as container:
-        vs = container.add_stream(codec, rate=FPS)
-        vs.width = vs.height = FRAME_SIZE
+        vs = container.add_stream(codec, rate=fps)
+        vs.width, vs.height = media.width, media.height
         vs.pix_fmt = "yuv420p"
         vs.codec_context.thread_count = 1
         if codec == "libx264":
             vs.options = {"crf": "23", "preset": "veryfast"}
         else:
-            vs.bit_rate = 400_000
-        aus = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
-        aus.bit_rate = 32_000
+            vs.bit_rate = 400_000 * max(1, media.width * media.height // FRAME_SIZE ** 2)
+        aus = container.add_stream("aac", rate=rate, layout="mono")
+        aus.bit_rate = media.audio_bit_rate
         aus.codec_context.thread_count = 1
         chunk = 1024
         a_pos = 0
@@ -55,18 +58,18 @@ def encode_mp4(frames: Iterable[np.ndarray], audio: np.ndarray) -> bytes:
             while a_pos < min(until, audio.size):
                 block = audio[a_pos: a_pos + chunk]
                 fr = av.AudioFrame.from_ndarray(block[None, :], format="fltp", layout="mono")
-                fr.sample_rate = SAMPLE_RATE
+                fr.sample_rate = rate
                 fr.pts = a_pos
-                fr.time_base = Fraction(1, SAMPLE_RATE)
+                fr.time_base = Fraction(1, rate)
                 container.mux(aus.encode(fr))
                 a_pos += block.size
 
         for i, rgb in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             vf.pts = i
-            vf.time_base = Fraction(1, FPS)
+            vf.time_base = Fraction(1, fps)
             container.mux(vs.encode(vf))
-            push_audio((i + 1) * SAMPLES_PER_FRAME)
+            push_audio((i + 1) * spf)
         push_audio(audio.size)
         container.mux(vs.encode(None))
         container.mux(aus.encode(None))
