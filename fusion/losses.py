@@ -6,7 +6,7 @@ left out of the mean.
 
 Example:
     >>> import torch
-    >>> from fusion.losses import ccc_loss
+    >>> from emofuse.fusion.losses import ccc_loss
     >>> y = torch.randn(4, 50, 2)
     >>> float(ccc_loss(y, y)) < 1e-6
     True

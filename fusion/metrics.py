@@ -7,7 +7,7 @@ RMSE per target over all valid frames. ``summarise_folds`` gives mean and sample
 (ddof=1; 0 for one fold) over folds.
 
 Example:
-    >>> from fusion.metrics import accuracy, unweighted_average_recall
+    >>> from emofuse.fusion.metrics import accuracy, unweighted_average_recall
     >>> accuracy([0, 1, 1, 1], [0, 1, 0, 0])
     0.5
     >>> unweighted_average_recall([0, 1, 1, 1], [0, 1, 0, 0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import os
+import sys
 
 import pytest
 
@@ -18,3 +19,5 @@ def test_doctests(name: str, tmp_path, monkeypatch) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
                              report=True, verbose=False)
     assert result.failed == 0, f"{result.failed} of {result.attempted} doctest examples failed in {name}"
+    # examples import emofuse.*: a generic top-level name would be a second copy of a module
+    assert not {"catalog", "pipeline", "fusion", "flows"} & set(sys.modules)

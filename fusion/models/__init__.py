@@ -7,7 +7,7 @@ is a dataclass kept on ``model.config`` (``dataclasses.asdict`` gives a plain di
 ``build_model(name, **that_dict)`` accepts again).
 
 Example:
-    >>> from fusion.models import build_model, count_parameters
+    >>> from emofuse.fusion.models import build_model, count_parameters
     >>> model = build_model("tacfn", input_dims={"audio": 25, "face": 512}, n_classes=8)
     >>> count_parameters(model) > 0
     True

@@ -6,7 +6,7 @@ the same model restricted to one modality, to measure what fusion adds.
 
 Example:
     >>> import torch
-    >>> from fusion.models.baselines import Unimodal, UnimodalConfig
+    >>> from emofuse.fusion.models.baselines import Unimodal, UnimodalConfig
     >>> model = Unimodal(UnimodalConfig(input_dims={"face": 512}, modality="face"))
     >>> model({"face": torch.randn(3, 10, 512)})["logits"].shape
     torch.Size([3, 8])

@@ -20,7 +20,7 @@ The time length is fixed per model (``seq_len``) because W_k acts over time.
 
 Example:
     >>> import torch
-    >>> from fusion.models.rcma import RCMA, RCMAConfig
+    >>> from emofuse.fusion.models.rcma import RCMA, RCMAConfig
     >>> cfg = RCMAConfig(input_dims={"audio": 25, "face": 512}, seq_len=32, n_classes=8)
     >>> out = RCMA(cfg)({"audio": torch.randn(2, 32, 25), "face": torch.randn(2, 32, 512)})
     >>> out["va"].shape, out["logits"].shape

@@ -14,7 +14,7 @@ Forward, for target x and query y:
 
 Example:
     >>> import torch
-    >>> from fusion.models.tacfn import TACFN, TACFNConfig
+    >>> from emofuse.fusion.models.tacfn import TACFN, TACFNConfig
     >>> model = TACFN(TACFNConfig(input_dims={"audio": 25, "face": 512}))
     >>> out = model({"audio": torch.randn(2, 40, 25), "face": torch.randn(2, 16, 512)})
     >>> out["logits"].shape
