@@ -199,6 +199,42 @@ def test_cuda_equals_dlib(paths: model_files.DlibModelPaths, faces, dlib_desc: n
     assert _cosine(out[:4], one_by_one).min() >= 0.9999
 
 
+@needs_cuda
+def test_faces_extractor_embeds_on_cuda(tmp_path: Path) -> None:
+    """The faces extractor end to end (decode, YuNet, dlib alignment, the engine) picks the GPU by itself
+    and gives the CPU extractor's embeddings under the same feature-set key."""
+    from emofuse.pipeline.dummies import write_video
+    from emofuse.pipeline.faces import FacesConfig, FacesExtractor
+    from emofuse.pipeline.registry import MediaRef, Status
+
+    model_files.yunet_path()  # present beforehand: a GPU machine may have no network to fetch it
+    face = cv2.resize(_photos()[1], None, fx=1.6, fy=1.6, interpolation=cv2.INTER_CUBIC)  # Tom Hanks
+    frames = []
+    for i in range(8):  # 8 frames at 10 fps, the face moving: 4 frames sampled at 5 fps
+        f = np.full((240, 320, 3), 90, np.uint8)
+        y, x = 30 + (i % 3) * 2, 70 + i * 3
+        f[y : y + face.shape[0], x : x + face.shape[1]] = face
+        frames.append(f)
+    media = MediaRef(item_id="hanks", path=str(write_video(tmp_path / "hanks.mp4", frames)))
+    auto, gpu, cpu = (FacesExtractor(FacesConfig(device=d)) for d in ("auto", "cuda", "cpu"))
+    assert auto.key == gpu.key == cpu.key  # the device is a runtime setting, not part of the features
+    results = {}
+    for name, ex in (("auto", auto), ("cuda", gpu), ("cpu", cpu)):
+        r = ex.extract(media)
+        assert r.status == Status.OK, r.message
+        info = ex.runtime_info()
+        assert info["embedder_device"].startswith("cpu" if name == "cpu" else "cuda"), info
+        assert info["embedder_engine"] == ("onnxruntime" if name == "cpu" else "torch"), info
+        results[name] = r.sequence.arrays
+    ref = results["cpu"]
+    assert ref["mask"].sum() == 4
+    for name in ("auto", "cuda"):
+        got = results[name]
+        assert np.array_equal(got["mask"], ref["mask"]) and np.allclose(got["bbox"], ref["bbox"])
+        m = ref["mask"]
+        assert _cosine(got["values"][m], ref["values"][m]).min() >= 0.999
+
+
 # -- the model file ---------------------------------------------------------------------------
 
 

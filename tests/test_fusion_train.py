@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from emofuse.catalog.runs import RunFolder
@@ -116,3 +117,33 @@ def test_rcma_regresses_valence_arousal_when_the_corpus_has_them(tmp_path):
     assert len(df) == scored.n_written == 72 and df["valence"].notna().all() and df["label"].isna().all()
     with pytest.raises(ValueError, match="labels"):
         api.train(root, model="tacfn", epochs=1, folds=PLAN, threads=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("model, config, kw", [
+    ("tacfn", TINY_TACFN, {"align": {"steps": 16}}),
+    ("rcma", TINY_RCMA, {"align": {"steps": 32, "hop": 16, "rate": 10.0}, "lr": 2e-3}),
+])
+def test_trains_and_scores_on_cuda_with_amp(tmp_path, model, config, kw):
+    """Training and scoring pick the GPU by themselves; training runs float16 AMP there, and the saved
+    weights give the GPU's predictions on the CPU."""
+    root = str(tmp_path / "cat")
+    build_synthetic_catalog(root, n_speakers=6, reps=3)
+    res = api.train(root, model=model, model_config=config, epochs=12, folds=PLAN, seed=0, **kw)
+    cfg = RunConfig.load(RunFolder(res.run_dir))
+    assert cfg.device.startswith("cuda") and cfg.amp is True
+    assert res.metrics["accuracy"]["mean"] >= 0.5, res.markdown  # chance is 0.25
+    assert res.throughput["train_items_per_s"] > 0
+    saved = RunFolder(res.run_dir).read_json(runs.fold_result_name(0))["test_predictions"]
+    cpu_run = load_run(root, res.run_id, device="cpu")
+    data = load_aligned(Catalog(root), cpu_run.data_config, saved["item_id"], classes=cpu_run.classes,
+                        dims=cpu_run.dims)
+    cols = [f"p_{c}" for c in cpu_run.classes]
+    on_cpu = predict(cpu_run, data, fold=0).set_index("item_id")[cols]
+    np.testing.assert_allclose(on_cpu.loc[saved["item_id"]].to_numpy(), np.asarray(saved["probs"]),
+                               atol=2e-2)  # the GPU evaluated in float16 autocast
+    scored = api.score(root, res.run_id)
+    df = pd.read_parquet(scored.path)
+    assert scored.n_written == len(df) == 72
+    gpu = df.set_index("item_id").loc[saved["item_id"], cols].to_numpy()
+    np.testing.assert_allclose(gpu, on_cpu.loc[saved["item_id"]].to_numpy(), atol=5e-3)

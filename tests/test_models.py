@@ -462,3 +462,82 @@ def test_rcma_regressor_learns_per_step_targets_that_need_both_modalities(joint:
     # Ignoring the audio sign would give about +CCC on half the windows and -CCC on the rest.
     assert per_window[:, 0].mean() > 0.8 and per_window[:, 1].mean() > 0.8
     assert math.isfinite(loss.item())
+
+
+# ----------------------------------------------------------------------------- CUDA training recipe
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def amp_train_classifier(model, steps: int, lr: float = 3e-3) -> float:
+    """:func:`train_classifier` on CUDA with training's AMP recipe (float16 autocast + GradScaler).
+
+    Returns the held-out accuracy."""
+    from emofuse.fusion.inference import autocast
+
+    dev = torch.device("cuda")
+    x_tr, y_tr, _ = selection_task(512, seed=1)
+    x_te, y_te, _ = selection_task(256, seed=2)
+    x_tr, y_tr = {m: v.to(dev) for m, v in x_tr.items()}, y_tr.to(dev)
+    model = model.to(dev).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    scaler = torch.amp.GradScaler("cuda")
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        idx = torch.randint(0, 512, (64,), generator=g).to(dev)
+        opt.zero_grad(set_to_none=True)
+        with autocast(dev, True):
+            out = model({m: v[idx] for m, v in x_tr.items()})
+        assert out["logits"].dtype == torch.float16  # autocast is really on
+        scaler.scale(cross_entropy(out["logits"], y_tr[idx])).backward()
+        scaler.step(opt)
+        scaler.update()
+    model.eval()
+    with torch.no_grad(), autocast(dev, True):
+        logits = model({m: v.to(dev) for m, v in x_te.items()})["logits"]
+    return (logits.argmax(-1).cpu() == y_te).float().mean().item()
+
+
+@needs_cuda
+def test_models_learn_on_cuda_with_amp():
+    """The CPU learning tests' bars, reached on the GPU with float16 autocast and a GradScaler."""
+    torch.manual_seed(0)
+    assert amp_train_classifier(TACFN(TACFNConfig(input_dims=DIMS, n_classes=2, **SMALL_TACFN)), 200) > 0.85
+    torch.manual_seed(0)
+    rcma_model = RCMA(RCMAConfig(input_dims=DIMS, seq_len=4, n_targets=0, n_classes=2,
+                                 channels={"face": 8, "audio": 8}, **SMALL_RCMA))
+    assert amp_train_classifier(rcma_model, 150) > 0.9
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", ["tacfn", "rcma"])
+def test_paper_width_models_take_amp_steps_on_cuda(name: str):
+    """The papers' widths on the real input widths (dlib faces 128, eGeMAPS LLD 25, MiniLM text 384), in float16
+    autocast: finite outputs and loss, and the GradScaler's steps change the weights."""
+    from emofuse.fusion.inference import autocast
+
+    dev = torch.device("cuda")
+    dims = {"face": 128, "audio": 25, "text": 384}
+    torch.manual_seed(0)
+    if name == "tacfn":
+        model, length = build_model("tacfn", input_dims=dims, n_classes=8, extra=["text"]), 32
+    else:
+        model, length = build_model("rcma", input_dims=dims, seq_len=100, n_classes=8, n_targets=0), 100
+    model = model.to(dev).train()
+    inputs = {m: x.to(dev) for m, x in rand_inputs(dims, 12, {m: length for m in dims}).items()}
+    masks = {m: k.to(dev) for m, k in gappy_masks(12, {m: length for m in dims}).items()}
+    labels = torch.randint(0, 8, (12,), generator=torch.Generator().manual_seed(0)).to(dev)
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler("cuda")
+    for _ in range(8):  # the scaler skips steps whose float16 gradients overflow, and lowers its scale
+        opt.zero_grad(set_to_none=True)
+        with autocast(dev, True):
+            out = model(inputs, masks)
+        loss = cross_entropy(out["logits"], labels)
+        assert torch.isfinite(out["logits"].float()).all() and math.isfinite(loss.item())
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    changed = [k for k, p in model.named_parameters() if not torch.equal(p.detach(), before[k])]
+    assert len(changed) > len(before) // 2, f"only {len(changed)} of {len(before)} parameters were updated"

@@ -146,7 +146,10 @@ class FacesExtractor(Extractor):
 
         c = self.config
         paths = self.model_paths()
-        providers = embed.select_providers(c.device)
+        # onnxruntime providers serve SCRFD and ArcFace only: YuNet runs in OpenCV and the dlib ResNet engine
+        # picks its own runtime, so device="cuda" needs no CUDA build of onnxruntime for the yunet_* backends
+        uses_ort = c.detector_name != "yunet" or c.embedder_name != "dlib"
+        providers = embed.select_providers(c.device) if uses_ort else []
         so = embed.session_options(c.threads)
         if c.detector_name == "yunet":
             det = detect.YuNetDetector(
