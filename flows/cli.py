@@ -22,6 +22,10 @@ EPILOG = """examples:
 
 #: Epoch caps of the demo's training runs (early stopping may end them sooner).
 DEMO_EPOCHS = {"tacfn": 40, "rcma": 30}
+#: The demo corpus's size: with 12 actors (192 clips) TACFN clearly beats face-only and audio-only (docs/benchmarks.md).
+DEMO_ACTORS = 12
+#: What the demo trains besides the deployments' TACFN and RCMA, to show what fusion adds.
+DEMO_BASELINES = ("unimodal_audio", "unimodal_face")
 
 
 def _catalog_arg(p: argparse.ArgumentParser) -> None:
@@ -42,7 +46,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="start the local stack, run extract/ravdess on a corpus (demo corpus by default)")
     p.add_argument("--source", default=None, help="a RAVDESS root (default: generate the demo corpus)")
     _catalog_arg(p)
-    p.add_argument("--actors", type=int, default=4, help="actors in the generated demo corpus (default 4)")
+    p.add_argument("--actors", type=int, default=DEMO_ACTORS,
+                   help=f"actors in the generated demo corpus (default {DEMO_ACTORS}: enough held-out speakers for "
+                        "fusion to beat both unimodal baselines)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--port", type=int, default=4200, help="Prefect server port on 127.0.0.1 (default 4200)")
 
@@ -243,13 +249,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from emofuse.catalog.corpora.demo import generate
 
         source = demo_corpus_dir()
-        print(f"[1/6] demo corpus: {args.actors} actors -> {source}", flush=True)
+        print(f"[1/7] demo corpus: {args.actors} actors -> {source}", flush=True)
         generate(source, actors=args.actors, seed=args.seed)
     stack = ls.LocalStack(Path(data_dir()) / "state", args.port)
-    print(f"[2/6] Prefect server on {stack.api_url} (log: {stack.server_log})", flush=True)
+    print(f"[2/7] Prefect server on {stack.api_url} (log: {stack.server_log})", flush=True)
     api = ls.start_server(stack, env=ls.server_env())
     ls.use_profile(api)
-    print(f"[3/6] emofuse serve (log: {stack.serve_log})", flush=True)
+    print(f"[3/7] emofuse serve (log: {stack.serve_log})", flush=True)
     ls.start_serve(stack, ["--source", source, "--catalog", catalog])
     ls.wait_for_deployment("extract/ravdess", api)
     env = ls.server_env(api)
@@ -260,18 +266,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if subprocess.run(cmd, env=env).returncode != 0:
             raise SystemExit(f"{deployment} failed; see the log above and {stack.serve_log}")
 
-    print("[4/6] extract: eGeMAPS, faces, text, log-mel", flush=True)
+    print("[4/7] extract: eGeMAPS, faces, text, log-mel", flush=True)
     run("extract/ravdess")
-    print("[5/6] train TACFN and RCMA (speaker-independent folds, early stopping on validation)", flush=True)
+    print("[5/7] train TACFN and RCMA (speaker-independent folds, early stopping on validation)", flush=True)
     run("train/ravdess-tacfn", f"epochs={DEMO_EPOCHS['tacfn']}", "threads=1")
     # a compact RCMA (TCN widths 64/32/64 instead of 512/64/512) so the demo trains in minutes on a CPU
     run("train/ravdess-rcma", f"epochs={DEMO_EPOCHS['rcma']}", "lr=0.001", "threads=1",
         'model_options={"channels": {"face": 64, "audio": 32, "text": 64}}')
-    print("[6/6] score the catalog with both runs", flush=True)
+    print("[6/7] the unimodal baselines, same folds, to see what fusion adds", flush=True)
+    from emofuse.fusion import api
+
+    for model in DEMO_BASELINES:
+        res = api.train(catalog, model=model, epochs=DEMO_EPOCHS["tacfn"], threads=1)
+        print(f"  {model}: {res.run_id}", flush=True)
+    print("[7/7] score the catalog with both fusion runs", flush=True)
     run("score/catalog", "model=tacfn")
     run("score/catalog", "model=rcma")
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
     _print_outputs(catalog)
+    from emofuse.catalog.store import Catalog
+    from emofuse.fusion.runs import comparison_markdown
+
+    print("\nheld-out speakers (speaker-independent folds), fusion against each modality alone:")
+    print(comparison_markdown(Catalog(catalog), ["tacfn", "rcma", *DEMO_BASELINES]))
     print(f"""
 The server and the serve process keep running (UI: http://127.0.0.1:{args.port}). With the
 virtualenv active (source .venv/bin/activate), run the deployments again or on your own data:

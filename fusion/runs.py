@@ -42,7 +42,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from emofuse.catalog.runs import RunFolder
+from emofuse.catalog.runs import RunFolder, RunIntegrityError
 from emofuse.fusion.dataset import NormStats
 from emofuse.fusion.inference import Task
 from emofuse.fusion.run_config import RunConfig
@@ -138,6 +138,30 @@ def write_report(run: RunFolder, config: RunConfig, folds: list[dict[str, Any]],
                     plot_learning_curves({f["fold"]: f.get("history", []) for f in folds}, task.monitor, title=title))
     run.write_json(METRICS, metrics)
     return metrics
+
+
+def comparison_markdown(cat: Any, models: Sequence[str], metric: str = "accuracy") -> str:
+    """A table of each model's latest finished run: held-out ``metric`` mean ± std over folds.
+
+    ``cat`` is a :class:`~emofuse.catalog.store.Catalog`; models without a finished run are left out.
+    """
+    from emofuse.fusion.run_config import latest_run
+
+    rows = ["| model | run | parameters | test " + metric + " (mean ± std over folds) |", "|---|---|---|---|"]
+    for model in models:
+        try:
+            run_id = latest_run(cat, model)
+        except ValueError:
+            continue
+        try:
+            m = cat.run(run_id).read_json(METRICS)
+        except (OSError, ValueError, RunIntegrityError) as e:  # still training, or damaged: say so
+            rows.append(f"| {model} | `{run_id}` | | no metrics ({type(e).__name__}) |")
+            continue
+        s = m["summary"].get(metric, {})
+        rows.append(f"| {model} | `{run_id}` | {m['n_parameters']:,} | "
+                    f"{s.get('mean', float('nan')):.3f} ± {s.get('std', float('nan')):.3f} |")
+    return "\n".join(rows)
 
 
 # --------------------------------------------------------------------------- plots
@@ -239,7 +263,7 @@ def markdown_summary(config: RunConfig, metrics: dict[str, Any]) -> str:
 
 
 __all__ = [
-    "METRICS", "NORM_STATS", "fold_result_name", "load_norm_stats", "load_tensors", "load_weights",
+    "METRICS", "NORM_STATS", "comparison_markdown", "fold_result_name", "load_norm_stats", "load_tensors", "load_weights",
     "markdown_summary", "plot_confusion", "plot_learning_curves", "save_norm_stats", "save_tensors", "save_weights",
     "summarise", "summed_confusion", "weights_name", "write_report",
 ]

@@ -183,3 +183,15 @@ def test_run_config_is_typed_and_reads_back_the_exact_json(trained, tmp_path):
     # a reordered model config (JSON readers need not keep key order) comes back in training order
     old["model_config"]["input_dims"] = dict(reversed(list(old["model_config"]["input_dims"].items())))
     assert list(RunConfig.from_json(json.dumps(old)).model_config["input_dims"]) == ["face", "audio"]
+
+
+def test_comparison_table_reports_each_models_latest_run(trained):
+    from emofuse.catalog.store import Catalog
+    from emofuse.fusion.runs import METRICS, comparison_markdown
+
+    cat, run_id = Catalog(trained["root"]), trained["res"].run_id
+    table = comparison_markdown(cat, ["tacfn", "unimodal_face"]).splitlines()
+    assert len(table) == 3  # header, rule, the one model that has a run
+    acc = cat.run(run_id).read_json(METRICS)["summary"]["accuracy"]
+    assert table[2].startswith(f"| tacfn | `{run_id}` |")
+    assert table[2].endswith(f"{acc['mean']:.3f} ± {acc['std']:.3f} |")
