@@ -150,10 +150,10 @@ def loop_child(p: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- parent
 def flow_task_count(files: list[str]) -> int:
-    """Tasks a first extract run submits: registration batches + each set's batches at the flow's defaults."""
+    """Tasks a first extract run submits: each set's batches at the flow's defaults (registration runs in the flow)."""
     import inspect
 
-    from emofuse.flows.extract import REGISTER_BATCH, extract
+    from emofuse.flows.extract import extract
     from emofuse.pipeline.decode import probe
     from emofuse.pipeline.plan import batches
 
@@ -161,7 +161,7 @@ def flow_task_count(files: list[str]) -> int:
     items = [{"duration": probe(f).duration} for f in files]
     per_set = len(batches(items, max_items=defaults["batch_size"].default,
                           max_seconds=defaults["batch_seconds"].default))
-    return math.ceil(len(files) / REGISTER_BATCH) + len(FEATURE_SETS) * per_set
+    return len(FEATURE_SETS) * per_set
 
 FLOW_CONFIGS = {  # name: (workers, expected mode; the table shows what flows.runner actually gave)
     "flow-1w": (1, "temporary server"),

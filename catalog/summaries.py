@@ -99,6 +99,8 @@ class ExtractRunSummary:
     rejected: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: Media rows the run added (new files, or new paths of known content).
+    registered: int = 0
 
     @staticmethod
     def new_run_id() -> str:
@@ -137,7 +139,7 @@ class ExtractRunSummary:
             lines.append(f"| `{key}` | {fs.items} | {fs.already_done} | {fs.attempted} | {statuses} | "
                          f"{fs.media_seconds:.1f} | {fs.task_wall_s:.1f} |")
         return "\n".join([f"# extract run {self.run_id}", f"catalog: `{self.catalog}`", "", *lines, "",
-                          f"wall time {self.wall_s:.1f} s"])
+                          f"{self.registered} media rows registered; wall time {self.wall_s:.1f} s"])
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON-able data (what the flow returns and the file holds)."""

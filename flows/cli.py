@@ -140,7 +140,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     kwargs = COMMANDS["extract"].kwargs(args)
     params = run_params(**{k: v for k, v in kwargs.items() if k not in ("dask_address", "n_workers")})
     try:  # a finished corpus is answered here: no Prefect server, no Dask cluster
-        idle = idle_run(params)
+        idle, _ = idle_run(params)  # read-only: new files make it a flow run
     except (OSError, ValueError, KeyError):  # a bad source or option: the flow run reports it, in its logs
         idle = None
     if idle is not None:

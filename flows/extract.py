@@ -6,11 +6,10 @@ only when a feature set fails on every item (a broken set-up, not bad data).
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
-
-import pandas as pd
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -23,19 +22,12 @@ from emofuse.catalog.status import StatusEntry
 from emofuse.catalog.store import Catalog
 from emofuse.catalog.summaries import ExtractRunSummary
 from emofuse.flows.runner import current_api_url, dask_runner
-from emofuse.pipeline import ingest
 from emofuse.pipeline.batch import BatchSummary, run_batch
-from emofuse.pipeline.plan import batches, feature_configs, idle_summary, plan_feature_set, plan_run
+from emofuse.pipeline.plan import batches, feature_configs, idle_summary, plan_run
 from emofuse.pipeline.registry import get_extractor
 from emofuse.pipeline.threads import limit_threads
 
-REGISTER_BATCH = 16
-
-
-@task(name="register-media", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def register_task(entries: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
-    """Hash and probe a batch of new or changed files (media rows, returned to the flow that writes them)."""
-    return [ingest.describe(e["path"], root=source, extra=e["columns"]) for e in entries]
+log = logging.getLogger(__name__)
 
 
 @task(name="extract-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE,
@@ -47,14 +39,10 @@ def extract_task(catalog: str, name: str, config: dict[str, Any], items: list[di
     return run_batch(catalog, name, config, items, run_id=run_id)
 
 
-def _chunks(xs: list[Any], size: int) -> list[list[Any]]:
-    return [xs[i:i + size] for i in range(0, len(xs), size)]
-
-
 @flow(name="extract-on-dask", log_prints=True)
 def extract_on_dask(source: str | None, catalog: str, corpus: str, feature_sets: list[str], fps: float,
                      batch_size: int, selection: list[str] | None, configs: dict[str, dict] | None,
-                     run_id: str, batch_seconds: float | None = None) -> dict[str, Any]:
+                     run_id: str, batch_seconds: float | None = None, registered: int = 0) -> dict[str, Any]:
     logger = get_run_logger()
     t_start = time.perf_counter()
     cat = Catalog(catalog).init()
@@ -63,32 +51,24 @@ def extract_on_dask(source: str | None, catalog: str, corpus: str, feature_sets:
         logger.warning("removed %d leftovers of crashed tasks", len(removed))
     cfgs = feature_configs(feature_sets, fps, configs)
     extractors = extractors_for(feature_sets, fps, configs)
-    plan = plan_run(cat, source, corpus, selection, extractors)
+    # new or changed files are hashed and probed here, in threads (the flow that started this one has
+    # usually done it already); unchanged ones are known by size and mtime
+    plan = plan_run(cat, source, corpus, selection, extractors, register=True)
     summary = ExtractRunSummary(run_id=run_id, catalog=cat.root, source=source, corpus=corpus,
-                                provenance=provenance.collect(), rejected=plan.rejected)
+                                provenance=provenance.collect(), rejected=plan.rejected, registered=registered)
     for r in plan.rejected:
         logger.warning("skipped: %s", r)
-
-    # 1. register new or changed files (hash + probe on the workers); unchanged ones are known
-    added, media = 0, plan.media
-    if plan.register:
-        futures = [register_task.submit(b, source) for b in _chunks(plan.register, REGISTER_BATCH)]
-        rows = [row for f in futures for row in f.result()]
-        added = cat.add_media(rows)
-        fresh = cat.media(dedupe=False)
-        fresh = fresh[fresh["path"].isin({r["path"] for r in rows})]
-        media = pd.concat([media, fresh]).drop_duplicates("item_id")
-        logger.info("%d files registered under %s (%d new media rows)", len(rows), source, added)
     if source:
-        logger.info("%d items under %s (%d rejected names)", len(media), source, len(plan.rejected))
+        logger.info("%d items under %s (%d rejected names, %d media rows registered)", len(plan.media), source,
+                    len(plan.rejected), registered + plan.added)
     else:
-        logger.info("no source given: extracting the %d items already in %s", len(media), catalog)
+        logger.info("no source given: extracting the %d items already in %s", len(plan.media), catalog)
+    summary.registered += plan.added
 
     # 2. per feature set, extract what is not ok yet
     futures, seconds = [], {}
     for name, extractor in extractors.items():
-        fs = plan_feature_set(cat, name, extractor, media) if plan.register else \
-            next(f for f in plan.feature_sets if f.name == name)
+        fs = next(f for f in plan.feature_sets if f.name == name)
         cat.register_feature_set({**extractor.describe(), "provenance": summary.provenance})
         written = fs.unrecorded and cat.record_status(
             fs.key, [StatusEntry(i, Status.DECODE_ERROR, msg) for i, msg in fs.unreadable], run_id=run_id)
@@ -112,7 +92,7 @@ def extract_on_dask(source: str | None, catalog: str, corpus: str, feature_sets:
                     batch.counts, elapsed, eta)
 
     summary.wall_s = time.perf_counter() - t_start
-    return _finish(cat, summary, changed=bool(added or summary.written))
+    return _finish(cat, summary, changed=bool(summary.registered or summary.written))
 
 
 def _finish(cat: Catalog, summary: ExtractRunSummary, *, changed: bool) -> dict[str, Any]:
@@ -138,7 +118,7 @@ def extract(
     batch_size: int = 32,
     selection: list[str] | None = None,
     configs: dict[str, dict] | None = None,
-    batch_seconds: float | None = 60.0,
+    batch_seconds: float | None = 120.0,
 ) -> dict[str, Any]:
     """Register ``source`` (a RAVDESS root or an archive) in ``catalog`` and extract feature sets.
 
@@ -162,11 +142,11 @@ def extract(
     """
     params = run_params(source=source, catalog=catalog, corpus=corpus, feature_sets=feature_sets, fps=fps,
                         batch_size=batch_size, selection=selection, configs=configs, batch_seconds=batch_seconds)
-    idle = nothing_to_do(**params)
+    idle, registered = nothing_to_do(**params)  # new files are registered here, in threads
     if idle is not None:  # everything is extracted already: no Dask cluster, no worker
         return idle
     runner = dask_runner(dask_address, n_workers, api_url=current_api_url())
-    return extract_on_dask.with_options(task_runner=runner)(**params)
+    return extract_on_dask.with_options(task_runner=runner)(**params, registered=registered)
 
 
 def run_params(*, source: str | None, catalog: str | None, corpus: str, feature_sets: list[str] | None,
@@ -181,24 +161,35 @@ def run_params(*, source: str | None, catalog: str | None, corpus: str, feature_
                 run_id=ExtractRunSummary.new_run_id(), batch_seconds=batch_seconds)
 
 
-def idle_run(params: dict[str, Any]) -> ExtractRunSummary | None:
-    """Without Prefect: the summary of a run (``run_params``) that has nothing to do, else None."""
+def idle_run(params: dict[str, Any], *, register: bool = False) -> tuple[ExtractRunSummary | None, int]:
+    """Without Prefect: (the summary of a run (``run_params``) that has nothing to do, else None; rows registered).
+
+    ``register``: hash, probe and record new files first (see :func:`emofuse.pipeline.plan.plan_run`).
+    What crashed tasks left behind is removed first, so even a run with nothing to do repairs.
+    """
+    removed = Catalog(params["catalog"]).init().repair()
+    if removed:
+        log.warning("removed %d leftovers of crashed tasks", len(removed))
     return idle_summary(catalog=params["catalog"], source=params["source"], corpus=params["corpus"],
-                        selection=params["selection"], run_id=params["run_id"],
+                        selection=params["selection"], run_id=params["run_id"], register=register,
                         extractors=extractors_for(params["feature_sets"], params["fps"], params["configs"]))
 
 
 def nothing_to_do(*, source: str | None, catalog: str, corpus: str, feature_sets: list[str], fps: float,
                   batch_size: int, selection: list[str] | None, configs: dict[str, dict] | None, run_id: str,
-                  batch_seconds: float | None) -> dict[str, Any] | None:
-    """Inside a flow: the run's summary, published, when it has nothing to register, extract or record; else None."""
-    summary = idle_run(dict(catalog=catalog, source=source, corpus=corpus, selection=selection, run_id=run_id,
-                            feature_sets=feature_sets, fps=fps, configs=configs))
+                  batch_seconds: float | None) -> tuple[dict[str, Any] | None, int]:
+    """Inside a flow: register new files (threads), then (the run's summary, published, when nothing is left
+    to extract or record, else None; media rows registered)."""
+    summary, registered = idle_run(dict(catalog=catalog, source=source, corpus=corpus, selection=selection,
+                                        run_id=run_id, feature_sets=feature_sets, fps=fps, configs=configs),
+                                   register=True)
+    if registered:
+        get_run_logger().info("%d media rows registered from %s", registered, source)
     if summary is None:
-        return None
-    get_run_logger().info("nothing to do: every item of %s is registered and extracted (%s)",
+        return None, registered
+    get_run_logger().info("nothing to do: every item of %s is extracted (%s)",
                           source or catalog, ", ".join(summary.feature_sets))
-    return _finish(Catalog(catalog), summary, changed=False)
+    return _finish(Catalog(catalog), summary, changed=bool(registered)), registered
 
 
 def extractors_for(feature_sets: list[str], fps: float, configs: dict[str, dict] | None) -> dict[str, Any]:

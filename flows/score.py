@@ -53,7 +53,7 @@ def score(
     dask_address: str | None = None,
     n_workers: int | None = None,
     batch_size: int = 32,
-    batch_seconds: float | None = 60.0,
+    batch_seconds: float | None = 120.0,
     device: str | None = None,
     threads: int | None = 1,
 ) -> dict[str, Any]:
@@ -104,8 +104,9 @@ def score(
         params = dict(source=source, catalog=root, corpus=corpus, feature_sets=list(configs), fps=5.0,
                       batch_size=batch_size, batch_seconds=batch_seconds, selection=None, configs=configs,
                       run_id=ExtractRunSummary.new_run_id())
-        extraction = nothing_to_do(**params) or extract_on_dask.with_options(  # no cluster when all is extracted
-            task_runner=dask_runner(dask_address, n_workers, api_url=current_api_url()))(**params)
+        extraction, registered = nothing_to_do(**params)  # registers new files; no cluster when all is extracted
+        extraction = extraction or extract_on_dask.with_options(
+            task_runner=dask_runner(dask_address, n_workers, api_url=current_api_url()))(**params, registered=registered)
         # the files under source now (files deleted since an earlier run are not scored)
         paths = [e.path for e in recipes.discover(corpus, source) if not e.error]
         item_ids = cat.item_ids(paths)

@@ -27,6 +27,7 @@ from emofuse.catalog.corpora import recipes
 from emofuse.catalog.schemas import Status
 from emofuse.catalog.store import Catalog
 from emofuse.catalog.summaries import ExtractRunSummary
+from emofuse.pipeline import ingest
 from emofuse.pipeline.registry import Extractor
 
 #: MediaRef fields a task gets per item (paths and ids, never arrays).
@@ -128,6 +129,8 @@ class RunPlan:
     rejected: list[str] = field(default_factory=list)
     #: Files to hash and probe: ``{"path", "columns"}`` (new, or changed since registered).
     register: list[dict[str, Any]] = field(default_factory=list)
+    #: Media rows this plan added (``plan_run(register=True)``).
+    added: int = 0
     media: pd.DataFrame = field(default_factory=pd.DataFrame)
     feature_sets: list[FeatureSetPlan] = field(default_factory=list)
 
@@ -138,8 +141,14 @@ class RunPlan:
 
 
 def plan_run(cat: Catalog, source: str | None, corpus: str, selection: list[str] | None,
-             extractors: dict[str, Extractor]) -> RunPlan:
-    """Plan a run over ``source`` (None: every item the catalog holds) for ``extractors`` (name -> extractor)."""
+             extractors: dict[str, Extractor], *, register: bool = False, threads: int | None = None) -> RunPlan:
+    """Plan a run over ``source`` (None: every item the catalog holds) for ``extractors`` (name -> extractor).
+
+    ``register``: hash and probe new or changed files here, ``threads`` at a time (hashing and
+    PyAV's probe release the GIL), and add them to the media table, so the plan covers every
+    file; a moved or copied file is then known by its content and needs no work. Without it,
+    such files stay in ``RunPlan.register`` and the plan covers known files only.
+    """
     plan = RunPlan()
     if source:
         entries = list(recipes.discover(corpus, source, selection))
@@ -147,6 +156,10 @@ def plan_run(cat: Catalog, source: str | None, corpus: str, selection: list[str]
         good = {e.path: e.columns for e in entries if not e.error}
         same, other = split_known(good, cat.known_files())
         plan.register = [{"path": p, "columns": good[p]} for p in other]
+        if register and plan.register:
+            plan.added = cat.add_media(describe_all(plan.register, source, threads=threads))
+            same.update({p: "" for p in other})
+            plan.register = []
         media = cat.media(dedupe=False)
         media = media[media["path"].isin(set(same))]
         plan.media = media.drop_duplicates("item_id")
@@ -154,6 +167,17 @@ def plan_run(cat: Catalog, source: str | None, corpus: str, selection: list[str]
         plan.media = cat.media()
     plan.feature_sets = [plan_feature_set(cat, name, ex, plan.media) for name, ex in extractors.items()]
     return plan
+
+
+def describe_all(entries: list[dict[str, Any]], source: str, *, threads: int | None = None) -> list[dict[str, Any]]:
+    """Media rows of ``entries`` (``{"path", "columns"}``): content hash and probe, ``threads`` files at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(e: dict[str, Any]) -> dict[str, Any]:
+        return ingest.describe(e["path"], root=source, extra=e["columns"])
+
+    with ThreadPoolExecutor(max_workers=threads or min(8, 2 * (os.cpu_count() or 1))) as pool:
+        return list(pool.map(one, entries))
 
 
 def feature_configs(feature_sets: list[str], fps: float, configs: dict[str, dict] | None) -> dict[str, dict]:
@@ -165,24 +189,25 @@ def feature_configs(feature_sets: list[str], fps: float, configs: dict[str, dict
 
 
 def idle_summary(*, catalog: str, source: str | None, corpus: str, selection: list[str] | None, run_id: str,
-                 extractors: dict[str, Extractor]) -> ExtractRunSummary | None:
-    """The summary of a run that has nothing to register, extract or record; None when it has work.
+                 extractors: dict[str, Extractor], register: bool = False) -> tuple[ExtractRunSummary | None, int]:
+    """(The summary of a run that has nothing to extract or record, else None; media rows it registered).
 
     Cheap (catalog reads and a ``stat`` per file, no worker, no orchestrator), so a caller can
-    answer a finished corpus without starting anything.
+    answer a finished corpus without starting anything. ``register``: register new or changed
+    files first (see :func:`plan_run`), so moved or copied files are no work either.
     """
     t0 = time.perf_counter()
     cat = Catalog(catalog).init()
-    plan = plan_run(cat, source, corpus, selection, extractors)
+    plan = plan_run(cat, source, corpus, selection, extractors, register=register)
     if not plan.idle:
-        return None
+        return None, plan.added
     summary = ExtractRunSummary(run_id=run_id, catalog=cat.root, source=source, corpus=corpus,
-                                rejected=plan.rejected)
+                                rejected=plan.rejected, registered=plan.added)
     for fs in plan.feature_sets:
         summary.start(fs.key, name=fs.name, items=fs.items, already_done=fs.already_done,
                       counts={Status.DECODE_ERROR.value: len(fs.unreadable)} if fs.unreadable else {})
     summary.wall_s = time.perf_counter() - t0
-    return summary
+    return summary, plan.added
 
 
-__all__ = ["FeatureSetPlan", "RunPlan", "feature_configs", "idle_summary", "plan_run", "ITEM_FIELDS", "batches", "plan_feature_set", "split_known", "unchanged"]
+__all__ = ["FeatureSetPlan", "RunPlan", "describe_all", "feature_configs", "idle_summary", "plan_run", "ITEM_FIELDS", "batches", "plan_feature_set", "split_known", "unchanged"]

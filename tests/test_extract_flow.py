@@ -165,11 +165,15 @@ def test_a_run_with_nothing_to_do_writes_no_file_and_starts_no_cluster(demo_corp
     assert cli.main(["extract", demo_corpus, "--catalog", catalog, "--feature-sets", "egemaps"]) == 0
     assert "no flow run started" in capsys.readouterr().out
     assert _snapshot(catalog) == before
-    # a new file is work again: registered and extracted, the rest stays as it was
+    # a moved copy of the corpus is known by content: its paths are registered, nothing is extracted
     import shutil
 
     src = tmp_path / "src"
     shutil.copytree(demo_corpus, src)
+    moved = extract(source=str(src), catalog=catalog, feature_sets=["egemaps"], n_workers=1)
+    (agg,) = moved["feature_sets"].values()
+    assert moved["registered"] == agg["items"] == agg["already_done"] and agg["counts"] == {}
+    # a new file is work again: registered and extracted, the rest stays as it was
     monkeypatch.undo()
     clip = sorted(src.rglob("*.mp4"))[0]
     clip.write_bytes(clip.read_bytes() + b"\0")  # changed bytes: a new item
