@@ -332,9 +332,9 @@ def model_rows(dev: Any, small: bool, min_s: float) -> tuple[list[dict[str, Any]
     """Training and scoring items/s per model, batch and AMP setting."""
     import torch
 
-    from emofuse.fusion.inference import Task, autocast, batch_loss
+    from emofuse.fusion.inference import Task, autocast
     from emofuse.fusion.models import build_model, count_parameters
-    from emofuse.fusion.train import seed_everything
+    from emofuse.fusion.train import seed_everything, train_step
 
     seed_everything(0)  # deterministic kernels, cudnn.benchmark off: as fusion.api.train runs
     task = Task(n_classes=8)
@@ -354,17 +354,7 @@ def model_rows(dev: Any, small: bool, min_s: float) -> tuple[list[dict[str, Any]
                 def step() -> None:  # fusion.train.train_fold's step
                     b = batches[k[0] % 2]
                     k[0] += 1
-                    opt.zero_grad(set_to_none=True)
-                    with autocast(dev, amp):
-                        out = model(b.inputs, b.masks)
-                    loss = batch_loss(out, b.labels, b.targets, b.masks, task)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        opt.step()
+                    loss = train_step(model, opt, b, task, device=dev, amp=amp, scaler=scaler)
                     float(loss.detach())  # train_fold reads the loss every step
 
                 r = rate(step, bs, dev, warmup=3 if dev.type == "cuda" else 1, min_s=min_s)

@@ -40,7 +40,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from emofuse.catalog.runs import Checkpoints
-from emofuse.fusion.dataset import FusionDataset
+from emofuse.fusion.dataset import Batch, FusionDataset
 from emofuse.fusion.inference import Task, autocast, batch_loss, evaluate
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,28 @@ def load_checkpoint(checkpoints: Checkpoints, fold: int) -> tuple[dict[str, Any]
 
 
 # --------------------------------------------------------------------------- the loop
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, b: Batch, task: Task, *, device: torch.device,
+               amp: bool, scaler: Any = None, grad_clip: float | None = None) -> torch.Tensor:
+    """One optimiser step on a batch: forward under autocast, loss, backward (scaled when ``scaler``), clip, step."""
+    opt.zero_grad(set_to_none=True)
+    with autocast(device, amp):
+        out = model(b.inputs, b.masks)
+    loss = batch_loss(out, b.labels, b.targets, b.masks, task)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if grad_clip:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+    return loss
+
+
 def train_fold(model: nn.Module, train_ds: FusionDataset, val_ds: FusionDataset, test_ds: FusionDataset | None,
                cfg: TrainConfig, task: Task, *, fold: int = 0, checkpoints: Checkpoints | None = None,
                progress: Callable[[EpochReport], None] | None = None) -> FoldOutcome:
@@ -249,22 +271,7 @@ def train_fold(model: nn.Module, train_ds: FusionDataset, val_ds: FusionDataset,
         model.train()
         total, n = 0.0, 0
         for b in train_ds.batches(cfg.batch_size, shuffle=True, generator=shuffle, drop_single=True):
-            opt.zero_grad(set_to_none=True)
-            with autocast(device, use_amp):
-                out = model(b.inputs, b.masks)
-            loss = batch_loss(out, b.labels, b.targets, b.masks, task)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                if cfg.grad_clip:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
+            loss = train_step(model, opt, b, task, device=device, amp=use_amp, scaler=scaler, grad_clip=cfg.grad_clip)
             total += float(loss.detach()) * len(b.rows)
             n += len(b.rows)
         t_train = time.perf_counter() - t0
