@@ -189,10 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     print("## ms per face, one thread (target: <= 25 ms, >= 3.5x dlib-bin)\n")
     print(table(rows))
     print("\n## agreement with dlib's compute_face_descriptor (same chips), start-up, GIL\n")
-    print(table([{"engine": k, "lowest cosine": f"{v['min_cos']:.7f}", "largest |difference|": f"{v['max_abs']:.1e}",
+    print(table([{"engine": k, "lowest cosine": f"{v['min_cos']:.7f}", "largest abs. difference": f"{v['max_abs']:.1e}",
                   "build s (1st, 2nd)": ", ".join(f"{s:.2f}" for s in r["start_s"][k]),
                   "counter thread's progress while it embeds": r["gil"][k]} for k, v in r["agreement"].items()]
-                + [{"engine": "dlib-bin", "lowest cosine": "1 (itself)", "largest |difference|": "0",
+                + [{"engine": "dlib-bin", "lowest cosine": "1 (itself)", "largest abs. difference": "0",
                     "counter thread's progress while it embeds": r["gil"]["dlib-bin"]}]))
     print("\n(onnxruntime's 1st build exports the torch module to ONNX and caches it; the 2nd reads the cache. "
           "GIL: 1.0 = the counter runs as if alone; ~0 = the call holds the GIL; on a busy 2-core machine the OS "
