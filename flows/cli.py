@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -26,6 +27,8 @@ DEMO_EPOCHS = {"tacfn": 40, "rcma": 30}
 DEMO_ACTORS = 12
 #: What the demo trains besides the deployments' TACFN and RCMA, to show what fusion adds.
 DEMO_BASELINES = ("unimodal_audio", "unimodal_face")
+#: The deployments the demo runs (all registered by the serve process it starts).
+DEMO_DEPLOYMENTS = ("extract/ravdess", "train/ravdess-tacfn", "train/ravdess-rcma", "score/catalog")
 
 
 def _catalog_arg(p: argparse.ArgumentParser) -> None:
@@ -256,8 +259,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     api = ls.start_server(stack, env=ls.server_env())
     ls.use_profile(api)
     print(f"[3/7] emofuse serve (log: {stack.serve_log})", flush=True)
+    since = dt.datetime.now(dt.timezone.utc)  # deployments an earlier serve left in the database do not count
     ls.start_serve(stack, ["--source", source, "--catalog", catalog])
-    ls.wait_for_deployment("extract/ravdess", api)
+    ls.wait_for_deployment(DEMO_DEPLOYMENTS, api, since=since)
     env = ls.server_env(api)
 
     def run(deployment: str, *params: str) -> None:

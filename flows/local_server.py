@@ -13,6 +13,7 @@ Example:
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,19 +181,32 @@ def _run(cmd: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"{' '.join(cmd[1:])} failed ({r.returncode}): {r.stdout[-800:]} {r.stderr[-800:]}")
 
 
-def wait_for_deployment(name: str, api_url: str, wait_s: float = 120.0) -> None:
-    """Block until the serve process has registered ``flow/deployment`` with the server at ``api_url``."""
+def wait_for_deployment(names: str | Sequence[str], api_url: str, wait_s: float = 120.0, *,
+                        since: dt.datetime | None = None) -> None:
+    """Block until the serve process has registered every ``flow/deployment`` in ``names`` at ``api_url``.
+
+    ``since``: only a registration at or after this time counts. The server's database
+    outlives serve processes, so without it a deployment left by an earlier serve (another
+    corpus, another catalog in its default parameters) would pass for the new one.
+    """
     import httpx
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    pending = [names] if isinstance(names, str) else list(names)
     deadline = time.time() + wait_s
     with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-        while time.time() < deadline:
+        while pending and time.time() < deadline:
             try:
-                client.read_deployment_by_name(name)
-                return
+                d = client.read_deployment_by_name(pending[0])
+                if since is None or (d.updated is not None and d.updated >= since):
+                    pending.pop(0)
+                    continue
             except (ObjectNotFound, httpx.TransportError):
-                time.sleep(1.0)
-    raise TimeoutError(f"deployment {name} did not appear within {wait_s:.0f} s: is `emofuse serve` running?")
+                pass
+            time.sleep(1.0)
+    if not pending:
+        return
+    name = pending[0]
+    raise TimeoutError(f"deployment {name} was not registered within {wait_s:.0f} s: is `emofuse serve` running?")
