@@ -150,13 +150,13 @@ def engine_rows(dev: Any, small: bool, min_s: float) -> tuple[list[dict[str, Any
     rows = []
     for dt in dtypes:
         reset_peak(dev)
-        e = DlibResNetEmbedder(weights, device=dev, engine="torch", dtype=dt)
+        emb = DlibResNetEmbedder(weights, device=dev, engine="torch", dtype=dt)
         for b in batches:
             x = chips[: b * (1 if small else 4)]
-            r = rate(lambda: e.embed(x, b), len(x), dev, warmup=2, min_s=min_s)
+            r = rate(lambda: emb.embed(x, b), len(x), dev, warmup=2, min_s=min_s)
             rows.append({"dtype": str(dt).removeprefix("torch."), "batch": b, "chips/s": r,
                          "ms/chip": 1000 / r, "peak GPU MiB": peak_mib(dev)})
-        del e
+        del emb
     return rows, f"{wnote}; chips: {cnote}; embed() with host-to-device and device-to-host copies"
 
 

@@ -8,7 +8,6 @@ import os
 import numpy as np
 import opensmile
 import pandas as pd
-import pytest
 import xarray as xr
 import zarr
 
