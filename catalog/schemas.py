@@ -78,6 +78,23 @@ MEDIA_SCHEMA = pa.schema(
         ("repetition", pa.int8()),
         ("valence", pa.float32()),
         ("arousal", pa.float32()),
+        # Added with the corpora beyond RAVDESS (null elsewhere; older parts read back as null).
+        ("dominance", pa.float32()),
+        ("emotion_full", pa.string()),  # the corpus's full label where ``emotion`` holds a mapped class set
+        ("split", pa.string()),  # official split (train/dev/test, …) where the corpus defines one
+        ("session", pa.string()),
+        ("dialogue", pa.string()),
+        ("utterance", pa.string()),
+        ("sentiment", pa.string()),
+        ("season", pa.int8()),
+        ("episode", pa.int8()),
+        ("age", pa.int16()),
+        ("face_side", pa.string()),  # "left"/"right": which face of a two-subject video is the item's
+        # Segment items (a time range of a file): the whole file's content id and the range in
+        # seconds of the file's timeline; null for whole-file items.
+        ("parent_id", pa.string()),
+        ("segment_start", pa.float64()),
+        ("segment_end", pa.float64()),
     ]
 )
 

