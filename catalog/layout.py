@@ -3,6 +3,7 @@
 ```
 <root>/catalog.json                                  layout version
 <root>/media/part-*.parquet                          MEDIA_SCHEMA
+<root>/labels/part-*.parquet                         FRAME_LABELS_SCHEMA (per-frame labels)
 <root>/status/feature_set=<key>/part-*.parquet       STATUS_SCHEMA (append-only log)
 <root>/features/<key>/feature_set.json               name, version, config, provenance
 <root>/features/<key>/clips/part-*.parquet           one row per item (functionals, pooled vectors)
@@ -64,6 +65,10 @@ class Layout:
     @property
     def media(self) -> str:
         return self.join("media")
+
+    @property
+    def labels(self) -> str:
+        return self.join("labels")
 
     @property
     def status(self) -> str:

@@ -98,6 +98,21 @@ MEDIA_SCHEMA = pa.schema(
     ]
 )
 
+#: Time-continuous labels (Aff-Wild2 …): one row per (item, video frame). ``time`` is the
+#: frame's presentation time in seconds on the item's timeline (from the container, not
+#: index / fps); unannotated frames keep their row with NaN valence/arousal and a null
+#: expression, so a reader sees exactly which frames the annotators skipped.
+FRAME_LABELS_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("frame", pa.int32()),
+        ("time", pa.float64()),
+        ("valence", pa.float32()),
+        ("arousal", pa.float32()),
+        ("expression", pa.string()),
+    ]
+)
+
 #: Append-only log: one row per attempt. The current status is the newest row per key.
 #: Stored under ``status/feature_set=<key>/``: the Hive partition supplies ``feature_set``.
 STATUS_SCHEMA = pa.schema(

@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from emofuse.catalog import atomic, commit, locks, maintenance, predictions, sequences
+from emofuse.catalog import atomic, commit, labels, locks, maintenance, predictions, sequences
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.records import ExtractResult
 from emofuse.catalog.runs import RunFolder
@@ -128,6 +128,16 @@ class Catalog:
         media = self.media(dedupe=False)
         media = media[media["path"].isin(set(paths))]
         return list(dict.fromkeys(media.sort_values("path")["item_id"]))
+
+    # -- time-continuous labels -----------------------------------------------------
+    def add_frame_labels(self, rows: pd.DataFrame) -> int:
+        """Store per-frame labels (FRAME_LABELS_SCHEMA columns) of items that have none yet."""
+        with self._locked("labels"):
+            return labels.write_frame_labels(self.layout, rows)
+
+    def frame_labels(self, item_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Per-frame label rows (item_id, frame, time, valence, arousal, expression) of ``item_ids`` or all."""
+        return labels.read_frame_labels(self.layout, item_ids)
 
     # -- status -------------------------------------------------------------------
     def status(self, feature_set: str | None = None, *, latest: bool = True) -> pd.DataFrame:
