@@ -18,6 +18,10 @@ Example:
     'd1f192dbc0d8c73c'
     >>> cached_file_digest(path) == file_digest(path)
     True
+    >>> part_id(content_id(path), start=1.5, end=3.25)   # an item that is a part of a file
+    'ad3ba5ee3935c535037761cacea35f84d8c97027'
+    >>> part_id(content_id(path), side="left") != part_id(content_id(path), side="right")
+    True
 """
 from __future__ import annotations
 
@@ -45,6 +49,23 @@ def content_id(path: str | os.PathLike[str]) -> str:
     return file_digest(path, _blake2b_160)
 
 
+def part_id(parent_id: str, *, start: float | None = None, end: float | None = None,
+            side: str | None = None) -> str:
+    """The item id of a part of a file: a time range (IEMOCAP turns, archive windows) and/or
+    one subject of a two-subject video (``side`` = ``"left"``/``"right"``).
+
+    BLAKE2b-160 of the parent's content id and the part's description, with the range
+    rounded to the millisecond: the same part of the same bytes always gets the same id,
+    wherever the file lies.
+    """
+    desc = [parent_id]
+    if start is not None or end is not None:
+        desc.append(f"range={float(start or 0.0):.3f}-{float(end) if end is not None else float('inf'):.3f}")
+    if side is not None:
+        desc.append(f"side={side}")
+    return hashlib.blake2b("|".join(desc).encode(), digest_size=20).hexdigest()
+
+
 @functools.lru_cache(maxsize=256)
 def _cached(path: str, size: int, mtime_ns: int, algorithm: str) -> str:
     return file_digest(path, algorithm)
@@ -57,4 +78,4 @@ def cached_file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") 
     return _cached(p, st.st_size, st.st_mtime_ns, algorithm)
 
 
-__all__ = ["cached_file_digest", "content_id", "file_digest"]
+__all__ = ["cached_file_digest", "content_id", "file_digest", "part_id"]
