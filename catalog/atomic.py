@@ -20,10 +20,14 @@ Example:
 """
 from __future__ import annotations
 
+import functools
+import inspect
+import io
 import json
 import os
+import shutil
 import uuid
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -31,13 +35,32 @@ import pyarrow.parquet as pq
 import zarr
 from fsspec.core import url_to_fs
 
+from emofuse.catalog.storage_errors import guarded
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _names_path(param: str) -> Callable[[_F], _F]:
+    """A write whose storage failures (disk full, read-only, store unreachable) are raised as a
+    :class:`~emofuse.catalog.storage_errors.StorageError` naming the path in argument ``param``."""
+    def wrap(fn: _F) -> _F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with guarded(str(signature.bind_partial(*args, **kwargs).arguments.get(param, "?"))):
+                return fn(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+    return wrap
+
 
 def is_local(path: str) -> bool:
     """True for a local path or file:// URL (where rename is atomic)."""
     return "://" not in path or path.startswith("file://")
 
 
-def _local(path: str) -> str:
+def local_path(path: str) -> str:
+    """The OS path of a local path or file:// URL."""
     return path[len("file://"):] if path.startswith("file://") else path
 
 
@@ -46,6 +69,7 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+@_names_path("folder")
 def write_parquet(table: pa.Table, folder: str, name: str | None = None) -> str:
     """Write ``table`` as ``folder/part-<name>.parquet`` atomically; return the final path.
 
@@ -56,31 +80,34 @@ def write_parquet(table: pa.Table, folder: str, name: str | None = None) -> str:
     final = f"{folder}/part-{name}.parquet"
     tmp = f"{folder}/.tmp-{new_id()}.parquet"
     if is_local(folder):
-        os.makedirs(_local(folder), exist_ok=True)
+        os.makedirs(local_path(folder), exist_ok=True)
         try:
-            pq.write_table(table, _local(tmp), compression="zstd")
-            with open(_local(tmp), "rb+") as f:
+            pq.write_table(table, local_path(tmp), compression="zstd")
+            with open(local_path(tmp), "rb+") as f:
                 os.fsync(f.fileno())
-            os.replace(_local(tmp), _local(final))
+            os.replace(local_path(tmp), local_path(final))
         finally:
-            if os.path.exists(_local(tmp)):
-                os.remove(_local(tmp))
+            if os.path.exists(local_path(tmp)):
+                os.remove(local_path(tmp))
     else:
         fs, path = url_to_fs(final)
         fs.makedirs(folder.split("://", 1)[1], exist_ok=True)
-        with fs.open(path, "wb") as f:  # one PUT: atomic on object stores
-            pq.write_table(table, f, compression="zstd")
+        buf = io.BytesIO()  # the whole part first: a writer that fails midway uploads nothing
+        pq.write_table(table, buf, compression="zstd")
+        fs.pipe_file(path, buf.getvalue())  # one PUT: atomic on object stores
     return final
 
 
+@_names_path("path")
 def write_bytes(path: str, data: bytes, *, overwrite: bool = True) -> bool:
     """Write ``data`` to ``path`` atomically; with ``overwrite=False`` an existing file wins (returns False).
 
     Locally: a hidden temporary file, fsync, then rename (or hard link, which
-    fails if the name exists: first writer wins). Remotely: one PUT.
+    fails if the name exists: first writer wins). Remotely: one PUT, conditional
+    (create only if absent) when ``overwrite=False``.
     """
     if is_local(path):
-        p = _local(path)
+        p = local_path(path)
         if not overwrite and os.path.exists(p):
             return False
         os.makedirs(os.path.dirname(p), exist_ok=True)
@@ -102,11 +129,21 @@ def write_bytes(path: str, data: bytes, *, overwrite: bool = True) -> bool:
             if os.path.exists(tmp):  # renamed away on success; a failed write leaves nothing behind
                 os.remove(tmp)
     fs, p = url_to_fs(path)
-    if not overwrite and fs.exists(p):
-        return False
     fs.makedirs(os.path.dirname(p), exist_ok=True)
-    with fs.open(p, "wb") as f:
-        f.write(data)
+    if overwrite:
+        with fs.open(p, "wb") as f:
+            f.write(data)
+        return True
+    try:  # exclusive create: a conditional PUT (If-None-Match: *) on S3, a generation precondition on GCS
+        with fs.open(p, "xb") as f:
+            f.write(data)
+    except FileExistsError:
+        return False
+    except (NotImplementedError, ValueError) as e:
+        raise NotImplementedError(
+            f"{path}: the {type(fs).__name__} filesystem cannot create a file only if it is absent ({e}); "
+            "emofuse's claims need that on a shared catalog (s3:// with s3fs, gs:// with gcsfs, or a local "
+            "folder)") from e
     return True
 
 
@@ -115,6 +152,7 @@ def write_json(obj: Any, path: str, *, overwrite: bool = True) -> bool:
     return write_bytes(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode(), overwrite=overwrite)
 
 
+@_names_path("path")
 def write_zarr_shard(
     path: str,
     times: np.ndarray,
@@ -127,14 +165,16 @@ def write_zarr_shard(
     open the group as a Dataset without our code.
     """
     if is_local(path):
-        final = _local(path)
+        final = local_path(path)
         parent = os.path.dirname(final)
         os.makedirs(parent, exist_ok=True)
         tmp = os.path.join(parent, f".tmp-{new_id()}.zarr")
-        _fill_group(tmp, times, arrays, attrs)
+        try:
+            _fill_group(tmp, times, arrays, attrs)
+        except BaseException:  # e.g. disk full midway: leave no half-written shard behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if os.path.exists(final):  # same task id re-written: keep the committed one
-            import shutil
-
             shutil.rmtree(tmp)
         else:
             os.rename(tmp, final)

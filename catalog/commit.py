@@ -33,7 +33,7 @@ from emofuse.catalog import atomic
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.records import ExtractResult
 from emofuse.catalog.schemas import SEQ_INDEX_SCHEMA, Status
-from emofuse.catalog.status import StatusEntry, record_status
+from emofuse.catalog.status import StatusEntry, committed_tasks, record_status
 from emofuse.catalog.tables import rows_to_table
 
 
@@ -47,14 +47,37 @@ def commit_task(layout: Layout, feature_set: str, task_id: str, results: list[Ex
     """
     ok = [r for r in results if r.ok]
     with_seq = [r for r in ok if r.sequence is not None and len(r.sequence) > 0]
-    if with_seq:
-        write_shard(layout, feature_set, task_id, with_seq, sequence_attrs or {})
-    rows = [{"item_id": r.item_id, **r.row} for r in ok if r.row is not None]
-    if rows:
-        atomic.write_parquet(rows_to_table(rows), layout.clips(feature_set), task_id)
-    entries = [StatusEntry(r.item_id, Status(r.status).value, r.message, int(r.n_frames), float(r.wall_s))
-               for r in results]
-    return record_status(layout, feature_set, entries, task_id=task_id, run_id=run_id, keep_ok=True)
+    try:
+        if with_seq:
+            write_shard(layout, feature_set, task_id, with_seq, sequence_attrs or {})
+        rows = [{"item_id": r.item_id, **r.row} for r in ok if r.row is not None]
+        if rows:
+            atomic.write_parquet(rows_to_table(rows), layout.clips(feature_set), task_id)
+        entries = [StatusEntry(r.item_id, Status(r.status).value, r.message, int(r.n_frames), float(r.wall_s))
+                   for r in results]
+        return record_status(layout, feature_set, entries, task_id=task_id, run_id=run_id, keep_ok=True)
+    except BaseException:  # e.g. the disk filled up: take back what this uncommitted task wrote
+        discard_uncommitted(layout, feature_set, task_id)
+        raise
+
+
+def discard_uncommitted(layout: Layout, feature_set: str, task_id: str) -> None:
+    """Best effort: remove the shard, index part and clip part of a task whose commit failed.
+
+    Readers here ignore them anyway (no status rows), but plain pandas would read the
+    parts; what cannot be removed now (the store is gone) is left to ``Catalog.repair``.
+    """
+    try:
+        if task_id in committed_tasks(layout, feature_set):  # an earlier commit under this id stays
+            return
+        fs = layout.fs
+        for path in (f"{layout.clips(feature_set)}/part-{task_id}.parquet",
+                     f"{layout.seq_index(feature_set)}/part-{task_id}.parquet", layout.shard(feature_set, task_id)):
+            p = path.split("://", 1)[1] if "://" in path else path
+            if fs.exists(p):
+                fs.rm(p, recursive=True)
+    except Exception:  # noqa: BLE001 - cleaning up after a failure must not hide the failure
+        pass
 
 
 def write_shard(layout: Layout, feature_set: str, task_id: str, results: list[ExtractResult],
@@ -77,4 +100,4 @@ def write_shard(layout: Layout, feature_set: str, task_id: str, results: list[Ex
     atomic.write_parquet(pa.Table.from_pylist(index, schema=SEQ_INDEX_SCHEMA), layout.seq_index(feature_set), task_id)
 
 
-__all__ = ["commit_task", "write_shard"]
+__all__ = ["commit_task", "discard_uncommitted", "write_shard"]

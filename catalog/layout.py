@@ -11,8 +11,11 @@
 <root>/features/<key>/shards/<task>.zarr             Zarr v3 group of concatenated sequences
 <root>/runs/<run_id>/                                fusion runs (weights, metrics, plots)
 <root>/predictions/model=<m>/run=<id>/part-*.parquet predictions (Hive-partitioned)
+<root>/attributions/run=<id>/index/part-*.parquet    TIME_ATTRIBUTION_INDEX_SCHEMA (explained scoring)
+<root>/attributions/run=<id>/shards/<part>.zarr      Zarr v3: times (step start), end, weight
 <root>/locks/                                        claims of running tasks, lock files of short critical sections
 <root>/extract_runs/<run_id>.json                    summary of each extract run that changed the catalog
+<root>/reports/<run_id>/index.html                   the HTML report of a scored run (``emofuse report``)
 ```
 """
 from __future__ import annotations
@@ -114,6 +117,20 @@ class Layout:
         return self.join("predictions", f"model={model}", f"run={run_id}")
 
     @property
+    def attributions(self) -> str:
+        return self.join("attributions")
+
+    def attributions_dir(self, run_id: str) -> str:
+        """Time attributions of one run (index parts and Zarr shards)."""
+        return self.join("attributions", f"run={run_id}")
+
+    def attribution_index(self, run_id: str) -> str:
+        return self.join("attributions", f"run={run_id}", "index")
+
+    def attribution_shard(self, run_id: str, shard: str) -> str:
+        return self.join("attributions", f"run={run_id}", "shards", f"{shard}.zarr")
+
+    @property
     def locks(self) -> str:
         return self.join("locks")
 
@@ -123,3 +140,11 @@ class Layout:
 
     def extract_run(self, run_id: str) -> str:
         return self.join("extract_runs", f"{run_id}.json")
+
+    @property
+    def reports(self) -> str:
+        return self.join("reports")
+
+    def report(self, run_id: str) -> str:
+        """The folder of a run's HTML report (``index.html`` and its ``thumbs/``)."""
+        return self.join("reports", run_id)

@@ -1,14 +1,21 @@
 """Claims on work in progress, so two runs on one catalog never do one item twice.
 
-A claim is a small JSON file (local catalogs) holding host, pid and time,
-written whole and linked into place, so the first creator wins and nobody reads
-half a claim. A claim is *stale* when its process is gone (same host) or it is
-older than ``ttl_s`` (other hosts); stale claims are taken over by one taker.
-Remote (fsspec) catalogs have no claims and no locks: one writer at a time there.
+A claim is a small JSON file holding host, pid, owner and time, created whole and
+only if absent, so the first creator wins and nobody reads half a claim:
+locally by hard-linking a finished temporary file into place, on object storage by
+a conditional PUT (``If-None-Match: *`` — S3 and the S3 API servers that follow it,
+through s3fs's exclusive-create mode ``xb``; GCS through generation preconditions).
+A claim is *stale* when its process is gone (same host) or it is older than
+``ttl_s`` (other hosts); a stale claim is taken over by exactly one taker: locally
+under an OS lock, remotely by whoever first creates the take-over marker
+``<claim>.takeover-<digest of the stale claim's bytes>`` (again an exclusive
+create), so two takers who saw the same stale claim never both win, and a claim
+that changed in between has another digest.
 
-Short catalog-wide critical sections (:func:`held`) use an OS file lock
-(``filelock``: ``flock`` on POSIX), which the kernel drops when its process
-dies, so a crashed writer never leaves the catalog locked.
+Short catalog-wide critical sections (:func:`held`) use an OS file lock on local
+catalogs (``filelock``: ``flock`` on POSIX, dropped by the kernel when its process
+dies) and a claim with a short lease on object storage (a holder that died on this
+host is seen at once; on another host after ``LEASE_TTL_S``).
 
 Example:
     >>> import os, tempfile
@@ -25,19 +32,25 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
+import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Iterator
 
 import filelock
+from fsspec.core import url_to_fs
 
 from emofuse.catalog import atomic
 
 DEFAULT_TTL_S = 6 * 3600.0
-#: Lock file, one per claims folder, that serialises take-overs of stale claims.
+#: How long a critical-section lock on object storage held from another host counts as live.
+LEASE_TTL_S = 600.0
+#: Lock file, one per claims folder, that serialises take-overs of stale claims (local catalogs).
 TAKEOVER_LOCK = ".takeover.lock"
 
 
@@ -66,39 +79,55 @@ class Claim:
         return time.time() - self.created > ttl_s
 
 
-def read_claim(path: str) -> Claim | None:
-    """The claim at ``path``, or None when there is none."""
+def _read_raw(path: str) -> bytes | None:
     try:
-        with open(path) as f:
-            d = json.load(f)
-        return Claim(d["host"], int(d["pid"]), d["owner"], float(d["created"]))
+        if atomic.is_local(path):
+            with open(atomic.local_path(path), "rb") as f:
+                return f.read()
+        fs, p = url_to_fs(path)
+        return fs.cat_file(p)
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, OSError):
+
+
+def _parse(raw: bytes) -> Claim:
+    try:
+        d = json.loads(raw)
+        return Claim(d["host"], int(d["pid"]), d["owner"], float(d["created"]))
+    except (ValueError, KeyError, TypeError):
         # Claims appear complete (see try_claim): an unreadable one is damaged, hence stale.
         return Claim("?", -1, "?", 0.0)
+
+
+def read_claim(path: str) -> Claim | None:
+    """The claim at ``path`` (a local path or fsspec URL), or None when there is none."""
+    raw = _read_raw(path)
+    return None if raw is None else _parse(raw)
 
 
 def try_claim(path: str, owner: str, ttl_s: float = DEFAULT_TTL_S) -> bool:
     """Create the claim at ``path`` for ``owner``; take it over if stale. True when we hold it.
 
-    The claim is written whole under a temporary name and linked into place, so
-    no one ever reads a half-written claim (and mistakes it for a stale one);
-    take-overs of one folder's stale claims are serialised, so two takers never
-    both win.
+    The claim is created whole and only if absent (see the module), so no one ever
+    reads a half-written claim (and mistakes it for a stale one); take-overs of a
+    stale claim have exactly one winner.
     """
     body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "owner": owner,
                        "created": time.time()}).encode()
     for _ in range(3):
         if atomic.write_bytes(path, body, overwrite=False):
             return True
-        seen = read_claim(path)
-        if seen is None:
+        raw = _read_raw(path)
+        if raw is None:
             continue
+        seen = _parse(raw)
         if seen.owner == owner:
             return True
         if not seen.stale(ttl_s):
             return False
+        if not atomic.is_local(path):
+            return _take_over_remote(path, raw, body)
+        path = atomic.local_path(path)
         with held(os.path.join(os.path.dirname(path), TAKEOVER_LOCK)):
             if read_claim(path) == seen:  # nobody took it over meanwhile
                 try:
@@ -110,13 +139,37 @@ def try_claim(path: str, owner: str, ttl_s: float = DEFAULT_TTL_S) -> bool:
     return False
 
 
+def _take_over_remote(path: str, stale_raw: bytes, body: bytes) -> bool:
+    """Replace a stale remote claim: the first to create its take-over marker wins."""
+    marker = f"{path}.takeover-{hashlib.sha256(stale_raw).hexdigest()[:16]}"
+    if not atomic.write_bytes(marker, body, overwrite=False):
+        return False
+    atomic.write_bytes(path, body)
+    return True
+
+
 @contextlib.contextmanager
 def held(path: str, *, timeout_s: float = 120.0) -> Iterator[None]:
-    """Hold an exclusive lock on the local file ``path`` for a short critical section (waits for other holders).
+    """Hold an exclusive lock on ``path`` for a short critical section (waits for other holders).
 
-    Not reentrant: a thread that holds ``path`` and asks again waits for itself
-    until ``timeout_s``. Raises :class:`TimeoutError` naming the file.
+    Local paths: an OS lock (not reentrant: a thread that holds ``path`` and asks again
+    waits for itself until ``timeout_s``). fsspec URLs: a claim with a lease of
+    :data:`LEASE_TTL_S`, polled until free. Raises :class:`TimeoutError` naming the file.
     """
+    if not atomic.is_local(path):
+        owner = f"held-{uuid.uuid4().hex}"
+        deadline = time.monotonic() + timeout_s
+        while not try_claim(path, owner, ttl_s=LEASE_TTL_S):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{path} stayed locked for {timeout_s:.0f} s by {read_claim(path)}; "
+                                   "is another emofuse run writing to this catalog?")
+            time.sleep(0.1)
+        try:
+            yield
+        finally:
+            release(path, owner)
+        return
+    path = atomic.local_path(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     lock = filelock.FileLock(path, timeout=timeout_s)
     try:
@@ -147,6 +200,10 @@ def _stale_leftovers(path: str) -> list[str]:
 
 def _remove(path: str) -> None:
     try:
-        os.remove(path)
+        if atomic.is_local(path):
+            os.remove(atomic.local_path(path))
+        else:
+            fs, p = url_to_fs(path)
+            fs.rm_file(p)
     except FileNotFoundError:
         pass

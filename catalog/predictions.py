@@ -1,7 +1,8 @@
 """Predictions of fusion runs: ``predictions/model=<m>/run=<id>/part-<fold>[-w<window>]-<hash>.parquet``.
 
 One part holds the rows of one fold label (``ensemble`` or a fold number) and one
-``window`` kind (``"clip"`` or ``"<length>s/<hop>s"``) for a set of items, in the run's
+``window`` kind (``"clip"``, ``"<length>s/<hop>s"``, or ``"frame"``: one row per model step of
+a model trained per frame) for a set of items, in the run's
 :func:`~emofuse.catalog.schemas.prediction_schema`. Part names are a hash of the item ids
 they hold (:func:`part_name`), so writing the same predictions again replaces a part by
 an identical one instead of adding a duplicate. Readers need no emofuse code:
@@ -40,7 +41,6 @@ from fsspec.core import url_to_fs
 from emofuse.catalog import atomic
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.schemas import CLIP_WINDOW, prediction_schema
-from emofuse.catalog.tables import read_table
 
 _DONE_SCHEMA = pa.schema([("item_id", pa.string()), ("fold", pa.string()), ("window", pa.string())])
 
@@ -72,12 +72,15 @@ def part_name(fold: str, item_ids: Iterable[str], window: str = CLIP_WINDOW) -> 
     return f"{fold}-w{tag}-{h}"
 
 
-def existing_predictions(layout: Layout, model: str, run_id: str) -> pd.DataFrame:
+def existing_predictions(layout: Layout, model: str, run_id: str, *, parts: bool = False) -> pd.DataFrame:
     """(item_id, fold, window) already written for one run (empty frame when none).
 
-    Parts written before the ``window`` column existed count as ``"clip"``.
+    Parts written before the ``window`` column existed count as ``"clip"``. With ``parts``
+    also ``part`` (the file holding the row) and ``explained`` (whether that part has
+    attribution columns), one row per (item, fold, window, part).
     """
-    empty = pd.DataFrame({"item_id": [], "fold": [], "window": []})
+    cols = ["item_id", "fold", "window"] + (["part", "explained"] if parts else [])
+    empty = pd.DataFrame({c: [] for c in cols})
     fs, p = url_to_fs(layout.predictions_dir(model, run_id))
     if not fs.exists(p):
         return empty
@@ -85,19 +88,31 @@ def existing_predictions(layout: Layout, model: str, run_id: str) -> pd.DataFram
                    if os.path.basename(f).startswith("part-") and f.endswith(".parquet"))
     if not files:
         return empty
-    df = pads.dataset(files, filesystem=fs, format="parquet", schema=_DONE_SCHEMA).to_table(
-        columns=["item_id", "fold", "window"]).to_pandas()
+    dataset = pads.dataset(files, filesystem=fs, format="parquet", schema=_DONE_SCHEMA)
+    if not parts:
+        df = dataset.to_table(columns=["item_id", "fold", "window"]).to_pandas()
+        df["window"] = df["window"].fillna(CLIP_WINDOW)
+        return df.drop_duplicates()
+    frames = []
+    for frag in dataset.get_fragments():
+        df = frag.to_table(schema=_DONE_SCHEMA, columns=["item_id", "fold", "window"]).to_pandas()
+        df["part"] = frag.path
+        df["explained"] = any(n.startswith("attr_") for n in frag.physical_schema.names)
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
     df["window"] = df["window"].fillna(CLIP_WINDOW)
-    return df.drop_duplicates()
+    return df.drop_duplicates()[cols].reset_index(drop=True)
 
 
 def write_predictions(layout: Layout, model: str, run_id: str, rows: pd.DataFrame, classes: Sequence[str], *,
-                      fold: str, window: str = CLIP_WINDOW) -> str:
+                      fold: str, window: str = CLIP_WINDOW, attributions: Sequence[str] = ()) -> str:
     """Write one part of a run's predictions (rows of one fold label and window kind); return its path.
 
-    ``rows`` holds the columns of ``prediction_schema(classes)`` (others are ignored).
+    ``rows`` holds the columns of ``prediction_schema(classes, attributions)`` (others are
+    ignored); ``attributions``: the ``attr_*`` columns of an explained scoring (none: the
+    part has no attribution columns).
     """
-    schema = prediction_schema(list(classes))
+    schema = prediction_schema(list(classes), list(attributions))
     table = pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False)
     return atomic.write_parquet(table, layout.predictions_dir(model, run_id),
                                 part_name(str(fold), set(rows["item_id"]), window))
@@ -106,12 +121,12 @@ def write_predictions(layout: Layout, model: str, run_id: str, rows: pd.DataFram
 def read_predictions(layout: Layout, *, model: str | None = None, run_id: str | None = None) -> pd.DataFrame:
     """Predictions of every run (or one model / run), with ``model`` and ``run`` columns."""
     if model is not None and run_id is not None:
-        df = read_table(layout.predictions_dir(model, run_id))
+        df = _read_unified(layout.predictions_dir(model, run_id), partitioning=None)
         if len(df):
             df.insert(0, "run", run_id)
             df.insert(0, "model", model)
         return df
-    df = read_table(layout.predictions, partitioning="hive")
+    df = _read_unified(layout.predictions)
     if len(df):
         for col in ("model", "run"):
             df[col] = df[col].astype(str)
@@ -120,6 +135,21 @@ def read_predictions(layout: Layout, *, model: str | None = None, run_id: str | 
         if run_id is not None:
             df = df[df["run"] == run_id].reset_index(drop=True)
     return df
+
+
+def _read_unified(folder: str, *, partitioning: str | None = "hive") -> pd.DataFrame:
+    """A Parquet folder with the union of its parts' columns (pyarrow alone takes the first part's
+    columns, so ``p_<class>`` of other label sets and ``attr_*`` columns of explained parts would be lost)."""
+    fs, path = url_to_fs(folder)
+    if not fs.exists(path):
+        return pd.DataFrame()
+    dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning=partitioning)
+    if not dataset.files:
+        return pd.DataFrame()
+    schemas = [frag.physical_schema for frag in dataset.get_fragments()]
+    unified = pa.unify_schemas(schemas + [dataset.schema])
+    return pads.dataset(path, filesystem=fs, format="parquet", partitioning=partitioning,
+                        schema=unified).to_table().to_pandas()
 
 
 __all__ = ["existing_predictions", "part_name", "read_predictions", "window_label", "write_predictions"]

@@ -6,6 +6,7 @@ sure every part of one table agrees, so a folder always reads as one frame.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 
 import pyarrow as pa
@@ -45,6 +46,10 @@ class ScoreStatus(str, Enum):
 
 #: ``window`` value of per-clip predictions; windowed rows carry ``"<length>s/<hop>s"``.
 CLIP_WINDOW = "clip"
+
+#: ``window`` value of the per-step predictions of a model trained per frame: one row per
+#: model step, ``start``/``end`` the step's seconds in the item.
+FRAME_WINDOW = "frame"
 
 #: One row per (item, path). ``item_id`` is a content hash, so copies of a file share it.
 MEDIA_SCHEMA = pa.schema(
@@ -88,6 +93,9 @@ MEDIA_SCHEMA = pa.schema(
         ("sentiment", pa.string()),
         ("season", pa.int8()),
         ("episode", pa.int8()),
+        # where the utterance lies in its episode, in seconds (MELD's StartTime/EndTime)
+        ("episode_start", pa.float64()),
+        ("episode_end", pa.float64()),
         ("age", pa.int16()),
         ("face_side", pa.string()),  # "left"/"right": which face of a two-subject video is the item's
         # Segment items (a time range of a file): the whole file's content id and the range in
@@ -144,7 +152,8 @@ SEQ_INDEX_SCHEMA = pa.schema(
 #: appended per run (their names depend on the run's label set). One row per
 #: (item, fold, window, start): ``window`` is ``"clip"`` for the whole clip
 #: (start 0, end = duration) or ``"<length>s/<hop>s"`` (e.g. ``"4s/2s"``) for each time
-#: window of windowed scoring; ``fold`` is ``"ensemble"`` or a fold number.
+#: window of windowed scoring, or ``"frame"`` for each model step of a model trained per
+#: frame; ``fold`` is ``"ensemble"`` or a fold number.
 PREDICTION_BASE_FIELDS = [
     ("item_id", pa.string()),
     ("fold", pa.string()),
@@ -159,6 +168,50 @@ PREDICTION_BASE_FIELDS = [
 ]
 
 
-def prediction_schema(classes: list[str]) -> pa.Schema:
-    """Schema of one run's prediction parts: base fields plus ``p_<class>`` per class."""
-    return pa.schema(PREDICTION_BASE_FIELDS + [(f"p_{c}", pa.float32()) for c in classes])
+def prediction_schema(classes: list[str], attributions: Sequence[str] = ()) -> pa.Schema:
+    """Schema of one run's prediction parts: base fields, ``p_<class>`` per class, then the
+    attribution columns of an explained scoring (none otherwise; see :func:`attribution_columns`)."""
+    return pa.schema(PREDICTION_BASE_FIELDS + [(f"p_{c}", pa.float32()) for c in classes]
+                     + [(a, pa.float32()) for a in attributions])
+
+
+def attribution_columns(modalities: Sequence[str], *, categorical: bool = True,
+                        dimensional: Sequence[str] = ()) -> list[str]:
+    """Names of the per-modality attribution columns of an explained scoring.
+
+    ``attr_<modality>``: the predicted class's probability minus its probability with that
+    modality masked (runs with classes); ``attr_<modality>_<target>``: the predicted value
+    minus the value with it masked (valence/arousal). NaN where the modality is absent.
+
+    >>> attribution_columns(["face", "audio"])
+    ['attr_face', 'attr_audio']
+    >>> attribution_columns(["face"], categorical=False, dimensional=["valence", "arousal"])
+    ['attr_face_valence', 'attr_face_arousal']
+    """
+    cols = [f"attr_{m}" for m in modalities] if categorical else []
+    return cols + [f"attr_{m}_{t}" for m in modalities for t in dimensional]
+
+
+#: Where each (prediction row, target) profile sits in a Zarr shard of time attributions
+#: (``attributions/run=<id>/``): the prediction row's keys, ``kind`` (``attention`` |
+#: ``occlusion``), ``target`` (the predicted class, or ``valence``/``arousal``) and the rows.
+TIME_ATTRIBUTION_INDEX_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("fold", pa.string()),
+        ("window", pa.string()),
+        ("window_start", pa.float64()),
+        ("window_end", pa.float64()),
+        ("kind", pa.string()),
+        ("target", pa.string()),
+        ("shard", pa.string()),
+        ("offset", pa.int64()),
+        ("length", pa.int64()),
+        ("t_start", pa.float64()),
+        ("t_end", pa.float64()),
+    ]
+)
+
+#: Columns of :meth:`~emofuse.catalog.store.Catalog.time_attributions` (one row per step).
+TIME_ATTRIBUTION_COLUMNS = ["item_id", "fold", "window", "window_start", "window_end", "start", "end", "weight",
+                            "kind", "target"]

@@ -30,7 +30,6 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from typing import Any, Iterable
@@ -40,13 +39,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from emofuse.catalog import atomic, commit, labels, locks, maintenance, predictions, sequences
+from emofuse.catalog import atomic, attributions, commit, labels, locks, maintenance, predictions, sequences
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.records import ExtractResult
 from emofuse.catalog.runs import RunFolder
 from emofuse.catalog.schemas import CLIP_WINDOW, LAYOUT_VERSION, MEDIA_SCHEMA, SEQ_INDEX_SCHEMA, Status
 from emofuse.catalog.status import StatusEntry, committed_tasks, read_status, record_status
-from emofuse.catalog.summaries import ExtractRunSummary, write_extract_run
+from emofuse.catalog.summaries import ExtractRunSummary, read_extract_runs, write_extract_run
 from emofuse.catalog.tables import read_table, utcnow
 
 
@@ -88,14 +87,18 @@ class Catalog:
         df = read_table(self.layout.media, MEDIA_SCHEMA)
         if dedupe and len(df):
             df = df.sort_values("registered_at").drop_duplicates("item_id", keep="last")
-            df = df.sort_values(["corpus", "relpath"], na_position="last").reset_index(drop=True)
+            df = df.sort_values(["corpus", "relpath", "segment_start"], na_position="last").reset_index(drop=True)
         return df
 
     def known_files(self) -> dict[str, tuple[int, int, str]]:
-        """path -> (size, mtime in µs, item_id) of every registered path, to skip re-hashing."""
+        """path -> (size, mtime in µs, content id) of every registered path, to skip re-hashing.
+
+        The content id is the item id of a whole-file item, the ``parent_id`` of a segment item.
+        """
         df = read_table(self.layout.media, MEDIA_SCHEMA)
         out: dict[str, tuple[int, int, str]] = {}
-        for path, size, mtime, item in zip(df["path"], df["size"], df["mtime"], df["item_id"]):
+        content = df["parent_id"].where(df["parent_id"].notna(), df["item_id"])
+        for path, size, mtime, item in zip(df["path"], df["size"], df["mtime"], content):
             out[path] = (int(size), int(pd.Timestamp(mtime).value // 1000), item)
         return out
 
@@ -107,10 +110,13 @@ class Catalog:
             return self._add_media(rows)
 
     def _locked(self, name: str):
-        """A catalog-wide critical section (local catalogs; remote ones assume one writer)."""
-        if not self.local:
-            return contextlib.nullcontext()
-        return locks.held(self._p(self.layout.join("locks", f"{name}.lock")))
+        """A catalog-wide critical section (an OS lock locally, a leased claim on object storage)."""
+        return locks.held(self._lock_path("locks", f"{name}.lock"))
+
+    def _lock_path(self, *parts: str) -> str:
+        """A path under ``locks/``: an OS path for local catalogs, the URL for remote ones."""
+        path = self.layout.join(*parts)
+        return self._p(path) if self.local else path
 
     def _add_media(self, rows: list[dict[str, Any]]) -> int:
         existing = read_table(self.layout.media, MEDIA_SCHEMA)
@@ -185,21 +191,21 @@ class Catalog:
 
     # -- writing a task -----------------------------------------------------------
     def task_claim_path(self, task_id: str) -> str:
-        return self._p(self.layout.join("locks", "tasks", f"{task_id}.json"))
+        return self._lock_path("locks", "tasks", f"{task_id}.json")
 
     def item_claim_path(self, feature_set: str, item_id: str) -> str:
-        return self._p(self.layout.join("locks", feature_set, f"{item_id}.lock"))
+        return self._lock_path("locks", feature_set, f"{item_id}.lock")
 
     def claim(self, feature_set: str, task_id: str, item_ids: Iterable[str]) -> list[str]:
         """Claim items for a task; returns those claimed and not already done.
 
-        Items claimed by a live task elsewhere (another run) are left to it.
-        Remote (fsspec) catalogs have no claims: one writer at a time there.
+        Items claimed by a live task elsewhere (another run, on this machine or another
+        one sharing the catalog) are left to it; see :mod:`~emofuse.catalog.locks` for how
+        claims are made atomic on local disks and object stores.
         """
         ids = list(item_ids)
-        if self.local:
-            locks.try_claim(self.task_claim_path(task_id), task_id)
-            ids = [i for i in ids if locks.try_claim(self.item_claim_path(feature_set, i), task_id)]
+        locks.try_claim(self.task_claim_path(task_id), task_id)
+        ids = [i for i in ids if locks.try_claim(self.item_claim_path(feature_set, i), task_id)]
         done = self.done(feature_set)  # re-read after claiming: another run may have finished
         mine = [i for i in ids if i not in done]
         for i in set(ids) - set(mine):
@@ -207,14 +213,12 @@ class Catalog:
         return mine
 
     def _release_item(self, feature_set: str, item_id: str, task_id: str) -> None:
-        if self.local:
-            locks.release(self.item_claim_path(feature_set, item_id), task_id)
+        locks.release(self.item_claim_path(feature_set, item_id), task_id)
 
     def release(self, feature_set: str, task_id: str, item_ids: Iterable[str]) -> None:
         for i in item_ids:
             self._release_item(feature_set, i, task_id)
-        if self.local:
-            locks.release(self.task_claim_path(task_id), task_id)
+        locks.release(self.task_claim_path(task_id), task_id)
 
     def commit_task(
         self,
@@ -317,17 +321,27 @@ class Catalog:
 
     # -- predictions --------------------------------------------------------------
     def write_predictions(self, model: str, run_id: str, rows: pd.DataFrame, classes: list[str], *,
-                          fold: str, window: str = CLIP_WINDOW) -> str:
+                          fold: str, window: str = CLIP_WINDOW, attributions: list[str] | tuple[str, ...] = ()) -> str:
         """Write one part of a run's predictions; see :func:`emofuse.catalog.predictions.write_predictions`."""
-        return predictions.write_predictions(self.layout, model, run_id, rows, classes, fold=fold, window=window)
+        return predictions.write_predictions(self.layout, model, run_id, rows, classes, fold=fold, window=window,
+                                             attributions=attributions)
 
-    def existing_predictions(self, model: str, run_id: str) -> pd.DataFrame:
-        """(item_id, fold, window) already written for a run."""
-        return predictions.existing_predictions(self.layout, model, run_id)
+    def existing_predictions(self, model: str, run_id: str, *, parts: bool = False) -> pd.DataFrame:
+        """(item_id, fold, window) already written for a run (with ``parts``: also ``part``, ``explained``)."""
+        return predictions.existing_predictions(self.layout, model, run_id, parts=parts)
 
     def predictions(self, *, model: str | None = None, run_id: str | None = None) -> pd.DataFrame:
         """Predictions of every run (or one model / run), with ``model`` and ``run`` columns."""
         return predictions.read_predictions(self.layout, model=model, run_id=run_id)
+
+    def write_time_attributions(self, run_id: str, rows: pd.DataFrame, *, fold: str, window: str) -> str | None:
+        """Store the time attributions of one prediction part; see :mod:`emofuse.catalog.attributions`."""
+        return attributions.write_time_attributions(self.layout, run_id, rows, fold=fold, window=window)
+
+    def time_attributions(self, run_id: str, item_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Per-step weights of a run's explained predictions (item_id, fold, window, window_start,
+        window_end, start, end, weight, kind, target); see :mod:`emofuse.catalog.attributions`."""
+        return attributions.read_time_attributions(self.layout, run_id, item_ids)
 
     # -- runs ---------------------------------------------------------------------
     def run(self, run_id: str) -> RunFolder:
@@ -343,15 +357,17 @@ class Catalog:
         """Keep an extract run's summary as ``extract_runs/<run_id>.json`` (see :mod:`~emofuse.catalog.summaries`)."""
         return write_extract_run(self.layout, summary)
 
+    def extract_runs(self) -> list[ExtractRunSummary]:
+        """The recorded summaries of every extract run that changed the catalog, oldest first."""
+        return read_extract_runs(self.layout)
+
     # -- maintenance --------------------------------------------------------------
     def repair(self, *, grace_s: float = 3600.0) -> list[str]:
         """Delete what crashed tasks left (see :func:`emofuse.catalog.maintenance.repair`); returns the paths."""
         return maintenance.repair(self, grace_s=grace_s)
 
     def task_alive(self, task_id: str) -> bool:
-        """Whether a task's claim is held by a live process (never, on remote catalogs)."""
-        if not self.local:
-            return False
+        """Whether a task's claim is held by a live process."""
         claim = locks.read_claim(self.task_claim_path(task_id))
         return claim is not None and not claim.stale()
 

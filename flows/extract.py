@@ -21,6 +21,7 @@ from emofuse.catalog.schemas import Status
 from emofuse.catalog.status import StatusEntry
 from emofuse.catalog.store import Catalog
 from emofuse.catalog.summaries import ExtractRunSummary
+from emofuse.flows.failures import quiet_storage_tracebacks, retry_unless_permanent, storage_failures_named
 from emofuse.flows.runner import current_api_url, dask_runner
 from emofuse.pipeline.batch import BatchSummary, run_batch
 from emofuse.pipeline.plan import batches, feature_configs, idle_summary, plan_run
@@ -30,13 +31,19 @@ from emofuse.pipeline.threads import limit_threads
 log = logging.getLogger(__name__)
 
 
-@task(name="extract-batch", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE,
-      task_run_name="{name}[{n}]")
+@task(name="extract-batch", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_permanent,
+      cache_policy=NO_CACHE, task_run_name="{name}[{n}]")
 def extract_task(catalog: str, name: str, config: dict[str, Any], items: list[dict[str, Any]],
                  run_id: str, n: int) -> BatchSummary:
-    """Thin wrapper over :func:`emofuse.pipeline.batch.run_batch` (the same call the CLI makes)."""
+    """Thin wrapper over :func:`emofuse.pipeline.batch.run_batch` (the same call the CLI makes).
+
+    A storage failure (full or read-only disk, unreachable store) fails the task with a
+    :class:`~emofuse.catalog.storage_errors.StorageError`; only the transient ones are retried.
+    """
     limit_threads(1)
-    return run_batch(catalog, name, config, items, run_id=run_id)
+    quiet_storage_tracebacks()
+    with storage_failures_named(catalog):
+        return run_batch(catalog, name, config, items, run_id=run_id)
 
 
 @flow(name="extract-on-dask", log_prints=True)

@@ -21,6 +21,8 @@ Example (needs media and a trained run; ``tests/test_archive.py`` makes both):
     >>> score(source="/data/videos", model="tacfn", window=4.0, hop=2.0)   # doctest: +SKIP
     $ emofuse score-archive /data/videos --model tacfn --window 4 --hop 2
     $ prefect deployment run score/archive -p source=/data/videos -p model=tacfn -p window=4
+    $ emofuse score-archive /data/videos --model tacfn --explain     # attributions too (see fusion/explain.py)
+    $ emofuse report --model tacfn        # the HTML report again (score/archive writes it after scoring)
 """
 from __future__ import annotations
 
@@ -28,11 +30,12 @@ import os
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
 from emofuse.catalog.corpora import recipes
 from emofuse.catalog.layout import Layout
+from emofuse.catalog.predictions import window_label
 from emofuse.catalog.store import Catalog
 from emofuse.catalog.summaries import ExtractRunSummary
 from emofuse.flows.extract import extract_on_dask, nothing_to_do
@@ -56,6 +59,8 @@ def score(
     batch_seconds: float | None = 120.0,
     device: str | None = None,
     threads: int | None = 1,
+    explain: bool = False,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Score with a run: catalog items (``item_ids`` or all), or every file under ``source``.
 
@@ -78,6 +83,11 @@ def score(
         batch_seconds: most media seconds per extraction task (none: by count only).
         device: cuda or cpu (default: cuda when available).
         threads: torch CPU threads for scoring (1 is fastest beside busy Dask workers).
+        explain: also store attributions: how much each modality moved each prediction
+            (attr_<modality> columns) and a weight per time step (attention or occlusion),
+            for emofuse report.
+        report: after scoring, write the run's HTML report (``<catalog>/reports/<run_id>/index.html``:
+            every file the run scored, opens offline) and link it from the flow run.
     """
     from emofuse.fusion.api import torch_threads
     from emofuse.fusion.run_config import latest_run, run_feature_sets
@@ -118,14 +128,31 @@ def score(
 
     with torch_threads(threads):
         result = score_items(root, run_id, item_ids=item_ids, fold=fold, device=device, windows=windows,
-                             progress=progress)
+                             progress=progress, explain=explain)
     wall = time.perf_counter() - t0
     markdown, media_seconds = score_summary(cat, result, source=source, paths=paths, wall_s=wall,
                                             score_wall_s=time.perf_counter() - t_score)
     create_markdown_artifact(markdown, key="score-summary", description=f"emofuse score {run_id}")
     print(markdown)
+    page = write_report(root, run_id, fold=fold, window=window_label(windows) if windows else None) if report else None
     return {"run_id": run_id, "model": result.model, "written": result.n_written, "skipped": result.n_skipped,
             "window_rows": result.n_window_rows, "unscorable": result.n_unscorable, "statuses": result.statuses,
             "path": result.path, "status_path": result.status_path, "wall_s": wall, "files": len(paths),
-            "media_seconds": media_seconds, "extraction": extraction}
+            "media_seconds": media_seconds, "extraction": extraction, "explained": result.explained,
+            "attributions_path": cat.layout.attributions_dir(run_id) if result.explained else None,
+            "report": page}
+
+
+@task(name="report")
+def write_report(catalog: str, run_id: str, *, fold: str, window: str | None) -> str:
+    """Write the run's HTML report (:func:`emofuse.flows.report.build_report`) and link it from the flow run;
+    return the path of its ``index.html``."""
+    from emofuse.flows.report import build_report
+
+    res = build_report(catalog, run_id, fold=fold, window=window)
+    create_link_artifact(res.url, link_text=f"report of {run_id}: {res.index}", key="score-report",
+                         description=f"emofuse report of {run_id}: {res.scored} of {res.files} files scored; "
+                                     "open index.html from disk (it works offline)")
+    get_run_logger().info("report: %s (%d files written, %.1f MB)", res.url, res.written, res.bytes / 1e6)
+    return res.index
 

@@ -29,6 +29,12 @@ Time windows (``windows=(length_s, hop_s)``, for scoring long files): each clip 
 own; ``items`` then holds one row per (item, window) with ``start``, ``end`` and ``window``.
 Without windows ``items`` is one row per item with ``start = 0`` and ``end = duration``.
 
+Per-frame targets (``DataConfig.targets="frame"``): the catalog's per-frame labels are put
+on the same step edges as the features (:mod:`emofuse.fusion.targets`) and windowed like
+them: ``frame_targets`` (rows, L, K) and ``frame_mask`` (rows, L); a step is masked when no
+annotated frame overlaps it or when no modality is valid there. ``row_step`` gives each
+row's first step in its clip, so windows can be stitched back onto the clip's steps.
+
 Memory: an item with more than ``max_item_rows`` frames in a feature set (default
 :data:`~emofuse.catalog.sequences.MAX_ITEM_ROWS`: 11 minutes of eGeMAPS LLDs) is never read
 whole: it is pooled block by block for a per-clip timeline, or read one group of windows (at
@@ -74,6 +80,7 @@ from emofuse.catalog.sequences import MAX_ITEM_ROWS, LazySequence
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import DataConfig, ModalitySpec
 from emofuse.fusion.dataset import AlignedData
+from emofuse.fusion.targets import TargetFrames, align_targets, read_frame_targets
 from emofuse.fusion.features import (
     Features,
     Frames,
@@ -113,6 +120,9 @@ class AlignedRows:
     row_end: np.ndarray
     x: dict[str, np.ndarray]
     mask: dict[str, np.ndarray]
+    row_step: np.ndarray | None = None
+    frame_targets: np.ndarray | None = None
+    frame_mask: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- 4. align
@@ -132,15 +142,24 @@ def segment_edges(cfg: DataConfig, modality: str, ws: float, we: float) -> np.nd
 
 def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dict[str, int], *,
                 windows: tuple[float, float] | None = None,
-                time_range: tuple[float, float] | None = None) -> AlignedRows:
+                time_range: tuple[float, float] | None = None,
+                targets: dict[str, TargetFrames] | None = None) -> AlignedRows:
     """Every item of ``items`` (item_id, duration, …) on the timeline of ``cfg.align``.
 
     Without ``windows`` a clip is one segment ``[0, duration)``; with ``(length_s, hop_s)``
     each time window (starting in ``time_range`` when given) is one. A segment is one row
     (``fixed``) or several RCMA windows (``window``). Returned ``items`` has one row per
     segment, with its ``start``/``end`` (and ``window`` number with ``windows``).
+    ``targets`` (item_id -> label frames, :func:`~emofuse.fusion.targets.read_frame_targets`;
+    whole clips only): per-step targets on the same edges, windowed like the features.
     """
     al = cfg.align
+    if targets is not None and windows is not None:
+        raise ValueError("per-frame targets are aligned on whole clips, not with windows=(length_s, hop_s)")
+    n_targets = len(cfg.dimensional)
+    ys: list[np.ndarray] = []
+    yms: list[np.ndarray] = []
+    row_step: list[int] = []
     ids, durations = items["item_id"].tolist(), items["duration"].to_numpy(np.float64)
     xs: dict[str, list[np.ndarray]] = {s.name: [] for s in cfg.modalities}
     ms: dict[str, list[np.ndarray]] = {s.name: [] for s in cfg.modalities}
@@ -151,25 +170,52 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
 
     def add(n_seg: int, x: dict[str, np.ndarray], mk: dict[str, np.ndarray], ws: float, we: float) -> None:
         """One segment ([ws, we), its bins already aligned per modality) as one row or RCMA windows."""
+        y = _segment_targets(n_seg, x, mk, ws, we)
         if al.mode == "fixed":
             for m in xs:
                 xs[m].append(x[m][None])
                 ms[m].append(mk[m][None])
+            if y is not None:
+                ys.append(y[0][None])
+                yms.append(y[1][None])
             row_item.append(n_seg)
             row_se.append((ws, we))
+            row_step.append(0)
             return
         n_steps = len(next(iter(x.values())))
         starts = window_starts(n_steps, al.steps, al.hop)
-        for m in xs:
-            xm, mm = x[m], mk[m]
+
+        def cut(v: np.ndarray, vm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if n_steps < al.steps:
-                xm = np.concatenate([xm, np.zeros((al.steps - n_steps, xm.shape[1]), np.float32)])
-                mm = np.concatenate([mm, np.zeros(al.steps - n_steps, bool)])
-            xs[m].append(np.stack([xm[s:s + al.steps] for s in starts]))
-            ms[m].append(np.stack([mm[s:s + al.steps] for s in starts]))
+                v = np.concatenate([v, np.zeros((al.steps - n_steps, v.shape[1]), np.float32)])
+                vm = np.concatenate([vm, np.zeros(al.steps - n_steps, bool)])
+            return np.stack([v[s:s + al.steps] for s in starts]), np.stack([vm[s:s + al.steps] for s in starts])
+
+        for m in xs:
+            xw, mw = cut(x[m], mk[m])
+            xs[m].append(xw)
+            ms[m].append(mw)
+        if y is not None:
+            yw, ymw = cut(*y)
+            ys.append(yw)
+            yms.append(ymw)
         for s in starts:
             row_item.append(n_seg)
             row_se.append((ws + s / al.rate, min(we, ws + (s + al.steps) / al.rate)))
+            row_step.append(s)
+
+    def _segment_targets(n_seg: int, x: dict[str, np.ndarray], mk: dict[str, np.ndarray], ws: float,
+                         we: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-step targets of a clip on the features' edges; masked where no modality is valid."""
+        if targets is None:
+            return None
+        y, ym = align_targets(targets.get(ids[seg_item[n_seg]]), segment_edges(cfg, "", ws, we))
+        if y.shape[1] != n_targets:
+            y = np.zeros((len(ym), n_targets), np.float32)
+        feats_valid = [mk[m] for m in mk if len(mk[m]) == len(ym)]
+        if feats_valid:
+            ym = ym & np.any(feats_valid, axis=0)
+        return y, ym
 
     for n, i in enumerate(ids):
         dur = float(durations[n])
@@ -220,7 +266,15 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
              for m, v in xs.items()}
     m_all = {m: (np.concatenate(v) if v else np.zeros((0, al.steps_for(m)), bool)) for m, v in ms.items()}
     se = np.asarray(row_se, np.float64).reshape(-1, 2)
-    return AlignedRows(items, np.asarray(row_item, np.int64), se[:, 0], se[:, 1], x_all, m_all)
+    rows = AlignedRows(items, np.asarray(row_item, np.int64), se[:, 0], se[:, 1], x_all, m_all,
+                       row_step=np.asarray(row_step, np.int64))
+    if targets is not None:
+        rows.frame_targets = (np.concatenate(ys) if ys else np.zeros((0, al.steps, n_targets), np.float32))
+        rows.frame_mask = np.concatenate(yms) if yms else np.zeros((0, al.steps), bool)
+        has = np.zeros(len(items), bool)
+        has[rows.row_item[rows.frame_mask.any(axis=1)]] = True
+        rows.items["has_frame_targets"] = has
+    return rows
 
 
 def _align_one(seq: dict[str, np.ndarray] | None, spec: ModalitySpec, edges: np.ndarray, dim: int,
@@ -311,7 +365,7 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
                  classes: list[str] | None = None, dims: dict[str, int] | None = None,
                  windows: tuple[float, float] | Sequence[float] | None = None,
                  time_range: tuple[float, float] | None = None,
-                 max_item_rows: int | None = None) -> AlignedData:
+                 max_item_rows: int | None = None, frame_targets: bool | None = None) -> AlignedData:
     """Read the configured feature sets once and align every item (see the module docstring).
 
     ``item_ids``: restrict to these items (default: every item of the media table).
@@ -320,7 +374,9 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
     own (``items`` then has one row per (item, window)); None: one timeline per clip.
     ``time_range``: with ``windows``, keep only the windows that start in ``[t0, t1)``.
     ``max_item_rows``: items with more frames are read block by block (default
-    :data:`~emofuse.catalog.sequences.MAX_ITEM_ROWS`).
+    :data:`~emofuse.catalog.sequences.MAX_ITEM_ROWS`). ``frame_targets``: align the per-frame
+    labels too (default: when ``config.targets == "frame"`` and without ``windows``; scoring
+    passes False).
     """
     t0 = time.perf_counter()
     win = _window_arg(windows)
@@ -340,11 +396,15 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
     dims = feature_widths(cfg, feats, ids, dims)
     items, cls = label_items(media, cfg, item_durations(media, feats), avail, classes=classes)
     t1 = time.perf_counter()
-    rows = align_items(cfg, items, feats, dims, windows=win, time_range=time_range)
+    if frame_targets is None:
+        frame_targets = cfg.targets == "frame" and win is None
+    targets = read_frame_targets(catalog, ids, cfg.dimensional) if frame_targets else None
+    rows = align_items(cfg, items, feats, dims, windows=win, time_range=time_range, targets=targets)
     timings = {"read_s": t_read, "align_s": time.perf_counter() - t1, "total_s": time.perf_counter() - t0,
                "items": float(len(ids))}
     log.info("loaded %d items (%d segments, %d rows) of %s in %.2f s (read %.2f s, align %.2f s)", len(ids),
              len(rows.items), len(rows.row_item), feats.feature_sets, timings["total_s"], t_read, timings["align_s"])
     return AlignedData(config=cfg, items=rows.items, row_item=rows.row_item, row_start=rows.row_start,
                        row_end=rows.row_end, x=rows.x, mask=rows.mask, classes=cls, dims=dims,
-                       feature_sets=feats.feature_sets, timings=timings, dropped=dropped, windows=win)
+                       feature_sets=feats.feature_sets, timings=timings, dropped=dropped, windows=win,
+                       row_step=rows.row_step, frame_targets=rows.frame_targets, frame_mask=rows.frame_mask)

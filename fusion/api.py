@@ -5,6 +5,12 @@ fold (early stopping on a validation split), and writes a run folder (see
 :mod:`emofuse.fusion.runs`); ``score`` applies a run to catalog items and writes predictions
 (see :mod:`emofuse.fusion.score`).
 
+Per-frame training: when the catalog's labels table has per-frame valence/arousal for the
+items (Aff-Wild2) and the model is RCMA, the run trains per frame (``DataConfig.targets =
+"frame"``): targets per model step, windows of 300 steps every 200 at the labels' frame rate
+(unless ``align`` says otherwise), 1 - CCC along time within each window, and ABAW metrics
+(CCC over all valid frames of the test split, plus the per-video mean).
+
 Models and their defaults are :data:`emofuse.fusion.presets.PRESETS` (see that module);
 every argument can be overridden; small settings (``epochs=5``, a smaller
 ``model_config``) make a quick demo.
@@ -37,12 +43,13 @@ from emofuse.fusion import runs
 from emofuse.fusion.align import load_aligned
 from emofuse.fusion.data_config import AlignConfig, DataConfig, ModalitySpec
 from emofuse.fusion.dataset import FusionDataset, NormStats, loader_throughput
-from emofuse.fusion.folds import check_plan, make_plan
+from emofuse.fusion.folds import check_plan, default_plan, plan_by
 from emofuse.fusion.inference import Task
 from emofuse.fusion.models import build_model, count_parameters
 from emofuse.fusion.presets import PRESETS, Preset, preset_modalities, preset_model_config
 from emofuse.fusion.run_config import CONFIG, RunConfig
 from emofuse.fusion.score import ScoreResult, score_items
+from emofuse.fusion.targets import FRAME_WINDOW_HOP, FRAME_WINDOW_STEPS, label_rate, read_frame_targets
 from emofuse.fusion.train import EpochReport, seed_everything, train_fold
 
 log = logging.getLogger(__name__)
@@ -84,11 +91,13 @@ def train(
     fold_ids: Sequence[int] | None = None,
     threads: int | None = None,
 ) -> RunResult:
-    """Train ``model`` on a catalog's cached features over speaker-independent folds; write a run.
+    """Train ``model`` on a catalog's cached features over a fold plan; write a run.
 
     ``feature_sets``: modality -> feature-set name/key (or a list of names); default per model
-    (see module). ``folds``: number of folds, or a plan (list of dicts with train/val/test
-    speakers); default RAVDESS protocol or 5 (at most the number of speakers). ``fold_ids``:
+    (see module). ``folds``: number of speaker folds, or a plan (list of dicts with train/val/test
+    values of the column ``by``, default ``speaker``; see :mod:`emofuse.fusion.folds`); default:
+    the corpus's standard plan when every labelled item comes from one corpus that has one
+    (RAVDESS, CREMA-D, MELD, …), else 5 speaker folds (at most the number of speakers). ``fold_ids``:
     train only these folds of the plan. ``run_id`` of an existing run resumes it (finished
     folds are kept, an interrupted fold continues from its last checkpoint; ``epochs`` may
     be raised). ``progress`` gets an :class:`EpochReport` after every epoch. ``threads``:
@@ -134,6 +143,7 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
         if saved.model != model:
             raise ValueError(f"run {run_id} trains {saved.model!r}, not {model!r}")
         data_cfg = saved.data
+        frame_ids = _frame_labelled(cat, preset)[0] if data_cfg.targets == "frame" else []
         tcfg = dataclasses.replace(saved.train)
         if epochs is not None:
             tcfg.epochs = int(epochs)
@@ -141,9 +151,13 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
         log.info("resuming run %s (%s): its saved data, model, fold and optimiser settings are used "
                  "(epochs %d)", run_id, run.path, tcfg.epochs)
     else:
-        al = align if isinstance(align, AlignConfig) else AlignConfig(**{**dataclasses.asdict(preset.align),
-                                                                        **(align or {})})
-        data_cfg = DataConfig(modalities=preset_modalities(cat, preset, feature_sets), align=al, missing=missing)
+        frame_ids, frame_rate = _frame_labelled(cat, preset)
+        base = dataclasses.asdict(preset.align)
+        if frame_ids:  # per-frame training (RCMA): the paper's windows, steps at the labels' frame rate
+            base.update(mode="window", steps=FRAME_WINDOW_STEPS, hop=FRAME_WINDOW_HOP, rate=frame_rate or base["rate"])
+        al = align if isinstance(align, AlignConfig) else AlignConfig(**{**base, **(align or {})})
+        data_cfg = DataConfig(modalities=preset_modalities(cat, preset, feature_sets), align=al, missing=missing,
+                              targets="frame" if frame_ids else "clip")
         over = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                       weight_decay=weight_decay).items() if v is not None}
         tcfg = dataclasses.replace(preset.train, seed=seed, **over)
@@ -154,11 +168,14 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
     dims_cols = [c for c in data_cfg.dimensional if c in media]
     if dims_cols and len(dims_cols) == len(data_cfg.dimensional):
         has_target |= media[dims_cols].notna().all(axis=1).to_numpy()
+    if frame_ids:
+        has_target |= media["item_id"].isin(set(frame_ids)).to_numpy()
     labelled_ids = media["item_id"].to_numpy()[has_target].tolist() if len(media) else []
     if not labelled_ids:
         raise ValueError(f"the media table of {cat.root} has no labelled items ({data_cfg.label!r} or "
                          f"{list(data_cfg.dimensional)}) to train on")
-    data = load_aligned(cat, data_cfg, labelled_ids)  # unlabelled items (an archive) are not read
+    # unlabelled items (an archive) are not read; a per-frame run learns the frames' V/A only (no class head)
+    data = load_aligned(cat, data_cfg, labelled_ids, classes=[] if data_cfg.targets == "frame" else None)
     data_cfg = data.config  # feature sets resolved to keys
     dimensional = data.has_dimensional and preset.registry == "rcma"  # only RCMA has a regression head
     task = Task(n_classes=len(data.classes) if data.has_categories else 0,
@@ -166,28 +183,30 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
     if not task.n_classes and not task.dimensional:
         raise ValueError("the catalog's media table has no emotion labels (nor valence/arousal) to train on")
     labelled = data.labelled()
-    speakers = sorted(set(data.items.loc[labelled, "speaker"].dropna()))
-    if labelled.any() and data.items.loc[labelled, "speaker"].isna().any():
-        raise ValueError("speaker-independent folds need a speaker for every labelled item; some have none")
     if saved is not None:
         plan = saved.folds
         if saved.feature_sets != data.feature_sets or saved.classes != data.classes:
             raise ValueError(f"run {run_id}: the catalog's feature sets/classes changed since the run started")
-    elif folds is None or isinstance(folds, int):
-        plan = make_plan(speakers, k=folds, seed=seed)
+    elif folds is None or isinstance(folds, int):  # the corpus's own plan, else a speaker k-fold
+        plan = default_plan(media[media["item_id"].isin(set(data.items.loc[labelled, "item_id"]))], k=folds,
+                            seed=seed)
     else:
         plan = [dict(f) for f in folds]
     check_plan(plan)
+    if any(plan_by(f) == "speaker" for f in plan) and data.items.loc[labelled, "speaker"].isna().any():
+        raise ValueError("speaker-independent folds need a speaker for every labelled item; some have none")
     ids = [int(f["fold"]) for f in plan] if saved is None else list(saved.fold_ids)
     if saved is None and fold_ids is not None:
         ids = [int(f) for f in fold_ids]
     by_fold = {int(f["fold"]): f for f in plan}
-    # splits and normalisation statistics (training speakers only)
-    split_items = {k: {s: data.items_of_speakers(by_fold[k][s]) for s in ("train", "val", "test")} for k in ids}
+    # splits and normalisation statistics (training items only)
+    split_items = {k: {s: data.items_of(by_fold[k][s], by=plan_by(by_fold[k])) for s in ("train", "val", "test")}
+                   for k in ids}
     for k in ids:
         for s, it in split_items[k].items():
             if len(it) == 0:
-                raise ValueError(f"fold {k}: no labelled items for the {s} speakers {by_fold[k][s]}")
+                raise ValueError(f"fold {k}: no labelled items for the {s} {plan_by(by_fold[k])} values "
+                                 f"{by_fold[k][s]}")
     if saved is not None:
         norms = runs.load_norm_stats(run)
         mcfg = saved.model_config
@@ -235,8 +254,9 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
             preds["va"] = outcome.test_va.tolist()
         res = {
             "fold": k, "train_speakers": by_fold[k]["train"], "val_speakers": by_fold[k]["val"],
-            "test_speakers": by_fold[k]["test"], "n_train_items": len(sp["train"]), "n_val_items": len(sp["val"]),
-            "n_test_items": len(sp["test"]), "n_train_rows": len(datasets["train"]), "best_epoch": outcome.best_epoch,
+            "test_speakers": by_fold[k]["test"], "by": plan_by(by_fold[k]), "n_train_items": len(sp["train"]),
+            "n_val_items": len(sp["val"]), "n_test_items": len(sp["test"]), "n_train_rows": len(datasets["train"]),
+            "best_epoch": outcome.best_epoch,
             "epochs_run": outcome.epochs_run, "stopped_early": outcome.stopped_early,
             "resumed_from": outcome.resumed_from,
             "val": outcome.val_metrics, "test": outcome.test_metrics, "history": outcome.history,
@@ -261,6 +281,17 @@ def _train(catalog_root: str | os.PathLike[str], *, model: str, feature_sets: An
     return RunResult(run_id=run_id, run_dir=run.path, model=model, metrics=metrics["summary"], markdown=md,
                      folds=[{k: v for k, v in f.items() if k != "history"} for f in fold_results],
                      n_parameters=n_params, seconds=time.perf_counter() - t0, throughput=throughput)
+
+
+def _frame_labelled(cat: Catalog, preset: Preset) -> tuple[list[str], float | None]:
+    """Items with per-frame valence/arousal labels and the labels' frame rate, when ``preset`` trains per
+    frame (RCMA, the one model with a per-step regression head); ([], None) otherwise."""
+    if preset.registry != "rcma":
+        return [], None
+    targets = read_frame_targets(cat, None)
+    media_ids = set(cat.media()["item_id"]) if targets else set()
+    found = {i: f for i, f in targets.items() if i in media_ids}
+    return list(found), label_rate(found)
 
 
 def score(

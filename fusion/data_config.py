@@ -84,7 +84,9 @@ class DataConfig:
 
     ``missing``: ``mask`` keeps an item with the absent modality fully masked, ``drop``
     removes it (items with no modality at all are always dropped). ``classes``: label order
-    (None: RAVDESS order for RAVDESS emotions present, then others sorted).
+    (None: RAVDESS order for RAVDESS emotions present, then others sorted). ``targets``:
+    ``clip`` (dimensional targets from the media table, one per clip) or ``frame``
+    (per-frame labels of the catalog's labels table, aligned per step: :mod:`emofuse.fusion.targets`).
     """
 
     modalities: list[ModalitySpec]
@@ -93,12 +95,15 @@ class DataConfig:
     label: str = "emotion"
     classes: list[str] | None = None
     dimensional: tuple[str, ...] = ("valence", "arousal")
+    targets: str = "clip"
 
     def __post_init__(self) -> None:
         self.modalities = [m if isinstance(m, ModalitySpec) else ModalitySpec(**m) for m in self.modalities]
         if isinstance(self.align, dict):
             self.align = AlignConfig(**self.align)
         self.dimensional = tuple(self.dimensional)
+        if self.targets not in ("clip", "frame"):
+            raise ValueError(f"targets must be 'clip' or 'frame', got {self.targets!r}")
         if self.missing not in ("mask", "drop"):
             raise ValueError(f"missing must be 'mask' or 'drop', got {self.missing!r}")
         names = [m.name for m in self.modalities]

@@ -50,7 +50,9 @@ class AlignedData:
     ``items``: one row per item (item_id, speaker, duration, label index or -1, dimensional
     targets, ``has_<modality>``, ``start``/``end`` = 0/duration), or with ``windows`` one row
     per (item, window) (plus ``window``, the window's number in its clip, and its bounds). Rows (one per clip, or per window) point to items by
-    ``row_item``; ``x[m]`` (rows, L_m, d_m), ``mask[m]`` (rows, L_m).
+    ``row_item``; ``x[m]`` (rows, L_m, d_m), ``mask[m]`` (rows, L_m). ``row_step``: each row's
+    first step in its clip (0 on ``fixed`` timelines). With per-frame labels
+    (:mod:`emofuse.fusion.targets`): ``frame_targets`` (rows, L, K) and ``frame_mask`` (rows, L).
     """
 
     config: DataConfig
@@ -67,6 +69,9 @@ class AlignedData:
     dropped: dict[str, int] = field(default_factory=dict)
     #: ``(length_s, hop_s)`` when ``items`` holds time windows of the clips, else None.
     windows: tuple[float, float] | None = None
+    row_step: np.ndarray | None = None
+    frame_targets: np.ndarray | None = None
+    frame_mask: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -82,6 +87,8 @@ class AlignedData:
 
     @property
     def has_dimensional(self) -> bool:
+        if self.frame_mask is not None:
+            return bool(self.frame_mask.any())
         cols = list(self.config.dimensional)
         return bool(cols) and all(c in self.items for c in cols) and bool(self.items[cols].notna().all(axis=1).any())
 
@@ -93,15 +100,26 @@ class AlignedData:
 
     def items_of_speakers(self, speakers: Iterable[str], *, labelled: bool = True) -> np.ndarray:
         """Item positions of these speakers (labelled items only by default)."""
-        sel = self.items["speaker"].isin(set(speakers)).to_numpy()
+        return self.items_of(speakers, by="speaker", labelled=labelled)
+
+    def items_of(self, values: Iterable[str], *, by: str = "speaker", labelled: bool = True) -> np.ndarray:
+        """Item positions whose column ``by`` (a fold plan's: speaker, split, session) holds one of
+        ``values`` (labelled items only by default)."""
+        if by not in self.items:
+            raise ValueError(f"the fold plan selects items by {by!r}, a column the items have not "
+                             f"(the media table has no {by!r} values for them)")
+        sel = self.items[by].isin(set(values)).to_numpy()
         if labelled:
             sel &= self.labelled()
         return np.flatnonzero(sel)
 
     def labelled(self) -> np.ndarray:
-        """Bool per item: has the training target (a class when the corpus has classes, else all dimensions)."""
+        """Bool per item: has the training target (a class when the corpus has classes, else per-frame
+        targets when aligned, else all dimensions)."""
         if self.has_categories:
             return (self.items["label"] >= 0).to_numpy()
+        if self.frame_mask is not None:
+            return self.items["has_frame_targets"].to_numpy(bool)
         if self.has_dimensional:
             return self.items[list(self.config.dimensional)].notna().all(axis=1).to_numpy()
         return np.zeros(self.n_items, bool)
@@ -158,20 +176,24 @@ class NormStats:
 # --------------------------------------------------------------------------- datasets
 @dataclass
 class Batch:
-    """One batch: model inputs and masks, labels (N,) (-1 = none), dimensional targets (N, K), row ids."""
+    """One batch: model inputs and masks, labels (N,) (-1 = none), dimensional targets (N, K), row ids,
+    and with per-frame labels the targets per step (N, L, K) and their mask (N, L)."""
 
     inputs: dict[str, torch.Tensor]
     masks: dict[str, torch.Tensor]
     labels: torch.Tensor
     targets: torch.Tensor
     rows: torch.Tensor
+    frame_targets: torch.Tensor | None = None
+    frame_mask: torch.Tensor | None = None
 
 
 class FusionDataset(torch.utils.data.Dataset):
     """A split as normalised tensors on one device; batches are index gathers.
 
     ``rows``: row indices of ``data`` (clips or windows). Items come back in the order
-    given; ``item_of_row`` maps each local row to its position in ``data.items``.
+    given; ``item_of_row`` maps each local row to its position in ``data.items``, ``row_step``
+    to its first step in the clip. Per-frame targets come along when ``data`` has them.
     """
 
     def __init__(self, data: AlignedData, rows: np.ndarray, norm: NormStats, *,
@@ -189,6 +211,14 @@ class FusionDataset(torch.utils.data.Dataset):
         dcols = [c for c in data.config.dimensional if c in items]
         tgt = items[dcols].to_numpy(np.float32) if dcols else np.zeros((len(items), 0), np.float32)
         self.targets = torch.as_tensor(tgt, dtype=torch.float32, device=self.device)
+        self.row_step = (data.row_step[self.rows] if data.row_step is not None
+                         else np.zeros(len(self.rows), np.int64))
+        self.frame_targets: torch.Tensor | None = None
+        self.frame_mask: torch.Tensor | None = None
+        if data.frame_targets is not None and data.frame_mask is not None:
+            self.frame_targets = torch.from_numpy(data.frame_targets[self.rows]).to(device=self.device,
+                                                                                  dtype=torch.float32)
+            self.frame_mask = torch.from_numpy(data.frame_mask[self.rows]).to(device=self.device, dtype=torch.bool)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -201,9 +231,11 @@ class FusionDataset(torch.utils.data.Dataset):
     def batch(self, idx: torch.Tensor) -> Batch:
         """Gather rows ``idx`` (local positions) into a batch."""
         idx = idx.to(self.device)
+        frame = (None, None) if self.frame_targets is None else (self.frame_targets.index_select(0, idx),
+                                                                 self.frame_mask.index_select(0, idx))
         return Batch({m: t.index_select(0, idx) for m, t in self.x.items()},
                      {m: t.index_select(0, idx) for m, t in self.mask.items()},
-                     self.labels.index_select(0, idx), self.targets.index_select(0, idx), idx)
+                     self.labels.index_select(0, idx), self.targets.index_select(0, idx), idx, *frame)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
                 drop_single: bool = False) -> Iterator[Batch]:

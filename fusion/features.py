@@ -40,10 +40,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from emofuse.catalog.corpora.plans import class_order
 from emofuse.catalog.corpora.ravdess import EMOTION_CLASSES
 from emofuse.catalog.sequences import MAX_ITEM_ROWS, LazySequence
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import DataConfig
+from emofuse.fusion.folds import PLAN_COLUMNS
 from emofuse.fusion.timeline import median_hop
 
 log = logging.getLogger(__name__)
@@ -194,26 +196,36 @@ def item_durations(media: pd.DataFrame, feats: Features) -> np.ndarray:
     return durations
 
 
-def _label_classes(labels: pd.Series, classes: list[str] | None) -> list[str]:
+def _label_classes(labels: pd.Series, classes: list[str] | None, order: Sequence[str] | None = None) -> list[str]:
     if classes is not None:
         return list(classes)
     present = set(labels.dropna().astype(str))
-    ordered = [c for c in EMOTION_CLASSES if c in present]
+    ordered = [c for c in (order or EMOTION_CLASSES) if c in present]
     return ordered + sorted(present - set(ordered))
+
+
+def _corpus_order(media: pd.DataFrame, cfg: DataConfig) -> tuple[str, ...] | None:
+    """The class order of the corpus every item comes from, when the label is its ``emotion``."""
+    corpora = set(media["corpus"].dropna()) if "corpus" in media else set()
+    return class_order(corpora.pop()) if cfg.label == "emotion" and len(corpora) == 1 else None
 
 
 def label_items(media: pd.DataFrame, cfg: DataConfig, durations: np.ndarray, avail: dict[str, np.ndarray], *,
                 classes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """The items table (item_id, speaker, duration, label index or -1, dimensional targets,
-    ``has_<modality>``) and the class order (``classes``, else ``cfg.classes``, else RAVDESS
-    order for the RAVDESS emotions present, then the others sorted)."""
+    """The items table (item_id, speaker, the plan columns ``split``/``session`` where the media
+    has them, duration, label index or -1, dimensional targets, ``has_<modality>``) and the class
+    order (``classes``, else ``cfg.classes``, else the order of the one corpus the items come from
+    (its recipe's ``CLASSES``), else RAVDESS order, for the classes present, then the others sorted)."""
     label_col = media[cfg.label] if cfg.label in media else pd.Series([None] * len(media))
-    cls = classes if classes is not None else _label_classes(label_col, cfg.classes)
+    cls = classes if classes is not None else _label_classes(label_col, cfg.classes, _corpus_order(media, cfg))
     lookup = {c: k for k, c in enumerate(cls)}
     labels = np.array([lookup.get(str(v), -1) if v is not None and not pd.isna(v) else -1 for v in label_col], np.int64)
     items = pd.DataFrame({"item_id": media["item_id"].tolist(),
                           "speaker": media["speaker"].to_numpy() if "speaker" in media else None,
                           "duration": durations, "label": labels})
+    for c in PLAN_COLUMNS[1:]:  # what fold plans select items by besides the speaker
+        if c in media:
+            items[c] = media[c].to_numpy()
     for c in cfg.dimensional:
         items[c] = media[c].astype("float64").to_numpy() if c in media else np.nan
     for m, a in avail.items():

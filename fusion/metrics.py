@@ -3,7 +3,9 @@
 Categorical: accuracy, unweighted average recall (UAR: mean per-class recall over the
 classes present in ``y_true``), macro F1 (mean F1 over the classes present in ``y_true``
 or ``y_pred``), confusion matrix (rows true, columns predicted). Dimensional: CCC and
-RMSE per target over all valid frames. ``summarise_folds`` gives mean and sample std
+RMSE per target over all valid frames. Per-frame labels (:func:`frame_regression_metrics`):
+the ABAW convention, CCC over all valid frames of the evaluation set concatenated, plus the
+mean over videos of each video's CCC. ``summarise_folds`` gives mean and sample std
 (ddof=1; 0 for one fold) over folds.
 
 Example:
@@ -112,6 +114,48 @@ def regression_metrics(
         out[f"rmse_{name}"] = rmse(t[:, i], p[:, i])
     out["ccc_mean"] = float(np.mean([out[f"ccc_{n}"] for n in names]))
     out["rmse_mean"] = float(np.mean([out[f"rmse_{n}"] for n in names]))
+    return out
+
+
+def frame_regression_metrics(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    video: ArrayLike,
+    names: Sequence[str] = ("valence", "arousal"),
+) -> dict[str, float]:
+    """Per-frame scores: ABAW CCC/RMSE over all frames concatenated, and per-video mean CCC.
+
+    y_true/y_pred (P, K) of the valid frames of every video, video (P,) their video. Keys: those of
+    :func:`regression_metrics` (over all frames), ``ccc_video_<name>`` / ``ccc_video_mean`` (mean
+    over videos with at least two frames of their CCC; a video whose CCC is undefined is left
+    out) and ``n_frames``, ``n_videos``.
+
+    >>> t = np.array([[0.0], [1.0], [0.0], [1.0]]); p = np.array([[0.0], [1.0], [1.0], [0.0]])
+    >>> m = frame_regression_metrics(t, p, ["a", "a", "b", "b"], names=("valence",))
+    >>> m["ccc_valence"], m["ccc_video_valence"]
+    (0.0, 0.0)
+    """
+    t, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    v = np.asarray(video).ravel()
+    if t.ndim == 1:
+        t, p = t[:, None], p[:, None]
+    if len(v) != len(t):
+        raise ValueError(f"{len(t)} frames but {len(v)} video labels")
+    out = regression_metrics(t, p, names=names)
+    per_video = {n: [] for n in names}
+    for key in np.unique(v):
+        sel = v == key
+        if sel.sum() < 2:
+            continue
+        for i, n in enumerate(names):
+            per_video[n].append(ccc(t[sel, i], p[sel, i]))
+    for n in names:
+        vals = np.asarray(per_video[n], np.float64)
+        vals = vals[np.isfinite(vals)]
+        out[f"ccc_video_{n}"] = float(vals.mean()) if vals.size else float("nan")
+    out["ccc_video_mean"] = float(np.mean([out[f"ccc_video_{n}"] for n in names]))
+    out["n_frames"] = int(len(t))
+    out["n_videos"] = int(len(np.unique(v)))
     return out
 
 

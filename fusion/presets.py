@@ -37,6 +37,7 @@ from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import DEFAULT_MODALITY_NAMES, AlignConfig, ModalitySpec
 from emofuse.fusion.dataset import AlignedData
 from emofuse.fusion.inference import Task
+from emofuse.fusion.models import with_revision
 from emofuse.fusion.train import TrainConfig
 
 
@@ -92,7 +93,7 @@ def preset_model_config(model: str, preset: Preset, data: AlignedData, task: Tas
     >>> from types import SimpleNamespace
     >>> data = SimpleNamespace(dims={"face": 128, "audio": 25, "text": 384})
     >>> preset_model_config("tacfn", PRESETS["tacfn"], data, Task(n_classes=8), {"n_layers": 1})
-    {'input_dims': {'face': 128, 'audio': 25, 'text': 384}, 'target': 'face', 'query': 'audio', 'n_classes': 8, 'extra': ['text'], 'n_layers': 1}
+    {'input_dims': {'face': 128, 'audio': 25, 'text': 384}, 'target': 'face', 'query': 'audio', 'n_classes': 8, 'extra': ['text'], 'n_layers': 1, 'revision': 2}
     """
     mods = list(data.dims)
     cfg: dict[str, Any] = {"input_dims": dict(data.dims), **preset.model_config}
@@ -108,7 +109,7 @@ def preset_model_config(model: str, preset: Preset, data: AlignedData, task: Tas
     cfg.update(overrides or {})
     if preset.registry != "rcma" and not cfg.get("n_classes"):
         raise ValueError(f"model {model!r} needs class labels; the catalog's media table has none")
-    return cfg
+    return with_revision(preset.registry, cfg)  # saved runs record the model definition they were made for
 
 
 __all__ = ["PRESETS", "Preset", "preset_model_config", "preset_modalities"]

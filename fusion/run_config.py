@@ -40,7 +40,7 @@ from emofuse.catalog.runs import RunFolder, jsonable
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import DataConfig
 from emofuse.fusion.inference import Task
-from emofuse.fusion.models import build_model
+from emofuse.fusion.models import build_model, saved_model_config
 from emofuse.fusion.train import TrainConfig
 
 #: Name of the config file in a run folder.
@@ -51,14 +51,15 @@ def model_config_from_saved(config: dict[str, Any]) -> dict[str, Any]:
     """The model config of a saved ``config.json`` dict with its modality dicts in training order.
 
     Models concatenate modalities in the order of ``input_dims``; JSON readers need not keep
-    key order, so it is restored from the data config's modality list.
+    key order, so it is restored from the data config's modality list. A config saved before
+    models recorded their ``revision`` gets revision 1 (:func:`~emofuse.fusion.models.saved_model_config`).
 
     >>> model_config_from_saved({"data": {"modalities": [{"name": "face"}, {"name": "audio"}]},
     ...                          "model_config": {"input_dims": {"audio": 25, "face": 128}, "n_classes": 8}})
     {'input_dims': {'face': 128, 'audio': 25}, 'n_classes': 8}
     """
     order = [m["name"] for m in config["data"]["modalities"]]
-    mcfg = dict(config["model_config"])
+    mcfg = saved_model_config(config.get("registry_model", ""), config["model_config"])
     for key in ("input_dims", "channels"):
         if isinstance(mcfg.get(key), dict):
             d = mcfg[key]

@@ -234,10 +234,11 @@ def markdown_summary(config: RunConfig, metrics: dict[str, Any]) -> str:
     folds = metrics.get("folds", [])
     categorical = bool(config.classes) and config.task.n_classes > 0
     cols = list(CATEGORICAL_METRICS) if categorical else []
+    per_frame = bool(config.task.dimensional) and config.data.targets == "frame"
     if config.task.dimensional:
-        cols += ["ccc_valence", "ccc_arousal", "rmse_mean"]
+        cols += ["ccc_valence", "ccc_arousal", "rmse_mean"] + (["ccc_video_mean"] if per_frame else [])
     names = {"accuracy": "accuracy", "uar": "UAR", "macro_f1": "macro F1", "ccc_valence": "CCC valence",
-             "ccc_arousal": "CCC arousal", "rmse_mean": "RMSE"}
+             "ccc_arousal": "CCC arousal", "rmse_mean": "RMSE", "ccc_video_mean": "per-video CCC (mean)"}
     lines = [
         f"### emofuse run `{config.run_id}`",
         "",
@@ -247,8 +248,15 @@ def markdown_summary(config: RunConfig, metrics: dict[str, Any]) -> str:
     ]
     if categorical:
         lines.append(f"{len(config.classes)} classes (chance {1 / len(config.classes):.3f}); "
-                     "test scores of the model selected on validation (speaker-independent folds).")
-    lines += ["", "| fold | test speakers | test items | best epoch | " + " | ".join(names[c] for c in cols) + " |",
+                     "test scores of the model selected on validation (folds held out by "
+                     f"{' / '.join(sorted({f.get('by', 'speaker') for f in folds}) or ['speaker'])}).")
+    if per_frame:
+        lines.append("Trained per frame: CCC over all valid frames of each fold's test split (ABAW), and the "
+                     "mean over its videos of each video's CCC (valence and arousal averaged).")
+    by = sorted({f.get("by", "speaker") for f in folds}) or ["speaker"]
+    held_out = "test " + ("speakers" if by == ["speaker"] else "sessions" if by == ["session"] else
+                          "split" if by == ["split"] else "groups")
+    lines += ["", f"| fold | {held_out} | test items | best epoch | " + " | ".join(names[c] for c in cols) + " |",
               "|---|---|---|---|" + "---|" * len(cols)]
     for f in folds:
         t = f.get("test", {})

@@ -11,12 +11,17 @@ Predictions go to ``<catalog>/predictions/model=<model>/run=<run_id>/`` (see
 ``window="clip"`` rows cover the whole clip (``start`` 0, ``end`` the duration); with
 ``windows=(length_s, hop_s)`` there is also one row per time window of each clip
 (``window="4s/2s"``, ``start``/``end`` its bounds; see :func:`emofuse.fusion.timeline.clip_windows`), so
-emotion over time is a plot of those rows. ``label`` is the most probable class, ``score``
-its probability. (item, fold, window) already present for the run are skipped, part names
+emotion over time is a plot of those rows. A run trained per frame (``DataConfig.targets
+= "frame"``) also writes one row per model step of each clip (``window="frame"``,
+``start``/``end`` the step's seconds, :func:`predict_steps`), so valence/arousal over time is
+one query. ``label`` is the most probable class, ``score`` its probability.
+(item, fold, window) already present for the run are skipped, part names
 are a hash of the item ids they hold, and a file's rows of one kind are written in one
 part, so re-scoring writes nothing, duplicates nothing, and a crash never leaves a file
 half-scored. Every scored item also gets a status row (``score-<run_id>``, see
-:mod:`emofuse.fusion.score_report`).
+:mod:`emofuse.fusion.score_report`). With ``explain=True`` the clip and window rows also
+carry attributions per modality (``attr_<modality>`` columns) and each row gets a profile
+over time (attention or occlusion, ``Catalog.time_attributions``); see :mod:`emofuse.fusion.explain`.
 
 Example (needs a trained run: see ``tests/test_fusion_runs.py`` for one made from scratch):
     >>> res = score_items("emofuse-data/catalog", "tacfn-20250101-120000-abcdef")   # doctest: +SKIP
@@ -42,15 +47,17 @@ from torch import nn
 
 from emofuse.catalog.predictions import window_label
 from emofuse.catalog.provenance import pick_device
-from emofuse.catalog.schemas import CLIP_WINDOW
+from emofuse.catalog.schemas import CLIP_WINDOW, FRAME_WINDOW
 from emofuse.catalog.store import Catalog
 from emofuse.fusion import runs
 from emofuse.fusion.align import load_aligned
 from emofuse.fusion.data_config import DataConfig
 from emofuse.fusion.dataset import AlignedData, FusionDataset, NormStats
+from emofuse.fusion.explain import explain as explain_rows
 from emofuse.fusion.inference import Task, aggregate_items, predict_rows
 from emofuse.fusion.run_config import CONFIG, RunConfig
 from emofuse.fusion.score_report import record_score_status
+from emofuse.fusion.targets import step_bounds, stitch_steps
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +109,10 @@ class ScoreResult:
     #: Window rows written (``windows`` given), and their ``window`` label.
     n_window_rows: int = 0
     windows: str | None = None
+    #: Per-step rows written (``window="frame"``: runs trained per frame).
+    n_frame_rows: int = 0
+    #: Whether attributions were stored with the rows written (``explain``).
+    explained: bool = False
     #: Scoring status per requested item, counted (``ok``, ``no_features``), the reason of
     #: each item without predictions (item_id -> message), and the status folder.
     statuses: dict[str, int] = field(default_factory=dict)
@@ -208,6 +219,44 @@ def predict(run: LoadedRun, data: AlignedData, *, fold: str | int = "ensemble", 
     return df
 
 
+def predict_steps(run: LoadedRun, data: AlignedData, *, fold: str | int = "ensemble", batch_size: int = 64,
+                  scored_at: dt.datetime | None = None) -> pd.DataFrame:
+    """Per-step ``valence``/``arousal`` in the prediction schema's columns (``window="frame"``).
+
+    One row per (item, model step) where some modality is valid: the mean of the folds (the
+    ensemble) and of the windows that hold the step; ``start``/``end`` are the step's seconds
+    (:func:`~emofuse.fusion.targets.step_bounds`). ``data``: whole clips (no time windows).
+    """
+    if getattr(data, "windows", None) is not None:
+        raise ValueError("per-step predictions are made on whole clips (load_aligned without windows)")
+    folds = sorted(run.models) if str(fold) == "ensemble" else [int(fold)]
+    dims = list(run.task.dimensional)
+    total: np.ndarray | None = None
+    item = step = np.zeros(0, np.int64)
+    for f in folds:
+        if f not in run.models:
+            raise ValueError(f"fold {f} is not loaded (loaded: {sorted(run.models)})")
+        ds = FusionDataset(data, np.arange(data.n_rows), run.norms[f], device=run.device)
+        out = predict_rows(run.models[f], ds, batch_size=batch_size, amp=False, steps=True)
+        if "va_steps" not in out:
+            raise ValueError(f"run {run.run_id} has no per-step regression head to predict frames with")
+        item, step, va = stitch_steps(ds.item_of_row, ds.row_step, out["va_steps"], out["step_mask"])
+        total = va if total is None else total + va
+    va = (total / len(folds)) if total is not None else np.zeros((0, len(dims)))
+    meta = data.items.iloc[item]
+    start, end = step_bounds(run.data_config.align, meta["start"].to_numpy(np.float64),
+                             meta["end"].to_numpy(np.float64), step)
+    n = len(item)
+    df = pd.DataFrame({"item_id": meta["item_id"].to_numpy(), "fold": str(fold), "window": FRAME_WINDOW,
+                       "start": start, "end": end, "label": None, "score": np.full(n, np.nan, np.float32)})
+    for name in ("valence", "arousal"):
+        df[name] = va[:, dims.index(name)].astype(np.float32) if name in dims else np.full(n, np.nan, np.float32)
+    df["scored_at"] = pd.Timestamp(scored_at or dt.datetime.now(dt.timezone.utc))
+    for c in run.classes:
+        df[f"p_{c}"] = np.full(n, np.nan, np.float32)
+    return df
+
+
 @dataclass
 class ScoreProgress:
     """Where a scoring call stands (given to the ``progress`` callback after every chunk)."""
@@ -247,11 +296,13 @@ def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: 
                 chunk_size: int = 1000, windows: tuple[float, float] | Sequence[float] | None = None,
                 clip: bool = True, chunk_seconds: float = 600.0,
                 progress: Callable[[ScoreProgress], None] | None = None,
-                record_status: bool = True) -> ScoreResult:
+                record_status: bool = True, frames: bool | None = None, explain: bool = False) -> ScoreResult:
     """Score items (all media items by default) with a run and write new predictions to the catalog.
 
     ``clip``: one row per item over the whole clip (``window="clip"``). ``windows``:
     ``(length_s, hop_s)`` also writes one row per time window (``window="<length>s/<hop>s"``).
+    ``frames``: one row per model step (``window="frame"``; default: when the run was trained
+    per frame; a clip is aligned whole, so its steps fit in memory for files of hours).
     What is already written for this run, fold and window is skipped (nothing replaced,
     nothing duplicated). Work goes in chunks of at most ``chunk_size`` items and
     ``chunk_seconds`` of media; a longer file is its own chunk and its windows are read
@@ -260,6 +311,9 @@ def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: 
     :class:`ScoreProgress` after every chunk. With ``record_status`` every requested item
     gets a status in ``status/feature_set=score-<run_id>/`` (``ok`` or ``no_features`` with
     the extraction statuses that explain it), written only where it changed.
+    ``explain``: also store attributions (:mod:`emofuse.fusion.explain`): ``attr_*`` columns
+    in the clip and window rows, and time profiles (``Catalog.time_attributions``); rows this
+    run wrote earlier without them are scored again, their parts rewritten whole.
     """
     t_start = time.perf_counter()
     cat = Catalog(catalog_root)
@@ -270,59 +324,93 @@ def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: 
     pred_dir = cat.layout.predictions_dir(run.model_name, run_id)
     media = cat.media()
     ids = list(dict.fromkeys(item_ids)) if item_ids is not None else media["item_id"].tolist()
+    if frames is None:
+        frames = run.data_config.targets == "frame"
     kinds = ([CLIP_WINDOW] if clip else []) + ([window_label(win)] if win is not None else [])
+    kinds += [FRAME_WINDOW] if frames else []
     if not kinds:
         raise ValueError("nothing to score: pass clip=True and/or windows=(length_s, hop_s)")
-    done = cat.existing_predictions(run.model_name, run_id)
+    done = cat.existing_predictions(run.model_name, run_id, parts=explain)
     done = done[done["fold"] == fold_label]
     done_by_kind = {k: set(done.loc[done["window"] == k, "item_id"]) for k in kinds}
+    redo = _unexplained_parts(done, [k for k in kinds if k != FRAME_WINDOW], ids) if explain else []
     need = {i: [k for k in kinds if i not in done_by_kind[k]] for i in ids}
     todo = [i for i in ids if need[i]]
     n_skipped = len(ids) - len(todo)
     duration = dict(zip(media["item_id"], media["duration"].astype("float64").fillna(0.0)))
     media_total = float(sum(duration.get(i, 0.0) for i in todo))
-    written, window_rows, parts = 0, 0, []
+    written, window_rows, frame_rows, parts = 0, 0, 0, []
     unscorable: set[str] = set()
     scored_now: dict[str, set[str]] = {k: set() for k in kinds}
     scored_at = dt.datetime.now(dt.timezone.utc)
     state = {"items": 0, "media": 0.0, "rows": 0}
 
     def load(chunk: list[str], **kw: Any) -> AlignedData:
-        return load_aligned(cat, run.data_config, chunk, classes=run.classes, dims=run.dims, **kw)
+        return load_aligned(cat, run.data_config, chunk, classes=run.classes, dims=run.dims, frame_targets=False,
+                            **kw)
 
-    for chunk in _chunks(todo, duration, chunk_size, chunk_seconds):
+    times: list[pd.DataFrame] = []  # time attributions of the rows being scored (explain)
+
+    def rows_of(data: AlignedData) -> pd.DataFrame:
+        df = predict(run, data, fold=fold_label, batch_size=batch_size, scored_at=scored_at)
+        if explain:
+            ex = explain_rows(run, data, fold=fold_label, batch_size=batch_size)
+            if not np.array_equal(ex.attributions["item_id"].to_numpy(), df["item_id"].to_numpy()):
+                raise RuntimeError("attributions and predictions disagree on their rows")  # pragma: no cover
+            df = pd.concat([df, ex.attributions.drop(columns="item_id")], axis=1)
+            times.append(ex.time)
+        return df
+
+    if redo:
+        log.info("run %s: %d prediction parts were written without attributions; scoring them again with them",
+                 run_id, len(redo))
+    for chunk, only in [*((c, None) for c in _chunks(todo, duration, chunk_size, chunk_seconds)),
+                        *(([], {k: part}) for k, part in redo)]:
         for kind in kinds:
-            ids_k = [i for i in chunk if kind in need[i]]
+            ids_k = [i for i in chunk if kind in need[i]] if only is None else only.get(kind, [])
+            times.clear()
             if not ids_k:
                 continue
-            frames: list[pd.DataFrame] = []
+            dfs: list[pd.DataFrame] = []
             if kind == CLIP_WINDOW:
                 data = load(ids_k)
                 if data.n_items:
-                    frames.append(predict(run, data, fold=fold_label, batch_size=batch_size, scored_at=scored_at))
+                    dfs.append(rows_of(data))
+            elif kind == FRAME_WINDOW:
+                data = load(ids_k)
+                if data.n_items:
+                    dfs.append(predict_steps(run, data, fold=fold_label, batch_size=batch_size, scored_at=scored_at))
             elif len(ids_k) == 1 and duration.get(ids_k[0], 0.0) > chunk_seconds:
                 t = 0.0  # one long file: its windows, chunk_seconds of them at a time
                 while t < duration[ids_k[0]]:
                     data = load(ids_k, windows=win, time_range=(t, t + chunk_seconds))
                     if data.n_items:
-                        frames.append(predict(run, data, fold=fold_label, batch_size=batch_size,
-                                              scored_at=scored_at))
+                        dfs.append(rows_of(data))
                     elif data.n_items == 0 and data.dropped.get("no_modality"):
                         break
                     t += chunk_seconds
             else:
                 data = load(ids_k, windows=win)
                 if data.n_items:
-                    frames.append(predict(run, data, fold=fold_label, batch_size=batch_size, scored_at=scored_at))
-            df = pd.concat(frames, ignore_index=True) if frames else None
+                    dfs.append(rows_of(data))
+            df = pd.concat(dfs, ignore_index=True) if dfs else None
             got = set(df["item_id"]) if df is not None else set()
             unscorable |= set(ids_k) - got
             if df is None or not len(df):
                 continue
-            parts.append(cat.write_predictions(run.model_name, run_id, df, run.classes, fold=fold_label, window=kind))
+            if only is not None and got != set(ids_k):  # the part would get another name: keep the old one
+                log.warning("run %s: %d of a part's items are no longer scorable; its rows keep no attributions",
+                            run_id, len(set(ids_k) - got))
+                continue
+            if times:  # the time attributions first: the predictions part commits them
+                cat.write_time_attributions(run_id, pd.concat(times, ignore_index=True), fold=fold_label, window=kind)
+            parts.append(cat.write_predictions(run.model_name, run_id, df, run.classes, fold=fold_label, window=kind,
+                                               attributions=[c for c in df if c.startswith("attr_")]))
             scored_now[kind] |= got
             if kind == CLIP_WINDOW:
                 written += len(df)
+            elif kind == FRAME_WINDOW:
+                frame_rows += len(df)
             else:
                 window_rows += len(df)
             state["rows"] += len(df)
@@ -335,13 +423,27 @@ def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: 
     statuses, reasons, status_path = {}, {}, None
     if record_status and ids:
         statuses, reasons, status_path = record_score_status(cat, run.config, run_id, ids, complete)
-    log.info("run %s (%s): wrote %d predictions and %d window rows, skipped %d already scored, %d without "
-             "features -> %s", run_id, fold_label, written, window_rows, n_skipped, len(unscorable), pred_dir)
+    log.info("run %s (%s): wrote %d predictions, %d window rows and %d step rows, skipped %d already scored, %d "
+             "without features -> %s", run_id, fold_label, written, window_rows, frame_rows, n_skipped,
+             len(unscorable), pred_dir)
     return ScoreResult(run_id=run_id, model=run.model_name, fold=fold_label, n_written=written,
                        n_skipped=n_skipped, n_unscorable=len(unscorable), path=pred_dir, parts=parts,
                        n_window_rows=window_rows, windows=window_label(win) if win is not None else None,
+                       n_frame_rows=frame_rows, explained=explain,
                        statuses=statuses, reasons=reasons, status_path=status_path,
                        media_seconds=media_total, seconds=time.perf_counter() - t_start)
+
+
+def _unexplained_parts(done: pd.DataFrame, kinds: list[str], ids: list[str]) -> list[tuple[str, list[str]]]:
+    """(window kind, item ids) of each prediction part without attributions that holds one of ``ids``.
+
+    ``done``: ``existing_predictions(..., parts=True)`` of one fold label. A part is scored
+    again whole (its items keep one part, under the same name, replaced in one step).
+    """
+    stale = done[~done["explained"].astype(bool) & done["window"].isin(kinds)]
+    wanted = set(ids)
+    return [(str(kind), sorted(set(sub["item_id"]))) for (_, kind), sub in stale.groupby(["part", "window"])
+            if wanted & set(sub["item_id"])]
 
 
 def _chunks(ids: list[str], duration: dict[str, float], size: int, seconds: float) -> Iterator[list[str]]:
@@ -359,4 +461,5 @@ def _chunks(ids: list[str], duration: dict[str, float], size: int, seconds: floa
         yield chunk
 
 
-__all__ = ["LoadedRun", "ScoreProgress", "ScoreResult", "load_run", "predict", "score_items", "score_windows"]
+__all__ = ["LoadedRun", "ScoreProgress", "ScoreResult", "load_run", "predict", "predict_steps", "score_items",
+           "score_windows"]

@@ -112,6 +112,8 @@ def score_summary(cat: Catalog, result: ScoreResult, *, source: str | None, path
     n_files = len(paths) if source else len(items)
     counts = ", ".join(f"{k} = {v}" for k, v in sorted(result.statuses.items())) or "-"
     windows = f"{result.n_window_rows} ({result.windows})" if result.windows else "-"
+    if result.n_frame_rows:  # a run trained per frame: one row per model step
+        windows = f"{result.n_frame_rows} (frame)" + ("" if windows == "-" else f", {windows}")
     lines = [
         f"# score run {result.run_id} ({result.model}, {result.fold})", "",
         (f"source: `{source}`" if source else f"catalog items: {len(items)}"), "",

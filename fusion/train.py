@@ -8,7 +8,9 @@
   split is scored with them only (never best-on-test).
 * Losses: cross-entropy on ``logits``; ``1 - CCC`` on ``va``. Dimensional labels in the
   media table are per clip, so the per-step predictions are pooled over each window's valid
-  steps and the CCC is taken across the windows of a batch.
+  steps and the CCC is taken across the windows of a batch. With per-frame labels
+  (``DataConfig.targets="frame"``) the CCC is taken along time within each window (RCMA:
+  300 steps, hop 200) over its annotated steps, then averaged over the batch's windows.
 * Every epoch writes a checkpoint (:class:`emofuse.catalog.runs.Checkpoints`):
   ``fold-<k>.epoch-<e>.safetensors`` (model, optimizer tensors, best weights, torch RNG
   states) and then ``fold-<k>.json`` (epoch, best, patience counter, history, optimizer
@@ -205,7 +207,8 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, b: Batch, task: Tas
     opt.zero_grad(set_to_none=True)
     with autocast(device, amp):
         out = model(b.inputs, b.masks)
-    loss = batch_loss(out, b.labels, b.targets, b.masks, task)
+    loss = batch_loss(out, b.labels, b.targets, b.masks, task, frame_targets=b.frame_targets,
+                      frame_mask=b.frame_mask)
     if scaler is not None:
         scaler.scale(loss).backward()
         if grad_clip:

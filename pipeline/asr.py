@@ -139,16 +139,18 @@ def load_model(config: AsrConfig | None = None, *, device: str | None = None) ->
 
 
 def transcribe(
-    path: str, *, config: AsrConfig | None = None, device: str | None = None
+    path: str, *, config: AsrConfig | None = None, device: str | None = None,
+    start: float | None = None, end: float | None = None,
 ) -> tuple[list[Segment], dict[str, Any]]:
-    """Transcribe a media file's audio; return timed segments and info (language, duration, model).
+    """Transcribe a media file's audio (or its range ``[start, end)``, times then relative to
+    ``start``); return timed segments and info (language, duration, model).
 
     Raises :class:`emofuse.pipeline.decode.NoStream` / :class:`~emofuse.pipeline.decode.DecodeError`
     for files without usable audio and :class:`AsrUnavailable` when not installed.
     """
     config = config or AsrConfig()
     model = load_model(config, device=device)
-    audio = load_audio(path, sr=DEFAULT_SR, max_seconds=config.max_seconds)
+    audio = load_audio(path, sr=DEFAULT_SR, max_seconds=config.max_seconds, start=start, end=end)
     if audio.size == 0:
         return [], {"language": config.language, "duration": 0.0}
     segs, info = model.transcribe(

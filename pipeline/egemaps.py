@@ -132,18 +132,19 @@ class EgemapsExtractor(Extractor):
     def extract(self, media: MediaRef) -> ExtractResult:
         t0 = time.perf_counter()
         try:
-            return self._process_stream(media.item_id, self._decoded(media.path), t0=t0)
+            pieces = self._decoded(media.path, start=media.segment_start, end=media.segment_end)
+            return self._process_stream(media.item_id, pieces, t0=t0)
         except NoStream as e:
             return ExtractResult.failed(media.item_id, Status.NO_AUDIO, str(e))
         except DecodeError as e:
             return ExtractResult.failed(media.item_id, Status.DECODE_ERROR, str(e))
 
-    def _decoded(self, path: str) -> Iterator[np.ndarray]:
-        """The file's audio as consecutive mono float32 pieces, cut at ``max_seconds``."""
+    def _decoded(self, path: str, *, start: float | None = None, end: float | None = None) -> Iterator[np.ndarray]:
+        """The file's audio (or its range ``[start, end)``) as consecutive mono float32 pieces, cut at ``max_seconds``."""
         cfg: EgemapsConfig = self.config
         limit = None if cfg.max_seconds is None else int(cfg.max_seconds * cfg.sample_rate)
         total = 0
-        for piece in iter_audio(path, sr=cfg.sample_rate):
+        for piece in iter_audio(path, sr=cfg.sample_rate, start=start, end=end):
             if limit is not None and total + piece.size >= limit:
                 yield piece[: limit - total]
                 return

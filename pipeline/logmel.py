@@ -199,7 +199,8 @@ class LogMelExtractor(Extractor):
 
         def counted() -> Iterator[np.ndarray]:
             nonlocal n, sumsq, peak
-            for chunk in iter_audio(media.path, sr=cfg.sample_rate, chunk_seconds=cfg.chunk_seconds):
+            for chunk in iter_audio(media.path, sr=cfg.sample_rate, chunk_seconds=cfg.chunk_seconds,
+                                    start=media.segment_start, end=media.segment_end):
                 n += chunk.size
                 c64 = chunk.astype(np.float64)
                 sumsq += float(np.dot(c64, c64))

@@ -32,6 +32,30 @@ from emofuse.pipeline.registry import Extractor
 
 #: MediaRef fields a task gets per item (paths and ids, never arrays).
 ITEM_FIELDS = ("item_id", "path", "duration", "has_audio", "has_video", "transcript")
+#: MediaRef fields of an item that is a time range of a file (absent from whole-file items' dicts).
+SEGMENT_FIELDS = ("segment_start", "segment_end")
+
+
+def item_ref(row: Any) -> dict[str, Any]:
+    """The MediaRef fields (a dict) of one media row (a ``DataFrame.itertuples`` tuple); a part of a
+    file adds its range (``segment_start``/``segment_end``) and/or its subject's ``face_side``.
+
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"item_id": ["a", "b"], "path": ["/x.avi"] * 2, "duration": [9.0, 1.5],
+    ...                      "has_audio": True, "has_video": True, "transcript": [None, "Hi."],
+    ...                      "segment_start": [None, 2.0], "segment_end": [None, 3.5]})
+    >>> [sorted(set(item_ref(r)) - set(ITEM_FIELDS)) for r in rows.itertuples()]
+    [[], ['segment_end', 'segment_start']]
+    """
+    ref = {f: getattr(row, f) for f in ITEM_FIELDS}
+    start, end = (getattr(row, f, None) for f in SEGMENT_FIELDS)
+    if pd.notna(start) or pd.notna(end):
+        ref.update(segment_start=None if pd.isna(start) else float(start),
+                   segment_end=None if pd.isna(end) else float(end))
+    side = getattr(row, "face_side", None)
+    if isinstance(side, str):
+        ref["face_side"] = side
+    return ref
 
 
 def unchanged(path: str, known: tuple[int, int, str] | None) -> str | None:
@@ -113,7 +137,7 @@ def plan_feature_set(cat: Catalog, name: str, extractor: Extractor, media: pd.Da
     bad = todo["probe_error"].notna() if "probe_error" in todo else pd.Series(False, index=todo.index)
     unreadable = list(zip(todo.loc[bad, "item_id"], todo.loc[bad, "probe_error"]))
     unrecorded = sum(current.get(i) != (Status.DECODE_ERROR.value, m) for i, m in unreadable)
-    items = [{f: getattr(r, f) for f in ITEM_FIELDS} for r in todo[~bad].itertuples()]
+    items = [item_ref(r) for r in todo[~bad].itertuples()]
     return FeatureSetPlan(name=name, key=key, items=len(media), already_done=len(media) - len(todo),
                           unreadable=unreadable, todo=items, unrecorded=unrecorded)
 
@@ -153,31 +177,74 @@ def plan_run(cat: Catalog, source: str | None, corpus: str, selection: list[str]
     if source:
         entries = list(recipes.discover(corpus, source, selection))
         plan.rejected = [f"{e.path}: {e.error}" for e in entries if e.error]
-        good = {e.path: e.columns for e in entries if not e.error}
-        same, other = split_known(good, cat.known_files())
-        plan.register = [{"path": p, "columns": good[p]} for p in other]
-        if register and plan.register:
-            plan.added = cat.add_media(describe_all(plan.register, source, threads=threads))
-            same.update({p: "" for p in other})
-            plan.register = []
+        good = {e.path: e.columns for e in entries if not e.error and not ingest.is_part(e.columns)}
+        parts = {(e.path, e.columns.get("segment_start"), e.columns.get("segment_end"), e.columns.get("face_side")): e
+                 for e in entries if not e.error and ingest.is_part(e.columns)}
+        known = cat.known_files()
+        same, other = split_known(dict.fromkeys([*good, *(e.path for e in parts.values())]), known)
+        plan.register = [{"path": p, "columns": good[p]} for p in other if p in good]
         media = cat.media(dedupe=False)
-        media = media[media["path"].isin(set(same))]
-        plan.media = media.drop_duplicates("item_id")
+        segments, known_todo = _unregistered_items(good, list(parts.values()), same, media)
+        plan.register += known_todo + [{"path": e.path, "columns": e.columns} for e in parts.values()
+                                       if e.path not in same]
+        if register and plan.register:
+            rows = describe_all(plan.register, source, threads=threads, known=known)
+            # per-frame labels first: an item is registered (media row) only once its labels are stored
+            annotated = [e for e in entries if e.annotations and not e.error]
+            cat.add_frame_labels(ingest.frame_labels(corpus, annotated, rows, threads=threads))
+            plan.added = cat.add_media(rows)
+            same.update({p: "" for p in other})
+            segments |= {(r["item_id"], r["path"]) for r in rows if r.get("parent_id") is not None}
+            plan.register = []
+            media = cat.media(dedupe=False)
+        whole = media["path"].isin({p for p in same if p in good}) & media["parent_id"].isna()
+        part = pd.Series([k in segments for k in zip(media["item_id"], media["path"])], index=media.index, dtype=bool)
+        plan.media = media[whole | part].drop_duplicates("item_id")
     else:
         plan.media = cat.media()
     plan.feature_sets = [plan_feature_set(cat, name, ex, plan.media) for name, ex in extractors.items()]
     return plan
 
 
-def describe_all(entries: list[dict[str, Any]], source: str, *, threads: int | None = None) -> list[dict[str, Any]]:
-    """Media rows of ``entries`` (``{"path", "columns"}``): content hash and probe, ``threads`` files at a time."""
+def _unregistered_items(whole: dict[str, dict[str, Any]], parts: list[Any], same: dict[str, str],
+                        media: pd.DataFrame) -> tuple[set[tuple[str, str]], list[dict[str, Any]]]:
+    """Items of unchanged files (``same``: path -> content id) that the media table lacks: a file known
+    only by its segments taken whole, a new segment of a known file. Returns ((item id, path) of the
+    registered segment items, entries to register); ids follow from the known content id: nothing is hashed.
+    """
+    have = set(zip(media["item_id"], media["path"]))
+    todo = [{"path": p, "columns": cols} for p, cols in whole.items() if p in same and (same[p], p) not in have]
+    known: set[tuple[str, str]] = set()
+    for e in parts:
+        if e.path not in same:
+            continue
+        key = (ingest.segment_id(same[e.path], e.columns), e.path)
+        if key in have:
+            known.add(key)
+        else:
+            todo.append({"path": e.path, "columns": e.columns})
+    return known, todo
+
+
+def describe_all(entries: list[dict[str, Any]], source: str, *, threads: int | None = None,
+                 known: dict[str, tuple[int, int, str]] | None = None) -> list[dict[str, Any]]:
+    """Media rows of ``entries`` (``{"path", "columns"}``): content hash and probe, ``threads`` files at a time.
+
+    Entries of one file (the segments of a dialog) share one hash and one probe; ``known``
+    (path -> size, mtime, content id, as :meth:`Catalog.known_files` gives) spares hashing
+    files that have not changed.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(e: dict[str, Any]) -> dict[str, Any]:
-        return ingest.describe(e["path"], root=source, extra=e["columns"])
+    by_path: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        by_path.setdefault(e["path"], []).append(e["columns"])
+
+    def one(path: str) -> list[dict[str, Any]]:
+        return ingest.describe_parts(path, by_path[path], root=source, known=(known or {}).get(path))
 
     with ThreadPoolExecutor(max_workers=threads or min(8, 2 * (os.cpu_count() or 1))) as pool:
-        return list(pool.map(one, entries))
+        return [row for rows in pool.map(one, list(by_path)) for row in rows]
 
 
 def feature_configs(feature_sets: list[str], fps: float, configs: dict[str, dict] | None) -> dict[str, dict]:
@@ -210,4 +277,5 @@ def idle_summary(*, catalog: str, source: str | None, corpus: str, selection: li
     return summary, plan.added
 
 
-__all__ = ["FeatureSetPlan", "RunPlan", "describe_all", "feature_configs", "idle_summary", "plan_run", "ITEM_FIELDS", "batches", "plan_feature_set", "split_known", "unchanged"]
+__all__ = ["FeatureSetPlan", "RunPlan", "describe_all", "feature_configs", "idle_summary", "plan_run", "ITEM_FIELDS",
+           "SEGMENT_FIELDS", "batches", "item_ref", "plan_feature_set", "split_known", "unchanged"]

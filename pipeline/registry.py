@@ -55,6 +55,14 @@ class MediaRef:
     has_audio: bool | None = None
     has_video: bool | None = None
     transcript: str | None = None
+    #: An item that is a time range of a file (an IEMOCAP turn): the range in seconds of the
+    #: file's timeline; extractors decode only that range, and their times start at 0 at
+    #: ``segment_start``. None for a whole-file item.
+    segment_start: float | None = None
+    segment_end: float | None = None
+    #: One subject of a two-subject video (Aff-Wild2): ``"left"``/``"right"``, the face on that side
+    #: of the frame is the item's; None: the main face.
+    face_side: str | None = None
 
 
 class Extractor:

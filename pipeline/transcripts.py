@@ -256,13 +256,35 @@ def load_transcript(
         return Transcript([Segment(0.0, end, _clean(media.transcript))], SOURCE_STATEMENT)
     side = find_sidecar(media.path)
     if side is not None:
-        return Transcript(parse_sidecar(side), SOURCE_SIDECAR, path=str(side))
+        segments = parse_sidecar(side)
+        if media.segment_start is not None or media.segment_end is not None:
+            segments = within(segments, media.segment_start or 0.0, media.segment_end)
+        return Transcript(segments, SOURCE_SIDECAR, path=str(side))
     if use_asr:
         from emofuse.pipeline.asr import transcribe
 
-        segments, info = transcribe(media.path, config=asr_config)
+        segments, info = transcribe(media.path, config=asr_config, start=media.segment_start,
+                                    end=media.segment_end)
         return Transcript(segments, SOURCE_ASR, path=None, info=info)
     return Transcript([], "none")
+
+
+def within(segments: list[Segment], start: float, end: float | None) -> list[Segment]:
+    """The timed segments that overlap ``[start, end)``, clipped to it, on a timeline starting at ``start``.
+
+    What a sidecar of a whole file says about an item that is a range of it; untimed
+    segments (a ``.txt`` sidecar) cannot be placed in the range and are left out.
+
+    >>> within([Segment(0.0, 2.0, "a"), Segment(2.5, 4.0, "b"), Segment(None, None, "c")], 1.5, 3.0)
+    [Segment(start=0.0, end=0.5, text='a'), Segment(start=1.0, end=1.5, text='b')]
+    """
+    hi = float("inf") if end is None else end
+    out = []
+    for s in segments:
+        if s.start is None or s.end is None or s.end <= start or s.start >= hi:
+            continue
+        out.append(Segment(max(s.start, start) - start, min(s.end, hi) - start, s.text))
+    return out
 
 
 __all__ = [
@@ -277,4 +299,5 @@ __all__ = [
     "parse_srt",
     "parse_txt",
     "parse_vtt",
+    "within",
 ]

@@ -44,15 +44,15 @@ def test_archive_follows_links_inside_the_tree_once_and_never_outside(tmp_path: 
 
 def test_recipes_by_name(tmp_path: Path) -> None:
     _touch(tmp_path, "Actor_01/01-01-03-01-01-01-01.mp4", "Actor_01/clip.mp4")
-    assert RECIPES == ("ravdess", "archive")
+    assert RECIPES == ("ravdess", "archive", "crema-d", "iemocap", "meld", "affwild2")
     arch = list(discover("archive", str(tmp_path)))
     assert [e.columns for e in arch] == [{"corpus": "archive"}] * 2 and not any(e.error for e in arch)
     rav = list(discover("ravdess", str(tmp_path)))
     assert [(os.path.basename(e.path), bool(e.error)) for e in rav] == [
         ("01-01-03-01-01-01-01.mp4", False), ("clip.mp4", True)]
     assert rav[0].columns["emotion"] == "happy" and rav[1].columns == {}
-    with pytest.raises(ValueError, match="unknown corpus recipe 'iemocap'"):
-        list(discover("iemocap", str(tmp_path)))
+    with pytest.raises(ValueError, match="unknown corpus recipe 'sewa'"):
+        list(discover("sewa", str(tmp_path)))
 
 
 def _imports(path: Path) -> set[str]:

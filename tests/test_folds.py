@@ -1,10 +1,15 @@
-"""fusion.folds: the official RAVDESS plan and speaker-independent generic plans."""
+"""fusion.folds: the official RAVDESS plan, speaker-independent generic plans, corpus plans and the
+column a plan selects items by."""
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from emofuse.catalog.corpora import ravdess_plan
-from emofuse.fusion.folds import check_plan, generic_plan, make_plan
+from emofuse.catalog.corpora import crema_d, ravdess_plan
+from emofuse.fusion.data_config import DataConfig, ModalitySpec
+from emofuse.fusion.dataset import AlignedData
+from emofuse.fusion.folds import check_plan, default_plan, generic_plan, make_plan, plan_by
 
 
 def _assert_disjoint(plan):
@@ -40,3 +45,46 @@ def test_generic_fold_plan_is_speaker_independent():
         make_plan(["a", "b"])
     with pytest.raises(ValueError):
         check_plan([{"fold": 0, "train": ["a", "b"], "val": ["b"], "test": ["c"]}])
+
+
+def test_plans_name_the_column_they_select_by():
+    assert plan_by({"fold": 0, "train": ["a"], "val": ["b"], "test": ["c"]}) == "speaker"  # plans saved before "by"
+    split = [{"fold": 0, "by": "split", "train": ["train"], "val": ["dev"], "test": ["test"]}]
+    check_plan(split)
+    with pytest.raises(ValueError, match="split values \\['dev'\\] are in both val and test"):
+        check_plan([{**split[0], "test": ["dev"]}])
+    with pytest.raises(ValueError, match="by='emotion' is not a column"):
+        check_plan([{**split[0], "by": "emotion"}])
+
+
+def test_default_plan_is_the_corpus_plan_when_all_items_come_from_one_corpus():
+    crema = pd.DataFrame({"corpus": "crema-d", "speaker": [str(a) for a in range(1001, 1011)]})
+    plan = default_plan(crema)
+    assert plan == crema_d.evaluation_plan(crema) and len(plan) == 5 and plan[0]["by"] == "speaker"
+    _assert_disjoint(plan)
+    assert sorted(s for f in plan for s in f["test"]) == sorted(crema["speaker"])  # every actor tested once
+    assert default_plan(crema, k=3, seed=0) == generic_plan(crema["speaker"], k=3, seed=0)  # k given: generic
+    meld = pd.DataFrame({"corpus": "meld", "speaker": ["Ross", "Rachel", "Joey"], "split": ["train", "dev", "test"]})
+    assert default_plan(meld) == [{"fold": 0, "by": "split", "train": ["train"], "val": ["dev"], "test": ["test"]}]
+    with pytest.raises(ValueError, match="no labelled items of \\['test'\\]"):
+        default_plan(meld.head(2))
+    mixed = pd.concat([crema, meld])  # two corpora: a speaker k-fold over all speakers
+    assert default_plan(mixed, seed=1) == generic_plan(mixed["speaker"], seed=1)
+    ravdess = pd.DataFrame({"corpus": "ravdess", "speaker": [f"Actor_{i:02d}" for i in range(1, 25)]})
+    assert default_plan(ravdess) == ravdess_plan()
+    with pytest.raises(ValueError, match="need a speaker for every labelled item"):
+        default_plan(pd.DataFrame({"corpus": "archive", "speaker": ["a", None, "b", "c"]}))
+
+
+def test_items_are_selected_by_the_plans_column():
+    items = pd.DataFrame({"item_id": list("abcd"), "speaker": ["s1", "s1", "s2", "s3"],
+                          "split": ["train", "dev", "train", "test"], "label": [0, 1, 0, -1]})
+    data = AlignedData(DataConfig([ModalitySpec("audio", "egemaps")]), items, row_item=np.arange(4),
+                       row_start=np.zeros(4), row_end=np.ones(4), x={"audio": np.zeros((4, 2, 1), np.float32)},
+                       mask={"audio": np.ones((4, 2), bool)}, classes=["x", "y"], dims={"audio": 1},
+                       feature_sets={"audio": "egemaps"})
+    assert data.items_of(["train"], by="split").tolist() == [0, 2]
+    assert data.items_of(["test"], by="split").tolist() == []  # unlabelled
+    assert data.items_of(["s1"]).tolist() == data.items_of_speakers(["s1"]).tolist() == [0, 1]
+    with pytest.raises(ValueError, match="selects items by 'session'"):
+        data.items_of(["Session1"], by="session")

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Iterator
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
 
 from emofuse.catalog.corpora import archive, ravdess
 from emofuse.catalog.corpora.entry import Entry
@@ -30,6 +33,20 @@ def recipe_module(corpus: str):  # noqa: ANN201 - a module
     if corpus not in RECIPES or corpus in ("ravdess", "archive"):
         raise ValueError(f"unknown corpus recipe {corpus!r}: use one of {list(RECIPES)}")
     return importlib.import_module(f"emofuse.catalog.corpora.{corpus.replace('-', '_')}")
+
+
+def frame_labels(corpus: str, annotations: dict[str, str], times: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(Per-frame label rows, media columns summarising them) of one item of ``corpus``.
+
+    ``annotations`` is the item's :attr:`Entry.annotations`; ``times`` its frames' presentation
+    times (s): one label row per frame, as FRAME_LABELS_SCHEMA without ``item_id``. Raises
+    ``ValueError`` naming ``file:line`` for a malformed annotation line.
+    """
+    module = recipe_module(corpus)
+    if not hasattr(module, "frame_labels"):
+        raise ValueError(f"corpus recipe {corpus!r} has no per-frame annotations")
+    rows = module.frame_labels(annotations, times)
+    return rows, module.clip_columns(rows)
 
 
 def discover(corpus: str, source: str, selection: list[str] | None = None) -> Iterator[Entry]:

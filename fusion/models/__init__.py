@@ -6,6 +6,12 @@ returns a dict with ``"logits"`` (N, classes) and/or ``"va"`` (N, L, targets). T
 is a dataclass kept on ``model.config`` (``dataclasses.asdict`` gives a plain dict that
 ``build_model(name, **that_dict)`` accepts again).
 
+TACFN and RCMA configs carry the ``revision`` of the model definition they were made for, so
+that a saved run's weights are never read by a different architecture: new configs get the
+current one (:func:`with_revision`), a saved config without one predates revisions
+(:func:`saved_model_config`: revision 1). An old RCMA still builds (its head is restored);
+an old TACFN cannot be built and says to retrain.
+
 Example:
     >>> from emofuse.fusion.models import build_model, count_parameters
     >>> model = build_model("tacfn", input_dims={"audio": 25, "face": 512}, n_classes=8)
@@ -14,6 +20,8 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
@@ -41,8 +49,42 @@ def build_model(name: str, **config: Any) -> nn.Module:
     return model_cls(config_cls(**config))
 
 
+def _has_revision(name: str) -> bool:
+    return name in MODELS and any(f.name == "revision" for f in dataclasses.fields(MODELS[name][1]))
+
+
+def with_revision(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` for a new run of model ``name``, stamped with the current revision (unless it names one).
+
+    >>> with_revision("tacfn", {"n_classes": 8})
+    {'n_classes': 8, 'revision': 2}
+    >>> with_revision("concat_mlp", {"n_classes": 8})
+    {'n_classes': 8}
+    """
+    cfg = dict(config)
+    if _has_revision(name):
+        cfg.setdefault("revision", MODELS[name][1]().revision)
+    return cfg
+
+
+def saved_model_config(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A model config read back from a saved run: no ``revision`` means revision 1 (saved before revisions).
+
+    >>> saved_model_config("rcma", {"joint": "others"})
+    {'joint': 'others', 'revision': 1}
+    >>> build_model("tacfn", **saved_model_config("tacfn", {}))
+    Traceback (most recent call last):
+    ...
+    ValueError: TACFN revision 1 (e.g. a run trained by an older emofuse) cannot be built: ...
+    """
+    cfg = dict(config)
+    if _has_revision(name):
+        cfg.setdefault("revision", 1)
+    return cfg
+
+
 __all__ = [
-    "MODELS", "build_model", "count_parameters",
+    "MODELS", "build_model", "count_parameters", "saved_model_config", "with_revision",
     "TACFN", "TACFNConfig", "RCMA", "RCMAConfig",
     "ConcatMLP", "ConcatMLPConfig", "Unimodal", "UnimodalConfig",
 ]

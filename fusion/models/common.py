@@ -71,16 +71,42 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     return torch.softmax(scores, dim=-1)
 
 
-def sinusoidal_positions(length: int, dim: int, *, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """Standard sinusoidal position table (length, dim): sin on even, cos on odd features."""
-    pos = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
-    freq = torch.exp(
-        torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim)
-    )
-    table = torch.zeros(length, dim, device=device, dtype=torch.float32)
-    table[:, 0::2] = torch.sin(pos * freq)
-    table[:, 1::2] = torch.cos(pos * freq[: dim // 2])
-    return table.to(dtype)
+def sinusoidal_table(n_positions: int, dim: int, *, device: torch.device | None = None) -> Tensor:
+    """The fairseq/tensor2tensor sinusoidal table (n_positions, dim) in float32, row 0 all zeros.
+
+    With half = dim // 2 and f_i = exp(-i * ln(10000) / (half - 1)), row p is
+    ``[sin(p f_0) .. sin(p f_{half-1}) | cos(p f_0) .. cos(p f_{half-1})]`` (sines first, then
+    cosines; a zero column is appended when dim is odd). Row 0 is the padding position and is
+    zero. This is the table of the TACFN/CFN-SR (MulT) encoder, not the interleaved one of
+    "Attention is all you need".
+
+    >>> t = sinusoidal_table(3, 4)
+    >>> t[0].tolist(), [round(v, 4) for v in t[1].tolist()]
+    ([0.0, 0.0, 0.0, 0.0], [0.8415, 0.0001, 0.5403, 1.0])
+    """
+    half = dim // 2
+    if half < 2:
+        raise ValueError(f"a sinusoidal table needs dim >= 4, got {dim}")
+    freq = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / (half - 1)))
+    angles = torch.arange(n_positions, device=device, dtype=torch.float32).unsqueeze(1) * freq.unsqueeze(0)
+    table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    if dim % 2:
+        table = torch.cat([table, torch.zeros(n_positions, 1, device=device)], dim=1)
+    table[0] = 0.0
+    return table
+
+
+def position_embedding(mask: Tensor, dim: int, dtype: torch.dtype) -> Tensor:
+    """Sinusoidal positions (N, L, dim) for a bool mask (N, L): valid step t gets row t + 1, others row 0.
+
+    Positions count from 1 along the timeline (a gap does not renumber the steps after it);
+    an invalid (padded) step gets position 0, the zero vector.
+    """
+    length = mask.shape[1]
+    table = sinusoidal_table(length + 1, dim, device=mask.device)
+    pos = torch.arange(1, length + 1, device=mask.device).expand_as(mask)
+    pos = torch.where(mask, pos, torch.zeros_like(pos))
+    return table[pos].to(dtype)
 
 
 class MaskedBatchNorm(nn.BatchNorm1d):

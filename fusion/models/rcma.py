@@ -11,12 +11,47 @@ updates every X_m from the inputs of that iteration:
 
 ``joint="all"`` (RJCMA): J is the concatenation of all X_m. ``joint="others"`` (RCMA v1):
 J for m is a learned projection of the concatenation of the other modalities.
-Heads: per-step regressor (concat -> Linear -> BatchNorm -> LeakyReLU -> Linear -> tanh,
-e.g. valence/arousal) and/or a classifier on the X_m pooled over their valid steps.
+Heads: a per-step regressor on the concatenated X_m (e.g. valence/arousal), tied to the
+variant as in the official code: RJCMA (``joint="all"``) Linear -> BatchNorm -> LeakyReLU ->
+Linear -> tanh, v1 (``joint="others"``) one Linear -> tanh (``regressor="mlp"|"linear"``
+overrides); and/or a classifier on the X_m pooled over their valid steps.
 
 Masks: the content of a modality's invalid steps is zeroed before the TCN, after it and
 after each iteration ("absent = zero"), and BatchNorm statistics use valid steps only.
 The time length is fixed per model (``seq_len``) because W_k acts over time.
+
+Initialisation as the official code in effect: it calls ``xavier_uniform_`` on the weights of
+the weight-normalised dilated convs, which the weight-norm re-parametrisation recomputes from
+its (untouched) g and v on the next forward, so those convs keep PyTorch's default init; only
+the 1x1 residual conv is really xavier-initialised (gain sqrt(2)). We do exactly that.
+
+Remaining deviations from the official code (RJCMA repository: ``models/model.py`` class
+``LFAN``, ``models/dense_coattn.py``, ``models/av_crossatten.py``; v1: the same files at the
+RCMA commit):
+
+* Inputs: the official model runs frozen backbones (IR-50 face embeddings 512, VGGish 128,
+  BERT 768) and its TCN widths are per backbone; we start from cached features, with the
+  widths of ``DEFAULT_CHANNELS`` unless ``channels`` says otherwise.
+* Time length: the official W_k is ``Linear(300, 300)``; ours is ``seq_len`` (300 gives it).
+* Masks: the official code has none (padding is processed as data and enters the BatchNorm
+  statistics); we zero invalid steps around the TCN and after each iteration, and both
+  BatchNorms (after the TCN, in the head) use valid steps only. Weights and running
+  statistics port one to one.
+* RJCMA computes ``query_linear(joint)`` and never uses it: we have no such layer (a port
+  drops it). Its fusion and head widths are hard-coded (``DCNLayer(256, 128, 128)``,
+  regressor 512 -> 256, v1 ``DCNLayer(512, 128, 512)``); ours follow the TCN widths.
+* Targets: the official code trains one model per target (one output); ``n_targets=2``
+  predicts valence and arousal from one model (``n_targets=1`` is the official shape).
+* TCN dropout is element-wise ``nn.Dropout``. The RJCMA repository publishes its TCN module
+  only as bytecode; of the same-lineage TCN files in text, the authors' JCA repository's
+  uses ``Dropout2d`` (whole channels) and the ABAW3 one ``nn.Dropout``; both give the
+  xavier gain sqrt(2) used here.
+* Weight norm uses ``torch.nn.utils.parametrizations.weight_norm``: the official
+  ``weight_g``/``weight_v`` are our ``parametrizations.weight.original0``/``original1``.
+* Additions with no official counterpart: the classification head (``n_classes``), any
+  number (>= 2) of modalities in any order (the official code fixes video, audio, text;
+  concatenations follow ``input_dims`` order, so a port lists them in that order), and
+  ``others_dim`` (v1's projection keeps the width of its input, our default).
 
 Example:
     >>> import torch
@@ -49,10 +84,22 @@ from emofuse.fusion.models.common import (
 #: video 512, eGeMAPS audio 64, text 512). Other modality names fall back to 128.
 DEFAULT_CHANNELS: dict[str, int] = {"face": 512, "video": 512, "audio": 64, "text": 512}
 
+#: Revision of this model's definition; saved runs record it (``revision`` in the config).
+#: 1: MLP regressor for both variants, TCN convs initialised N(0, 0.01). 2: as the official
+#: code (regressor tied to the variant, effective official TCN init). A revision-1 config
+#: still builds its MLP head, so the weights of runs saved before load unchanged.
+REVISION = 2
+REGRESSORS = ("mlp", "linear")
+
 
 @dataclass
 class RCMAConfig:
-    """RCMA hyper-parameters. ``channels``: modality -> width (all levels) or per-level list."""
+    """RCMA hyper-parameters. ``channels``: modality -> width (all levels) or per-level list.
+
+    ``regressor``: "mlp" (Linear -> BatchNorm -> LeakyReLU -> Linear, ``regressor_hidden``
+    wide) or "linear"; None ties it to the variant as the official code does ("mlp" for
+    ``joint="all"``, "linear" for ``joint="others"``). ``revision``: see :data:`REVISION`.
+    """
 
     input_dims: dict[str, int] = field(default_factory=lambda: {"face": 512, "audio": 25, "text": 384})
     seq_len: int = 300
@@ -67,14 +114,26 @@ class RCMAConfig:
     regressor_hidden: int = 256
     n_targets: int = 2
     n_classes: int | None = None
+    regressor: str | None = None
+    revision: int = REVISION
 
     def __post_init__(self) -> None:
         if self.joint not in ("all", "others"):
             raise ValueError(f"joint must be 'all' or 'others', got {self.joint!r}")
+        if self.regressor is not None and self.regressor not in REGRESSORS:
+            raise ValueError(f"regressor must be one of {REGRESSORS} or None (tied to joint), got {self.regressor!r}")
+        if self.revision not in (1, REVISION):
+            raise ValueError(f"RCMA revision {self.revision} is unknown; emofuse builds revisions 1 and {REVISION}")
         if len(self.input_dims) < 2:
             raise ValueError("RCMA needs at least two modalities")
         if self.n_targets <= 0 and not self.n_classes:
             raise ValueError("enable at least one head (n_targets > 0 or n_classes)")
+
+    def regressor_kind(self) -> str:
+        """The regressor head built: ``regressor``, else the variant's ("linear" for v1 from revision 2)."""
+        if self.regressor is not None:
+            return self.regressor
+        return "linear" if self.joint == "others" and self.revision >= 2 else "mlp"
 
     def level_channels(self, modality: str) -> list[int]:
         """TCN widths of the levels for ``modality``."""
@@ -95,7 +154,12 @@ class Chomp(nn.Module):
 
 
 class TemporalBlock(nn.Module):
-    """Two causal weight-normalised dilated convs with LeakyReLU/dropout and a residual."""
+    """Two causal weight-normalised dilated convs with LeakyReLU/dropout and a residual.
+
+    Init as the official code in effect: the dilated convs keep PyTorch's default init
+    (weight norm starts with g = ||v||, so the effective weight is the default one), the
+    1x1 residual conv gets ``xavier_uniform_`` with gain sqrt(2) (its bias keeps the default).
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, dropout: float) -> None:
         super().__init__()
@@ -103,10 +167,12 @@ class TemporalBlock(nn.Module):
         layers: list[nn.Module] = []
         for c in (c_in, c_out):
             conv = nn.Conv1d(c, c_out, kernel, padding=pad, dilation=dilation)
-            nn.init.normal_(conv.weight, 0.0, 0.01)
             layers += [weight_norm(conv), Chomp(pad), nn.LeakyReLU(), nn.Dropout(dropout)]
         self.net = nn.Sequential(*layers)
-        self.residual = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.residual: nn.Module = nn.Identity()
+        if c_in != c_out:
+            self.residual = nn.Conv1d(c_in, c_out, 1)
+            nn.init.xavier_uniform_(self.residual.weight, gain=math.sqrt(2.0))
         self.act = nn.LeakyReLU()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -185,10 +251,12 @@ class RCMA(nn.Module):
             for _ in range(cfg.n_iterations)
         ])
         total = sum(dims.values())
-        if cfg.n_targets > 0:
+        if cfg.n_targets > 0 and cfg.regressor_kind() == "mlp":
             self.reg_in = nn.Linear(total, cfg.regressor_hidden)
             self.reg_norm = MaskedBatchNorm(cfg.regressor_hidden)
             self.reg_out = nn.Linear(cfg.regressor_hidden, cfg.n_targets)
+        elif cfg.n_targets > 0:
+            self.reg_out = nn.Linear(total, cfg.n_targets)
         if cfg.n_classes:
             self.classifier = nn.Linear(total, cfg.n_classes)
 
@@ -208,9 +276,10 @@ class RCMA(nn.Module):
             xs = layer(xs, ms)
         out: dict[str, Tensor] = {}
         if cfg.n_targets > 0:
-            step_mask = torch.stack(list(ms.values())).any(dim=0)
-            z = self.reg_in(torch.cat([xs[m] for m in self.names], dim=-1))
-            z = nn.functional.leaky_relu(self.reg_norm(z, step_mask))
+            z = torch.cat([xs[m] for m in self.names], dim=-1)
+            if hasattr(self, "reg_in"):  # RJCMA's head; v1's is the Linear alone
+                step_mask = torch.stack(list(ms.values())).any(dim=0)
+                z = nn.functional.leaky_relu(self.reg_norm(self.reg_in(z), step_mask))
             out["va"] = torch.tanh(self.reg_out(z))
         if cfg.n_classes:
             pooled = torch.cat([masked_mean(xs[m], ms[m]) for m in self.names], dim=-1)

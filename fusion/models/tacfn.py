@@ -7,10 +7,43 @@ can be named in ``extra``: it is mean-pooled over its valid steps and concatenat
 the head.
 
 Forward, for target x and query y:
-    q   = last valid step of a causal pre-LN Transformer over y          (N, 64)
+    f   = W_in y  (the query's front end)                                 (N, T, 64)
+    q   = last valid step of a causal pre-LN Transformer over
+          sqrt(64) f + positions                                          (N, 64)
     s   = tanh(W_c x + W_q q);  e = w_a s;  a = softmax over valid P      (N, P)
     x'  = x * a + x
-    out = Linear([masked-mean(x'), dropout(q), (extras)])                 (N, classes)
+    out = Linear([masked-mean(x'), dropout(masked-mean(f)), (extras)])   (N, classes)
+
+As in the official code: the positions are the fairseq sinusoidal table
+(:func:`~emofuse.fusion.models.common.sinusoidal_table`: sines then cosines, positions from
+1, a padded step gets position 0 = zeros), and the head sees the query's front-end features,
+not q: q only shapes the attention weights. Weight names map one to one onto the official
+encoder (``fc1``/``fc2`` -> ``linear1``/``linear2``, ``layer_norms[0/1]`` -> ``norm1/2``,
+``self_attn.in_proj_*``/``out_proj`` alike, ``layer_norm`` -> ``encoder.norm``;
+``channel_affine``/``y_affine``/``attn_weight_affine`` -> ``w_c``/``w_q``/``w_a``).
+
+Remaining deviations from the official code (CFN-SR ``networks/msaf_ravdess.py``,
+``modules/transformer.py``, ``modules/position_embedding.py``):
+
+* Front ends: the official model runs a 3-D ResNeXt-50 on frames (target: a 2048-channel
+  map, attention over its S x H x W positions) and a 1-D CNN on MFCCs (query: 64 channels
+  x 26 steps). We start from cached features: the target is the face-embedding sequence
+  (attention over its P time steps) and the query's front end is one Linear layer (W_in).
+* Head, query side: the official head flattens the 64 x 26 front-end map (fixed length);
+  we mean-pool f over its valid steps (clip lengths vary). Dropout 0.4 there as official.
+* Padding: the official encoder marks a step as padding when its first input channel is
+  exactly 0 and otherwise attends to every step, and q is the last step whatever it holds;
+  we use the masks: invalid steps get position 0, are left out of attention, pooling and
+  the softmax over P, and q is the last *valid* step.
+* Attention map: the official code sums the N per-sample maps and applies that one map to
+  every sample; we use each sample's own map (``batch_sum_attention=True`` restores it).
+* ``w_a`` has no bias here (it cancels in the softmax); porting drops the official bias.
+* Initialisation: the official Transformer initialises ``fc1``/``fc2`` and the attention
+  output projection with xavier_uniform_ and zero biases; ours keeps PyTorch's
+  ``nn.TransformerEncoderLayer`` defaults (same for ``in_proj``). Weights load one to one.
+* Additions with no official counterpart: ``extra`` modalities in the head, ``bidirectional``
+  (the query's front-end sequence f is also reinforced, by the target's mean, and the head
+  pools the reinforced f), and roles other than target=face / query=audio.
 
 Example:
     >>> import torch
@@ -35,9 +68,14 @@ from emofuse.fusion.models.common import (
     get_mask,
     masked_mean,
     masked_softmax,
-    sinusoidal_positions,
+    position_embedding,
     zero_masked,
 )
+
+#: Revision of this model's definition; saved runs record it (``revision`` in the config).
+#: 1: interleaved position table from 0, head on the Transformer summary q. 2: as the
+#: official code (fairseq positions, head on the query's front-end features).
+REVISION = 2
 
 
 @dataclass
@@ -45,8 +83,10 @@ class TACFNConfig:
     """TACFN hyper-parameters; defaults are the paper's (width 64, 5 layers, 8 heads, ff 256).
 
     ``batch_sum_attention`` reproduces the official code (one attention map summed over the
-    batch and applied to every sample); ``bidirectional`` also reinforces the query sequence
-    by a summary of the target and adds its pooled result to the head.
+    batch and applied to every sample); ``bidirectional`` also reinforces the query's
+    front-end sequence by the mean of the target before it is pooled into the head.
+    ``revision`` is the model definition a config was made for (:data:`REVISION`); an older
+    one cannot be built, since its weights would mean something else now.
     """
 
     input_dims: dict[str, int] = field(default_factory=lambda: {"audio": 25, "face": 512})
@@ -64,8 +104,14 @@ class TACFNConfig:
     head_dropout: float = 0.4
     batch_sum_attention: bool = False
     bidirectional: bool = False
+    revision: int = REVISION
 
     def __post_init__(self) -> None:
+        if self.revision != REVISION:
+            raise ValueError(
+                f"TACFN revision {self.revision} (e.g. a run trained by an older emofuse) cannot be built: emofuse "
+                f"now builds revision {REVISION} (position table and head input as in the official code), and "
+                "weights of another revision would mean something else; retrain (emofuse train --model tacfn)")
         self.extra = tuple(self.extra)
         roles = [self.target, self.query, *self.extra]
         if len(set(roles)) != len(roles):
@@ -76,7 +122,7 @@ class TACFNConfig:
 
 
 class QueryEncoder(nn.Module):
-    """Projection, scaled sinusoidal positions and a causal pre-LN Transformer encoder."""
+    """Front end (a projection), scaled fairseq positions and a causal pre-LN Transformer encoder."""
 
     def __init__(self, cfg: TACFNConfig) -> None:
         super().__init__()
@@ -92,10 +138,13 @@ class QueryEncoder(nn.Module):
         )
 
     def forward(self, y: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Encode y (N, T, d) -> (sequence (N, T, D), last valid step (N, D); zeros if none)."""
+        """Encode y (N, T, d) -> (front-end features f (N, T, D), summary q (N, D)).
+
+        q is the encoder's output at the last valid step (zeros when no step is valid).
+        """
         n, t, _ = y.shape
-        h = self.proj(zero_masked(y, mask)) * math.sqrt(self.d_model)
-        h = h + sinusoidal_positions(t, self.d_model, device=h.device, dtype=h.dtype)
+        f = self.proj(zero_masked(y, mask))
+        h = f * math.sqrt(self.d_model) + position_embedding(mask, self.d_model, f.dtype)
         h = self.embed_dropout(h)
         # Step i may see valid steps j <= i; every step also sees itself so that no row is
         # empty (invalid steps then never feed a valid one).
@@ -107,7 +156,7 @@ class QueryEncoder(nn.Module):
         last = (mask.long() * (idx + 1)[None]).argmax(dim=1)
         q = h[torch.arange(n, device=y.device), last]
         q = torch.where(mask.any(dim=1, keepdim=True), q, torch.zeros_like(q))
-        return h, q
+        return f, q
 
 
 class SpliceAttention(nn.Module):
@@ -141,7 +190,6 @@ class TACFN(nn.Module):
         head_in = c_target + cfg.d_model + sum(cfg.input_dims[m] for m in cfg.extra)
         if cfg.bidirectional:
             self.query_attention = SpliceAttention(cfg.d_model, c_target, cfg.attn_dim)
-            head_in += cfg.d_model
         self.head_dropout = nn.Dropout(cfg.head_dropout)
         self.head = nn.Linear(head_in, cfg.n_classes)
 
@@ -154,14 +202,14 @@ class TACFN(nn.Module):
         y = as_sequence(inputs[cfg.query])
         x_mask, y_mask = get_mask(x, masks, cfg.target), get_mask(y, masks, cfg.query)
         x = zero_masked(x, x_mask)
-        h, q = self.query_encoder(y, y_mask)
+        f, q = self.query_encoder(y, y_mask)
         x_new, a = self.target_attention(x, q, x_mask, cfg.batch_sum_attention)
-        parts = [masked_mean(x_new, x_mask), self.head_dropout(q)]
         out = {"attention": a}
         if cfg.bidirectional:
-            h_new, a_q = self.query_attention(h, masked_mean(x, x_mask), y_mask, cfg.batch_sum_attention)
-            parts.append(self.head_dropout(masked_mean(h_new, y_mask)))
-            out["query_attention"] = a_q
+            f, out["query_attention"] = self.query_attention(f, masked_mean(x, x_mask), y_mask,
+                                                             cfg.batch_sum_attention)
+        # The head sees the query's own (front-end) features; q only shaped the weights a.
+        parts = [masked_mean(x_new, x_mask), self.head_dropout(masked_mean(f, y_mask))]
         for name in cfg.extra:
             e = as_sequence(inputs[name])
             parts.append(self.head_dropout(masked_mean(e, get_mask(e, masks, name))))

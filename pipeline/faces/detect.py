@@ -35,6 +35,32 @@ class Detections:
         """The ``k`` largest faces (by box area), largest first."""
         return self.take(np.argsort(-_areas(self.boxes), kind="stable")[:k])
 
+    def on_side(self, side: str, width: int) -> "Detections":
+        """The face of the subject on ``side`` (``"left"``/``"right"``) of a two-subject frame ``width`` px wide.
+
+        Of two or more faces, the two largest are the subjects and the one further to that side
+        is taken; a lone face is taken only when its centre lies in that half of the frame (the
+        other subject may be the one still visible).
+
+        >>> d = Detections(np.array([[200, 0, 300, 100], [10, 0, 90, 80], [150, 0, 160, 10]], np.float32),
+        ...                np.ones(3, np.float32), np.zeros((3, 5, 2), np.float32))
+        >>> d.on_side("left", 320).boxes[:, 0].tolist(), d.on_side("right", 320).boxes[:, 0].tolist()
+        ([10.0], [200.0])
+        >>> len(d.take(np.array([0])).on_side("left", 320)), len(d.take(np.array([0])).on_side("right", 320))
+        (0, 1)
+        """
+        if side not in ("left", "right"):
+            raise ValueError(f"face side {side!r}: use 'left' or 'right'")
+        if len(self) == 0:
+            return self
+        cx = (self.boxes[:, 0] + self.boxes[:, 2]) / 2
+        if len(self) == 1:
+            inside = cx[0] < width / 2 if side == "left" else cx[0] >= width / 2
+            return self if inside else self.take(np.zeros(0, np.int64))
+        two = np.argsort(-_areas(self.boxes), kind="stable")[:2]
+        pick = two[np.argmin(cx[two])] if side == "left" else two[np.argmax(cx[two])]
+        return self.take(np.array([pick]))
+
 
 def _areas(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)

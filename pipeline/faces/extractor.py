@@ -218,7 +218,8 @@ class FacesExtractor(Extractor):
         stats: dict[str, float] = {}
         t0 = time.perf_counter()
         try:
-            seq, n_all = self._run(media.path, stats)
+            seq, n_all = self._run(media.path, stats, start=media.segment_start, end=media.segment_end,
+                                   side=media.face_side)
         except NoStream as e:
             return ExtractResult.failed(media.item_id, Status.NO_VIDEO, str(e))
         except DecodeError as e:
@@ -250,8 +251,12 @@ class FacesExtractor(Extractor):
         msg = "" if n_all == n_face else f"main face in {n_face}/{T} frames; faces seen in {n_all}"
         return ExtractResult(item_id=media.item_id, status=Status.OK, message=msg, row=row, sequence=seq, n_frames=T)
 
-    def _run(self, path: str, stats: dict[str, float]) -> tuple[Sequence, int]:
+    def _run(self, path: str, stats: dict[str, float], *, start: float | None = None,
+             end: float | None = None, side: str | None = None) -> tuple[Sequence, int]:
         """Stream frames, align every face, track the main face (lazy, batched embedding).
+
+        ``side`` (an item that is one subject of a two-subject video): only the face on that
+        side of each frame is a candidate (:meth:`.detect.Detections.on_side`).
 
         Returns the sequence and the number of frames with any face.
         """
@@ -278,9 +283,9 @@ class FacesExtractor(Extractor):
                     scores.append(float(f.scores[j]))
                 f.emb = {}
 
-        for t, rgb in iter_frames(path, fps=c.fps):
+        for t, rgb in iter_frames(path, fps=c.fps, start=start, end=end):
             d_all = det.detect(rgb)
-            d = d_all.largest(c.max_faces)
+            d = (d_all.on_side(side, rgb.shape[1]) if side else d_all).largest(c.max_faces)
             crops = emb.align(rgb, d) if len(d) else []
             consume(tracker.push(FrameFaces(t, rgb.shape[1], rgb.shape[0], d.boxes, d.scores, crops, len(d_all))))
         consume(tracker.finish())

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from emofuse.catalog.atomic import write_bytes
-from emofuse.catalog.corpora.demo.actors import actor_identity, clip_prosody
+from emofuse.catalog.corpora.demo.actors import Actor, actor_identity, clip_prosody
 from emofuse.catalog.corpora.demo.design import (DEMO_FORMAT, FACE_EDITS, FACE_GROUP, NO_SONG_ACTORS,
                                                   RAVDESS_FORMAT, SONG_EMOTIONS, MediaFormat)
 from emofuse.catalog.corpora.demo.faces import render_frames, speech_envelope
@@ -100,16 +100,30 @@ def render_clip(spec: ClipSpec, *, seed: int = 0, duration_limit: float | None =
     """One clip as mp4 bytes; deterministic from ``seed``, the clip's codes and ``media``."""
     codes = [seed, spec.actor, spec.emotion, spec.intensity, spec.statement, spec.repetition]
     rng = np.random.default_rng(codes + ([spec.vocal_channel] if spec.vocal_channel != 1 else []))
-    actor = actor_identity(spec.actor, seed)
-    prosody = clip_prosody(actor, spec.emotion, spec.intensity, rng)
-    voice = sing if spec.vocal_channel == 2 else synthesize
-    speech = voice(STATEMENTS[spec.statement], voice=actor.voice, prosody=prosody, sample_rate=media.sample_rate)
+    frames, audio = render_av(actor_identity(spec.actor, seed), spec.emotion, spec.intensity,
+                              STATEMENTS[spec.statement], rng, media=media, duration_limit=duration_limit,
+                              song=spec.vocal_channel == 2)
+    return encode_mp4(frames, audio, media)
+
+
+def render_av(actor: Actor, emotion: int, intensity: int, text: str, rng: np.random.Generator, *,
+              media: MediaFormat = DEMO_FORMAT, duration_limit: float | None = None, song: bool = False,
+              face_scale: float | None = None) -> tuple[Iterator[np.ndarray], np.ndarray]:
+    """The RGB frames (lazily) and mono audio of ``actor`` saying ``text`` with the cues of RAVDESS
+    emotion code ``emotion`` (the other layouts map their emotions onto these codes).
+
+    ``intensity`` 2 raises the voice and makes the face edit 1.5x stronger, unless
+    ``face_scale`` sets the edit's strength itself.
+    """
+    prosody = clip_prosody(actor, emotion, intensity, rng)
+    voice = sing if song else synthesize
+    speech = voice(text, voice=actor.voice, prosody=prosody, sample_rate=media.sample_rate)
     audio = clip_audio(speech, rng, duration_limit, media)
     n_frames = audio.size // media.samples_per_frame
-    edit = FACE_EDITS[FACE_GROUP[spec.emotion]].scaled(1.5 if spec.intensity == 2 else 1.0)
+    scale = face_scale if face_scale is not None else 1.5 if intensity == 2 else 1.0
+    edit = FACE_EDITS[FACE_GROUP[emotion]].scaled(scale)
     envelope = speech_envelope(audio, n_frames, media.samples_per_frame)
-    frames = render_frames(actor.aligned(), edit, envelope, rng, media)
-    return encode_mp4(frames, audio, media)
+    return render_frames(actor.aligned(), edit, envelope, rng, media), audio
 
 
 def generate(out: str, *, actors: int | Sequence[int] = 2, seed: int = 0,

@@ -33,12 +33,20 @@ def video_codec() -> str:
 
 def encode_mp4(frames: Iterable[np.ndarray], audio: np.ndarray, media: MediaFormat = DEMO_FORMAT) -> bytes:
     """Mux RGB frames and mono float audio (``media``'s size and rates) into mp4 bytes (H.264 + AAC)."""
+    return encode_av(frames, audio, media)
+
+
+def encode_av(frames: Iterable[np.ndarray], audio: np.ndarray, media: MediaFormat = DEMO_FORMAT, *,
+              fmt: str = "mp4", codec: str | None = None, audio_codec: str = "aac") -> bytes:
+    """Mux RGB frames and mono float audio into ``fmt`` bytes with these encoders (default: an mp4 of
+    :func:`video_codec` + AAC; ``fmt="flv", codec="flv", audio_codec="libmp3lame"``: Flash video with
+    Sorenson H.263 and MP3, as the CREMA-D-layout demo writes)."""
     import av
 
-    codec = video_codec()
+    codec = codec or video_codec()
     fps, rate, spf = media.fps, media.sample_rate, media.samples_per_frame
     out = io.BytesIO()
-    with av.open(out, mode="w", format="mp4") as container:
+    with av.open(out, mode="w", format=fmt) as container:
         vs = container.add_stream(codec, rate=fps)
         vs.width, vs.height = media.width, media.height
         vs.pix_fmt = "yuv420p"
@@ -47,7 +55,7 @@ def encode_mp4(frames: Iterable[np.ndarray], audio: np.ndarray, media: MediaForm
             vs.options = {"crf": "23", "preset": "veryfast"}
         else:
             vs.bit_rate = 400_000 * max(1, media.width * media.height // FRAME_SIZE ** 2)
-        aus = container.add_stream("aac", rate=rate, layout="mono")
+        aus = container.add_stream(audio_codec, rate=rate, layout="mono")
         aus.bit_rate = media.audio_bit_rate
         aus.codec_context.thread_count = 1
         chunk = 1024
