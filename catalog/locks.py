@@ -5,8 +5,10 @@ only if absent, so the first creator wins and nobody reads half a claim:
 locally by hard-linking a finished temporary file into place, on object storage by
 a conditional PUT (``If-None-Match: *`` — S3 and the S3 API servers that follow it,
 through s3fs's exclusive-create mode ``xb``; GCS through generation preconditions).
-A claim is *stale* when its process is gone (same host) or it is older than
-``ttl_s`` (other hosts); a stale claim is taken over by exactly one taker: locally
+A claim is *stale* when its owner is done on this host — its process is gone, or the
+process lives on (a Dask worker runs many tasks) but the owner let go of its host-local
+owner lock (:func:`drop_owner`; a task whose release failed midway still lets go) — or,
+for claims made on other hosts, when it is older than ``ttl_s``; a stale claim is taken over by exactly one taker: locally
 under an OS lock, remotely by whoever first creates the take-over marker
 ``<claim>.takeover-<digest of the stale claim's bytes>`` (again an exclusive
 create), so two takers who saw the same stale claim never both win, and a claim
@@ -36,6 +38,7 @@ import hashlib
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -75,8 +78,55 @@ class Claim:
 
     def stale(self, ttl_s: float = DEFAULT_TTL_S) -> bool:
         if self.host == socket.gethostname():
-            return not _pid_alive(self.pid)
+            return not _pid_alive(self.pid) or not _owner_active(self.owner)
         return time.time() - self.created > ttl_s
+
+
+#: Host-local owner locks this process holds (owner -> lock), see :func:`drop_owner`.
+_OWNED: dict[str, filelock.FileLock] = {}
+_OWNED_GUARD = threading.Lock()
+
+
+def _owner_lock_path(owner: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in owner)
+    return os.path.join(tempfile.gettempdir(), "emofuse-owners", f"{safe}.lock")
+
+
+def _hold_owner(owner: str) -> None:
+    """Hold ``owner``'s host-local lock (before its first claim, so a claim never looks abandoned)."""
+    with _OWNED_GUARD:
+        if owner in _OWNED:
+            return
+        path = _owner_lock_path(owner)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lock = filelock.FileLock(path, timeout=10)
+        lock.acquire()
+        _OWNED[owner] = lock
+
+
+def drop_owner(owner: str) -> None:
+    """Let go of ``owner``'s host-local lock: its remaining claims (if a release failed) become stale."""
+    with _OWNED_GUARD:
+        lock = _OWNED.pop(owner, None)
+    if lock is not None:
+        lock.release()
+
+
+def _owner_active(owner: str) -> bool:
+    """Whether some process on this host still holds ``owner``'s lock (the kernel drops it when that process dies)."""
+    with _OWNED_GUARD:
+        if owner in _OWNED:
+            return True
+    path = _owner_lock_path(owner)
+    if not os.path.exists(path):
+        return False
+    probe = filelock.FileLock(path, timeout=0)
+    try:
+        probe.acquire()
+    except filelock.Timeout:
+        return True
+    probe.release()
+    return False
 
 
 def _read_raw(path: str) -> bytes | None:
@@ -112,6 +162,7 @@ def try_claim(path: str, owner: str, ttl_s: float = DEFAULT_TTL_S) -> bool:
     reads a half-written claim (and mistakes it for a stale one); take-overs of a
     stale claim have exactly one winner.
     """
+    _hold_owner(owner)
     body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "owner": owner,
                        "created": time.time()}).encode()
     for _ in range(3):
@@ -167,7 +218,10 @@ def held(path: str, *, timeout_s: float = 120.0) -> Iterator[None]:
         try:
             yield
         finally:
-            release(path, owner)
+            try:
+                release(path, owner)
+            finally:
+                drop_owner(owner)
         return
     path = atomic.local_path(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -31,7 +31,8 @@ EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 
 @dataclass(frozen=True)
 class StorageCheck:
-    """One finding about a catalog root: what was checked, whether it holds, and the fix."""
+    """One finding (about a catalog root here; ``emofuse doctor`` uses it for every check):
+    what was checked, whether it holds, what was found, and the command that fixes it."""
 
     name: str
     ok: bool

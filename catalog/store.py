@@ -204,21 +204,29 @@ class Catalog:
         claims are made atomic on local disks and object stores.
         """
         ids = list(item_ids)
-        locks.try_claim(self.task_claim_path(task_id), task_id)
-        ids = [i for i in ids if locks.try_claim(self.item_claim_path(feature_set, i), task_id)]
-        done = self.done(feature_set)  # re-read after claiming: another run may have finished
-        mine = [i for i in ids if i not in done]
-        for i in set(ids) - set(mine):
-            self._release_item(feature_set, i, task_id)
+        try:
+            locks.try_claim(self.task_claim_path(task_id), task_id)
+            ids = [i for i in ids if locks.try_claim(self.item_claim_path(feature_set, i), task_id)]
+            done = self.done(feature_set)  # re-read after claiming: another run may have finished
+            mine = [i for i in ids if i not in done]
+            for i in set(ids) - set(mine):
+                self._release_item(feature_set, i, task_id)
+        except BaseException:
+            locks.drop_owner(task_id)  # what it claimed before failing is free for the next run
+            raise
         return mine
 
     def _release_item(self, feature_set: str, item_id: str, task_id: str) -> None:
         locks.release(self.item_claim_path(feature_set, item_id), task_id)
 
     def release(self, feature_set: str, task_id: str, item_ids: Iterable[str]) -> None:
-        for i in item_ids:
-            self._release_item(feature_set, i, task_id)
-        locks.release(self.task_claim_path(task_id), task_id)
+        """Remove a task's claims; if that fails (storage gone), they are stale all the same."""
+        try:
+            for i in item_ids:
+                self._release_item(feature_set, i, task_id)
+            locks.release(self.task_claim_path(task_id), task_id)
+        finally:
+            locks.drop_owner(task_id)
 
     def commit_task(
         self,

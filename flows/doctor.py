@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
-from dataclasses import dataclass
 from typing import Callable
 
+from emofuse.catalog.storage_check import StorageCheck, check_catalog
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
+
+#: One finding: what was checked, whether it holds, what it found, the command that fixes it.
+Check = StorageCheck
 
 
 def _import(module: str, fix: str) -> Check:
@@ -110,7 +107,6 @@ def run_checks() -> list[Check]:
 def catalog_checks(root: str | None) -> list[Check]:
     """The catalog root's filesystem: importable, reachable, honours create-if-absent (claims)."""
     from emofuse.catalog.layout import Layout
-    from emofuse.catalog.storage_check import check_catalog
 
     return [Check(f"catalog: {c.name}", c.ok, c.detail, c.fix) for c in check_catalog(Layout.at(root).root)]
 

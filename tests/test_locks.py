@@ -29,12 +29,14 @@ def _race_claims(paths: list[str], owner: str, barrier, queue) -> None:
         barrier.wait()
         if locks.try_claim(p, owner):
             won.append(i)
+    barrier.wait()  # every racer stays alive (its claims live) until all have tried the last path
     queue.put(won)
 
 
-def _winners(paths: list[str]) -> Counter:
-    barrier, queue = CTX.Barrier(RACERS), CTX.Queue()
-    procs = [CTX.Process(target=_race_claims, args=(paths, f"task-{k}", barrier, queue)) for k in range(RACERS)]
+def _winners(paths: list[str], ctx=CTX, racers: int = RACERS) -> Counter:
+    """How often each path was won when ``racers`` processes race for every path in turn."""
+    barrier, queue = ctx.Barrier(racers), ctx.Queue()
+    procs = [ctx.Process(target=_race_claims, args=(paths, f"task-{k}", barrier, queue)) for k in range(racers)]
     for p in procs:
         p.start()
     won = [queue.get(timeout=60) for _ in procs]
@@ -107,3 +109,29 @@ def test_held_waits_for_a_live_holder_and_not_for_a_dead_one(tmp_path):
     with locks.held(path, timeout_s=5):
         pass
     assert time.monotonic() - t0 < 1.0  # the kernel dropped the dead holder's lock
+
+
+def _claim_and_stay(path: str, owner: str, drop: bool, ready) -> None:
+    assert locks.try_claim(path, owner)
+    if drop:  # what a task does when its release failed (the store went away): it lets go all the same
+        locks.drop_owner(owner)
+    ready.set()
+    time.sleep(60)
+
+
+@pytest.mark.parametrize("dropped", [False, True])
+def test_a_claim_of_a_live_process_is_stale_once_its_owner_let_go(tmp_path, dropped):
+    """A Dask worker outlives its tasks: its pid alone cannot tell whether a claim is still held."""
+    path = str(tmp_path / "locks" / "item.lock")
+    ready = CTX.Event()
+    holder = CTX.Process(target=_claim_and_stay, args=(path, f"task-{dropped}", dropped, ready))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        assert locks.read_claim(path).stale() is dropped
+        assert locks.try_claim(path, "next-run") is dropped
+    finally:
+        holder.kill()
+        holder.join()
+    if not dropped:  # once the worker is gone, its claim is stale too
+        assert locks.try_claim(path, "after-the-worker-died")

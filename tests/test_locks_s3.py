@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 
 from tests.s3_server import create_bucket, s3_env, s3_server
+from tests.test_locks import _winners as race_winners
 
 CTX = mp.get_context("spawn")  # s3fs runs an event loop in a thread: never fork it
 RACERS = 3
@@ -39,26 +40,8 @@ def s3_root():
                     os.environ[k] = v
 
 
-def _race_claims(paths, owner, barrier, queue) -> None:
-    from emofuse.catalog import locks
-
-    won = []
-    for i, p in enumerate(paths):
-        barrier.wait()
-        if locks.try_claim(p, owner):
-            won.append(i)
-    queue.put(won)
-
-
 def _winners(paths: list[str]) -> Counter:
-    barrier, queue = CTX.Barrier(RACERS), CTX.Queue()
-    procs = [CTX.Process(target=_race_claims, args=(paths, f"task-{k}", barrier, queue)) for k in range(RACERS)]
-    for p in procs:
-        p.start()
-    won = [queue.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join()
-    return Counter(i for w in won for i in w)
+    return race_winners(paths, CTX, RACERS)
 
 
 def _dead_pid() -> int:
