@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from tests.s3_server import create_bucket, s3_env, s3_server
+from tests.scaleout_servers import s3_server  # noqa: F401 - a fixture
 from tests.test_locks import _winners as race_winners
 
 CTX = mp.get_context("spawn")  # s3fs runs an event loop in a thread: never fork it
@@ -25,19 +24,8 @@ RACERS = 3
 
 
 @pytest.fixture(scope="module")
-def s3_root():
-    with s3_server() as (endpoint, _proc):
-        saved = {k: os.environ.get(k) for k in s3_env(endpoint)}
-        os.environ.update(s3_env(endpoint))
-        create_bucket(endpoint, "locks")
-        try:
-            yield "s3://locks"
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+def s3_root(s3_server):
+    return f"s3://{s3_server.bucket}"
 
 
 def _winners(paths: list[str]) -> Counter:

@@ -159,7 +159,7 @@ def time_lines(starts: np.ndarray, ends: np.ndarray, values: np.ndarray, names: 
         px, py = sx(xs[ok]), sy(ys[ok, j])
         d = "M" + " L".join(f"{_f(a)},{_f(b)}" for a, b in zip(px, py))
         if ok.sum() == 1:  # a lone point: a short tick so it shows
-            d += f" l0.01,0"
+            d += " l0.01,0"
         out.append(f'<path class="mark line" d="{d}" stroke="{color}"><title>{escape(name)}</title></path>')
     if len(starts) <= MAX_POINTS:
         edges = np.concatenate([[starts[0]], (mids[:-1] + mids[1:]) / 2, [ends[-1]]]) if len(starts) else []
