@@ -78,46 +78,49 @@ class Claim:
 
     def stale(self, ttl_s: float = DEFAULT_TTL_S) -> bool:
         if self.host == socket.gethostname():
-            return not _pid_alive(self.pid) or not _owner_active(self.owner)
+            return not _pid_alive(self.pid) or not _owner_active(self.owner, self.pid)
         return time.time() - self.created > ttl_s
 
 
-#: Host-local owner locks this process holds (owner -> lock), see :func:`drop_owner`.
-_OWNED: dict[str, filelock.FileLock] = {}
+#: Host-local owner locks this process holds ((owner, pid) -> lock), see :func:`drop_owner`.
+_OWNED: dict[tuple[str, int], filelock.FileLock] = {}
 _OWNED_GUARD = threading.Lock()
 
 
-def _owner_lock_path(owner: str) -> str:
+def _owner_lock_path(owner: str, pid: int) -> str:
+    """One lock file per (owner, process): owner names need not be unique across processes."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in owner)
-    return os.path.join(tempfile.gettempdir(), "emofuse-owners", f"{safe}.lock")
+    return os.path.join(tempfile.gettempdir(), "emofuse-owners", f"{safe}.{pid}.lock")
 
 
 def _hold_owner(owner: str) -> None:
     """Hold ``owner``'s host-local lock (before its first claim, so a claim never looks abandoned)."""
+    key = (owner, os.getpid())  # a forked child holds its own, not its parent's
     with _OWNED_GUARD:
-        if owner in _OWNED:
+        if key in _OWNED:
             return
-        path = _owner_lock_path(owner)
+        path = _owner_lock_path(*key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         lock = filelock.FileLock(path, timeout=10)
         lock.acquire()
-        _OWNED[owner] = lock
+        _OWNED[key] = lock
 
 
 def drop_owner(owner: str) -> None:
     """Let go of ``owner``'s host-local lock: its remaining claims (if a release failed) become stale."""
     with _OWNED_GUARD:
-        lock = _OWNED.pop(owner, None)
+        lock = _OWNED.pop((owner, os.getpid()), None)
     if lock is not None:
         lock.release()
+        _remove(lock.lock_file)
 
 
-def _owner_active(owner: str) -> bool:
-    """Whether some process on this host still holds ``owner``'s lock (the kernel drops it when that process dies)."""
+def _owner_active(owner: str, pid: int) -> bool:
+    """Whether process ``pid`` of this host still holds ``owner``'s lock (the kernel drops it when it dies)."""
     with _OWNED_GUARD:
-        if owner in _OWNED:
+        if (owner, pid) in _OWNED:
             return True
-    path = _owner_lock_path(owner)
+    path = _owner_lock_path(owner, pid)
     if not os.path.exists(path):
         return False
     probe = filelock.FileLock(path, timeout=0)

@@ -58,6 +58,12 @@ def repair(cat: Catalog, *, grace_s: float = 3600.0) -> list[str]:
                 task = name[len(prefix):-len(suffix)]
                 if task in committed or cat.task_alive(task):
                     continue
+                # `committed` was read before this task's claim was looked at: a task of another run
+                # may have committed (status first, then its claim goes) in between. Read again.
+                fresh = cat.committed_tasks(key)
+                if task in fresh:
+                    committed = fresh
+                    continue
                 fs.rm(_p(path), recursive=True)
                 removed.append(path)
     for folder in (layout.media,):

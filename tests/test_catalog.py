@@ -89,6 +89,25 @@ def test_repair_spares_a_live_task(tmp_path):
     assert len(cat.repair(grace_s=0)) == 2
 
 
+def test_repair_spares_a_task_that_commits_while_repair_runs(tmp_path, monkeypatch):
+    """Another run's task commits (status first, then its claim goes) between repair's reads: its parts stay."""
+    cat = Catalog(tmp_path / "cat").init()
+    other = Catalog(tmp_path / "cat")
+    assert other.claim(KEY, "other-run", ["x"]) == ["x"]
+    other._write_shard(KEY, "other-run", [_result("x")], {})
+    alive = Catalog.task_alive
+
+    def finishing_now(self, task_id):  # the moment repair looks at the claim, the other task finishes
+        if task_id == "other-run" and "other-run" not in other.committed_tasks(KEY):
+            other.commit_task(KEY, "other-run", [_result("x")])
+            other.release(KEY, "other-run", ["x"])
+        return alive(self, task_id)
+
+    monkeypatch.setattr(Catalog, "task_alive", finishing_now)
+    assert cat.repair(grace_s=0) == []
+    assert set(cat.load_sequences(KEY)) == {"x"}
+
+
 def test_claims_exclude_a_second_owner_until_stale(tmp_path):
     path = str(tmp_path / "locks" / "item.lock")
     assert locks.try_claim(path, "task-1")

@@ -195,6 +195,7 @@ def test_evaluation_plan_holds_out_official_validation_and_keeps_videos_together
 
 def test_rcma_trains_per_frame_on_the_corpus_and_scores_every_step(extracted):
     """Per-frame RCMA end to end, a 2-epoch smoke run (tests/test_rcma_per_frame.py checks that it learns)."""
+    from emofuse.catalog.schemas import FRAME_WINDOW  # noqa: F401 - used by the query string below
     from emofuse.fusion import api
 
     root = extracted["catalog"]

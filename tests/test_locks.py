@@ -26,20 +26,21 @@ def _dead_pid() -> int:
 def _race_claims(paths: list[str], owner: str, barrier, queue) -> None:
     won = []
     for i, p in enumerate(paths):
-        barrier.wait()
+        barrier.wait(timeout=120)  # if a racer dies, the others time out instead of hanging
         if locks.try_claim(p, owner):
             won.append(i)
-    barrier.wait()  # every racer stays alive (its claims live) until all have tried the last path
+    barrier.wait(timeout=120)  # every racer stays alive (its claims live) until all have tried the last path
     queue.put(won)
 
 
 def _winners(paths: list[str], ctx=CTX, racers: int = RACERS) -> Counter:
     """How often each path was won when ``racers`` processes race for every path in turn."""
     barrier, queue = ctx.Barrier(racers), ctx.Queue()
-    procs = [ctx.Process(target=_race_claims, args=(paths, f"task-{k}", barrier, queue)) for k in range(racers)]
+    procs = [ctx.Process(target=_race_claims, args=(paths, f"task-{k}", barrier, queue), daemon=True)
+             for k in range(racers)]
     for p in procs:
         p.start()
-    won = [queue.get(timeout=60) for _ in procs]
+    won = [queue.get(timeout=300) for _ in procs]
     for p in procs:
         p.join()
     return Counter(i for w in won for i in w)
