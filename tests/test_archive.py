@@ -23,6 +23,7 @@ import pytest
 
 from emofuse.catalog.store import Catalog
 from tests.conftest import strip_audio, write_silent_video
+from tests.snapshots import file_snapshot
 
 TINY_TACFN = {"n_layers": 1, "d_ff": 64, "n_heads": 4}
 #: Two speaker-independent folds over three actors (the demo corpus has two; a third is generated).
@@ -87,16 +88,6 @@ def _demo_clips(root: str, statement: str, emotions: tuple[int, ...] | None = No
         parts = os.path.basename(p)[:-4].split("-")
         if parts[4] == statement and (emotions is None or int(parts[2]) in emotions):
             out.append(p)
-    return out
-
-
-def _snapshot(root: str) -> dict[str, tuple[int, int]]:
-    """Every regular file under a catalog with its size and mtime (claims come and go: not counted)."""
-    out = {}
-    for p in glob.glob(os.path.join(root, "**"), recursive=True):
-        if os.path.isfile(p) and f"{os.sep}locks{os.sep}" not in p:
-            st = os.stat(p)
-            out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns)
     return out
 
 
@@ -278,12 +269,12 @@ def test_long_items_give_the_same_rows_block_by_block_and_range_by_range(trained
 def test_a_second_run_changes_no_file(trained, archive, scored):
     from emofuse.flows.score import score
 
-    before = _snapshot(trained["catalog"])
+    before = file_snapshot(trained["catalog"])
     out = score(source=archive["root"], catalog=trained["catalog"], run_id=trained["run_id"], window=WINDOW,
                 hop=HOP, n_workers=2, batch_size=1)
     assert (out["written"], out["window_rows"], out["skipped"]) == (0, 0, 5)  # the 4 unscorable are retried
     assert out["statuses"] == scored["statuses"]
-    assert _snapshot(trained["catalog"]) == before
+    assert file_snapshot(trained["catalog"]) == before
 
 
 @pytest.mark.slow

@@ -1,7 +1,6 @@
 """Aff-Wild2 recipe end to end: a generated ABAW-layout corpus through the extract flow, per-frame labels."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 
@@ -15,6 +14,7 @@ from emofuse.catalog.corpora.recipes import discover
 from emofuse.catalog.store import Catalog
 from emofuse.pipeline.decode import iter_frames
 from emofuse.pipeline.plan import plan_run
+from tests.snapshots import file_snapshot
 
 SECONDS = 2.4
 
@@ -212,25 +212,14 @@ def test_rcma_trains_per_frame_on_the_corpus_and_scores_every_step(extracted):
     assert (per_item["n"] == round(SECONDS * demo.FPS)).all() and np.allclose(per_item["end"], SECONDS)
 
 
-def _snapshot(root: str) -> dict[str, str]:
-    out = {}
-    for d, _, files in os.walk(root):
-        if os.sep + "locks" in d or os.sep + "extract_runs" in d:
-            continue
-        for f in files:
-            with open(os.path.join(d, f), "rb") as fh:
-                out[os.path.relpath(os.path.join(d, f), root)] = hashlib.md5(fh.read()).hexdigest()
-    return out
-
-
 def test_rerun_writes_nothing_new(corpus, extracted):
     from emofuse.flows.extract import extract
 
-    before = _snapshot(extracted["catalog"])
+    before = file_snapshot(extracted["catalog"], content=True, skip=("locks", "extract_runs"))
     record = extract(source=corpus, catalog=extracted["catalog"], corpus="affwild2",
                      feature_sets=["egemaps", "faces"], n_workers=1)
     assert record["registered"] == 0
-    assert _snapshot(extracted["catalog"]) == before
+    assert file_snapshot(extracted["catalog"], content=True, skip=("locks", "extract_runs")) == before
     assert len(Catalog(extracted["catalog"]).frame_labels()) == len(pd.read_parquet(
         os.path.join(extracted["catalog"], "labels")))
 

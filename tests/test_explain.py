@@ -29,6 +29,7 @@ from emofuse.fusion.explain import explain, step_edges
 from emofuse.fusion.inference import step_mask
 from emofuse.fusion.models.common import masked_mean
 from emofuse.fusion.score import load_run, score_items
+from tests.snapshots import file_snapshot
 
 FACE_DIM = 16
 KEYS = {"egemaps": "egemaps-v1-explain", "faces": "faces-v1-explain"}
@@ -86,15 +87,6 @@ def _copy(src: str, dst) -> str:
     root = str(dst / "cat")
     shutil.copytree(src, root)
     return root
-
-
-def _snapshot(root: str) -> dict[str, tuple[int, int]]:
-    out = {}
-    for p in glob.glob(os.path.join(root, "**"), recursive=True):
-        if os.path.isfile(p) and f"{os.sep}locks{os.sep}" not in p:
-            st = os.stat(p)
-            out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -225,9 +217,9 @@ def test_explain_upgrades_rows_scored_without_it_in_place(runs, tmp_path):
         assert len(p) == len(p.drop_duplicates(["item_id", "window", "start"])) == 30 + 30 * 3
         assert p.attr_audio.notna().all()
         assert len(cat.time_attributions(runs["mlp"]).groupby(["item_id", "window", "window_start"])) == len(p)
-        before = _snapshot(root)
+        before = file_snapshot(root)
         third = score_items(root, runs["mlp"], windows=WINDOWS, explain=True, device="cpu")
-    assert third.n_written == 0 and third.n_skipped == 30 and _snapshot(root) == before
+    assert third.n_written == 0 and third.n_skipped == 30 and file_snapshot(root) == before
 
 
 def test_readme_query_lists_the_windows_where_the_face_outweighed_the_voice(runs, explained):

@@ -1,7 +1,6 @@
 """End to end: the extract flow on a real local Dask cluster over a generated corpus with bad files."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -14,22 +13,11 @@ import zarr
 from emofuse.catalog.store import Catalog
 from emofuse.flows.extract import extract
 from emofuse.pipeline.decode import load_audio
+from tests.snapshots import file_snapshot
 
 
 def _key(cat: Catalog, name: str) -> str:
     return cat.find_feature_set(name)
-
-
-def _snapshot(root: str) -> dict[str, str]:
-    out = {}
-    for d, _, files in os.walk(root):
-        if os.sep + "locks" in d:
-            continue  # claim files come and go while tasks run
-        for f in files:
-            p = os.path.join(d, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, root)] = hashlib.md5(fh.read()).hexdigest()
-    return out
 
 
 def test_outputs_read_with_plain_pandas_and_zarr(extracted):
@@ -100,9 +88,9 @@ def test_bad_files_end_with_a_status_and_the_rest_succeed(extracted):
 
 
 def test_rerun_extracts_nothing_and_changes_no_file(extracted):
-    before = _snapshot(extracted["catalog"])
+    before = file_snapshot(extracted["catalog"], content=True)
     record = extract(source=extracted["root"], catalog=extracted["catalog"], n_workers=2)
-    assert _snapshot(extracted["catalog"]) == before
+    assert file_snapshot(extracted["catalog"], content=True) == before
     cat = Catalog(extracted["catalog"])
     st = cat.status()
     for key, agg in record["feature_sets"].items():
@@ -146,14 +134,14 @@ def test_a_run_with_nothing_to_do_writes_no_file_and_starts_no_cluster(demo_corp
     first = extract(source=demo_corpus, catalog=catalog, feature_sets=["egemaps"], n_workers=1)
     (agg,) = first["feature_sets"].values()
     assert agg["counts"] == {"ok": agg["items"]} and agg["items"] > 0
-    before = _snapshot(catalog)
+    before = file_snapshot(catalog, content=True)
 
     def no_cluster(*args, **kwargs):
         raise AssertionError("a run with nothing to do started a Dask cluster")
 
     monkeypatch.setattr(flow_module, "dask_runner", no_cluster)
     again = extract(source=demo_corpus, catalog=catalog, feature_sets=["egemaps"], n_workers=1)
-    assert _snapshot(catalog) == before
+    assert file_snapshot(catalog, content=True) == before
     (agg,) = again["feature_sets"].values()
     assert agg["already_done"] == agg["items"] == first["feature_sets"][next(iter(first["feature_sets"]))]["items"]
     assert agg["counts"] == {}
@@ -163,7 +151,7 @@ def test_a_run_with_nothing_to_do_writes_no_file_and_starts_no_cluster(demo_corp
     capsys.readouterr()
     assert cli.main(["extract", demo_corpus, "--catalog", catalog, "--feature-sets", "egemaps"]) == 0
     assert "no flow run started" in capsys.readouterr().out
-    assert _snapshot(catalog) == before
+    assert file_snapshot(catalog, content=True) == before
     # a moved copy of the corpus is known by content: its paths are registered, nothing is extracted
     import shutil
 

@@ -30,8 +30,6 @@ Example:
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import re
@@ -39,6 +37,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from emofuse.catalog.corpora.csv_records import csv_records
 from emofuse.catalog.corpora.entry import Entry
 
 log = logging.getLogger(__name__)
@@ -109,22 +108,9 @@ def read_demographics(path: str) -> dict[int, dict[str, Any]]:
     for a line that does not parse (no guessing)."""
     with open(path, "rb") as f:
         text = f.read().decode("utf-8-sig")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    need = ("ActorID", "Age", "Sex")
-    if header is None or any(c not in [h.strip() for h in header] for c in need):
-        raise ValueError(f"{path}:1: expected a header with columns {', '.join(need)} (got {header})")
-    cols = {h.strip(): i for i, h in enumerate(header)}
     out: dict[int, dict[str, Any]] = {}
-    line = reader.line_num
-    for row in reader:
-        start, line = line + 1, reader.line_num
-        if not any(c.strip() for c in row):
-            continue
-        where = f"{path}:{start}"
-        if len(row) != len(header):
-            raise ValueError(f"{where}: {len(row)} fields, the header has {len(header)}: {row}")
-        actor, age, sex = (row[cols[c]].strip() for c in need)
+    for where, row in csv_records(path, text, ("ActorID", "Age", "Sex"), what="CREMA-D demographics"):
+        actor, age, sex = row["ActorID"], row["Age"], row["Sex"]
         if not actor.isdigit() or int(actor) not in ACTORS:
             raise ValueError(f"{where}: ActorID {actor!r} is not one of CREMA-D's 1001-1091")
         if not age.isdigit() or not 0 < int(age) < 150:

@@ -46,8 +46,6 @@ Example:
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from dataclasses import dataclass
@@ -55,6 +53,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from emofuse.catalog.corpora.csv_records import csv_records
 from emofuse.catalog.corpora.entry import Entry
 
 #: split -> (video folder, annotation CSV), as the raw release names them.
@@ -131,22 +130,8 @@ def read_annotations(path: str, split: str) -> dict[tuple[int, int], Row]:
     """(dialogue, utterance) -> :class:`Row` of a split CSV; ValueError naming ``file:line`` for a row
     that does not parse (wrong field count, unknown emotion/sentiment, non-integer id, bad time,
     a repeated utterance)."""
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
-    header = [h.strip() for h in next(reader, [])]
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise ValueError(f"{path}:1: the header lacks MELD columns {missing} (got {header})")
-    col = {c: header.index(c) for c in COLUMNS}
     rows: dict[tuple[int, int], Row] = {}
-    line = reader.line_num
-    for rec in reader:
-        start, line = line + 1, reader.line_num
-        if not any(v.strip() for v in rec):
-            continue
-        where = f"{path}:{start}"
-        if len(rec) != len(header):
-            raise ValueError(f"{where}: {len(rec)} fields, the header has {len(header)} (an unquoted comma?)")
-        v = {c: rec[i].strip() for c, i in col.items()}
+    for where, v in csv_records(path, read_text(path), COLUMNS, what="MELD"):
         try:
             ids = {c: int(v[c]) for c in ("Dialogue_ID", "Utterance_ID", "Season", "Episode")}
             if min(ids.values()) < 0:
