@@ -131,3 +131,22 @@ def test_summarise_folds_mean_and_sample_std():
     assert s["uar"] == {"mean": pytest.approx(0.5), "std": pytest.approx(math.sqrt(0.02)), "n": 2}
     assert metrics.summarise_folds([{"accuracy": 0.5}])["accuracy"]["std"] == 0.0
     assert metrics.format_summary(s)["accuracy"] == "0.700 ± 0.200"
+
+
+# The hand cases above have equal means (or rely on numpy_ccc, which a shared misreading of the
+# formula would break the same way); these have unequal means, worked out on paper.
+# t = (1, 2, 3), p = t + 2: var 2/3 each, cov 2/3, (mean gap)^2 = 4 -> CCC = (4/3) / (16/3) = 0.25.
+# t = (0, 1, 2, 3), p = 2 t + 1: var_t 5/4, var_p 5, cov 5/2, gap^2 (4 - 1.5)^2 = 25/4 -> 5 / 12.5 = 0.4.
+UNEQUAL_MEANS = [([1.0, 2.0, 3.0], [3.0, 4.0, 5.0], 0.25), ([0.0, 1.0, 2.0, 3.0], [1.0, 3.0, 5.0, 7.0], 0.4),
+                 ([0.0, 2.0], [1.0, 1.0], 0.0)]
+
+
+@pytest.mark.parametrize("t, p, expected", UNEQUAL_MEANS)
+def test_ccc_by_hand_with_unequal_means(t, p, expected):
+    assert metrics.ccc(t, p) == pytest.approx(expected, abs=1e-12)
+    assert metrics.ccc(p, t) == pytest.approx(expected, abs=1e-12)  # symmetric
+    got = ccc(torch.tensor([p], dtype=torch.float64), torch.tensor([t], dtype=torch.float64))
+    assert got.item() == pytest.approx(expected, abs=1e-6)
+    assert ccc_loss(torch.tensor([p]), torch.tensor([t])).item() == pytest.approx(1 - expected, abs=1e-6)
+    out = metrics.regression_metrics(np.array(t)[:, None], np.array(p)[:, None], names=("valence",))
+    assert out["ccc_valence"] == pytest.approx(expected, abs=1e-12) and out["ccc_mean"] == out["ccc_valence"]
