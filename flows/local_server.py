@@ -35,10 +35,14 @@ class LocalStack:
 
     state_dir: Path
     port: int = DEFAULT_PORT
+    #: The address the server listens on; off loopback it needs an auth string (:mod:`emofuse.flows.security`).
+    host: str = "127.0.0.1"
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
+        """Where this machine's clients reach the server (loopback when it listens on every interface)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/api"
 
     @property
     def server_log(self) -> Path:
@@ -94,13 +98,31 @@ def _spawn(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
 
 
 def start_server(stack: LocalStack, *, env: dict[str, str] | None = None, wait_s: float = 120.0) -> str:
-    """Start ``prefect server start`` on loopback unless one answers there already; return the API URL."""
+    """Start ``prefect server start`` on ``stack.host`` unless one answers there already; return the API URL."""
     if healthy(stack.api_url):
         return stack.api_url
-    env = env or server_env()
-    proc = _spawn([prefect_bin(), "server", "start", "--host", "127.0.0.1", "--port", str(stack.port)],
-                  stack.server_log, env)
+    proc = spawn_server(stack, env or server_env())
     stack.pidfile("prefect-server").write_text(str(proc.pid))
+    return wait_healthy(stack, proc, wait_s)
+
+
+def spawn_server(stack: LocalStack, env: dict[str, str]) -> subprocess.Popen:
+    """``prefect server start`` on ``stack.host:stack.port``, detached (its own session), logging to ``stack.server_log``.
+
+    Raises :class:`~emofuse.flows.security.InsecureBind` for a non-loopback host without an auth string.
+
+    ``env`` carries the server's settings: ``PREFECT_SERVER_DATABASE_CONNECTION_URL``
+    (PostgreSQL), ``PREFECT_SERVER_API_AUTH_STRING``.
+    """
+    from emofuse.flows.security import check_prefect_bind
+
+    check_prefect_bind(stack.host, env)
+    return _spawn([prefect_bin(), "server", "start", "--host", stack.host, "--port", str(stack.port)],
+                  stack.server_log, {**env, "PREFECT_SERVER_API_HOST": stack.host})
+
+
+def wait_healthy(stack: LocalStack, proc: subprocess.Popen, wait_s: float = 120.0) -> str:
+    """Wait until the server ``proc`` answers at ``stack.api_url``; raise with its log's path if it exits or hangs."""
     deadline = time.time() + wait_s
     while time.time() < deadline:
         if healthy(stack.api_url):
@@ -127,6 +149,11 @@ def stop(stack: LocalStack, what: str) -> bool:
         return False
     pid = int(pf.read_text() or 0)
     pf.unlink()
+    return stop_group(pid)
+
+
+def stop_group(pid: int) -> bool:
+    """SIGTERM the process group that detached process ``pid`` leads, SIGKILL it after 5 s; False if it was gone."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
