@@ -118,7 +118,7 @@ def _link(src: str, dst: str) -> None:
 
 
 def _files(media_dir: str, n: int, durations: SequenceABC[float], fps: int, size: tuple[int, int],
-           every: tuple[int, int, int]) -> tuple[list[_File], dict[float, _Frames]]:
+           every: tuple[int, int, int], names: SequenceABC[str] = ()) -> tuple[list[_File], dict[float, _Frames]]:
     drawers = {}
     out = []
     for k in range(n):
@@ -126,7 +126,8 @@ def _files(media_dir: str, n: int, durations: SequenceABC[float], fps: int, size
         item = hashlib.sha1(f"dummy-{k}".encode()).hexdigest()
         folder = ("2024", "2025", "interviews", "street")[k % 4]
         kind = next((name for name, e in zip(("broken", "audio", "no_face"), every) if k % e == e - 1), "video")
-        rel = f"{folder}/clip-{k:04d}.{'wav' if kind == 'audio' else 'mp4'}"
+        stem = names[k] if k < len(names) else f"clip-{k:04d}"
+        rel = f"{folder}/{stem}.{'wav' if kind == 'audio' else 'mp4'}"
         path = os.path.join(media_dir, "archive", rel)
         if kind == "broken":
             open(_fresh(path), "wb").close()
@@ -149,19 +150,20 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 def scored_catalog(root: str, *, n_files: int = 6, media_dir: str | None = None,
                    durations: SequenceABC[float] = (3.0, 4.5, 12.0), windows: tuple[float, float] | None = (4.0, 2.0),
                    explain: bool = True, fps: int = 25, size: tuple[int, int] = (320, 240),
-                   every: tuple[int, int, int] = EVERY, seed: int = 0) -> str:
+                   every: tuple[int, int, int] = EVERY, seed: int = 0, names: SequenceABC[str] = ()) -> str:
     """Write a scored catalog of ``n_files`` generated files under ``root``; return the run id.
 
     ``durations``: cycled over the files (one video is generated per distinct duration,
     under ``media_dir``, default ``<root>/_media``); ``windows``: (length, hop) of the
     windowed predictions (None: clip rows only); ``explain``: attribution columns and
-    attention profiles; ``every``: every n-th file is broken, audio-only, without a face.
+    attention profiles; ``every``: every n-th file is broken, audio-only, without a face; ``names``:
+    the first files' names without extension (default ``clip-NNNN``; a ``/`` makes a sub-folder).
     """
     rng = np.random.default_rng(seed)
     cat = Catalog(root).init()
     media_dir = os.path.abspath(media_dir or os.path.join(root, "_media"))
     os.makedirs(media_dir, exist_ok=True)
-    files, drawers = _files(media_dir, n_files, durations, fps, size, every)
+    files, drawers = _files(media_dir, n_files, durations, fps, size, every, names)
     run_id = "tacfn-20250101-120000-d0d0d0"
     now = pd.Timestamp("2025-01-01 12:00", tz="UTC")
     cat.add_media([{"item_id": f.item_id, "path": f.path, "relpath": f.relpath, "size": os.path.getsize(f.path),
