@@ -52,7 +52,7 @@ def catalog_sizes(root: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         parts = {sub: dir_bytes(os.path.join(base, sub)) for sub in ("clips", "index", "shards")}
         status_b = dir_bytes(cat.layout.status_dir(key))
         total = dir_bytes(base)
-        rows.append({"feature set": info.get("name", key), "ok items": len(ok), "media h": hours,
+        rows.append({"feature set": info.name, "ok items": len(ok), "media h": hours,
                      "features MB": total / 1e6, "MB per media h": ratio(total / 1e6, hours),
                      "clips MB/h": ratio(parts["clips"] / 1e6, hours), "index MB/h": ratio(parts["index"] / 1e6, hours),
                      "shards MB/h": ratio(parts["shards"] / 1e6, hours), "status MB/h": ratio(status_b / 1e6, hours),

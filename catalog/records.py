@@ -1,7 +1,10 @@
-"""Records that cross the pipeline → catalog boundary: one item's extracted output."""
+"""Records that cross the pipeline → catalog boundary: one item's extracted output and the
+description of a feature set (``features/<key>/feature_set.json``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,3 +54,64 @@ class ExtractResult:
     @property
     def ok(self) -> bool:
         return self.status == Status.OK
+
+
+@dataclass(frozen=True)
+class FeatureSetDescription:
+    """What ``features/<key>/feature_set.json`` says: enough to reproduce a feature set's output.
+
+    The extractor that wrote it (``name``, ``version``, ``config``, ``weights_checksum``, which
+    together give ``key``), its output (``row_columns`` of the per-clip row, width and column
+    names of the sequences) and the provenance of the run that first extracted it. The JSON
+    keys are the field names; keys this class does not know are kept in ``extra`` and written
+    back unchanged, so a description round-trips byte for byte.
+
+    >>> d = FeatureSetDescription(name="demo", key="demo-v1-abc", version=1, sequence_dim=2)
+    >>> FeatureSetDescription.from_json(d.to_json()) == d
+    True
+    >>> FeatureSetDescription.from_json('{"name": "demo", "key": "demo-v1", "future": 1}').extra
+    {'future': 1}
+    """
+
+    name: str
+    key: str
+    version: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    weights_checksum: str | None = None
+    #: Per-clip columns (None: the feature set has no per-clip row).
+    row_columns: list[str] | None = None
+    #: Width of a sequence's ``values`` (None: no sequence) and their column names, if meaningful.
+    sequence_dim: int | None = None
+    sequence_columns: list[str] | None = None
+    #: Package versions, git revision, device (:func:`emofuse.catalog.provenance.collect`).
+    provenance: dict[str, Any] = field(default_factory=dict)
+    #: Keys of the JSON this class does not know (written back unchanged).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_provenance(self, provenance: dict[str, Any]) -> "FeatureSetDescription":
+        """This description with the provenance of the run that extracts it."""
+        return dataclasses.replace(self, provenance=dict(provenance))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureSetDescription":
+        """The description a ``feature_set.json`` object holds (any written by emofuse so far)."""
+        missing = [k for k in ("name", "key") if k not in data]
+        if missing:
+            raise ValueError(f"a feature-set description needs {missing}; it has {sorted(data)}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known and v is not None}
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: one key per field, then the unknown keys read with it."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return out | self.extra
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "FeatureSetDescription":
+        """Parse a ``feature_set.json``."""
+        return cls.from_dict(json.loads(text))
+
+    def to_json(self) -> str:
+        """The ``feature_set.json`` text (indented, keys sorted: the layout catalogs have always used)."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)

@@ -123,7 +123,8 @@ class DataConfig:
         >>> import tempfile
         >>> from emofuse.catalog.store import Catalog
         >>> cat = Catalog(tempfile.mkdtemp()).init()
-        >>> cat.register_feature_set({"name": "faces", "key": "faces-v1-abc"})
+        >>> from emofuse.catalog.records import FeatureSetDescription
+        >>> cat.register_feature_set(FeatureSetDescription(name="faces", key="faces-v1-abc"))
         >>> DataConfig([ModalitySpec("face", "faces")]).resolved(cat).modalities[0].feature_set
         'faces-v1-abc'
         """

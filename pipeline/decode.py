@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence
 
 import av
 import numpy as np
@@ -48,8 +49,20 @@ class DecodeError(RuntimeError):
     """The file cannot be read as media (corrupt, truncated, empty or not media at all)."""
 
 
+#: The kinds of stream an extractor decodes.
+StreamKind = Literal["audio", "video"]
+
+
 class NoStream(DecodeError):
-    """The file has no stream of the requested kind (e.g. a video without audio)."""
+    """The file has no stream of the requested ``kind`` (e.g. a video without audio)."""
+
+    def __init__(self, path: str, kind: StreamKind) -> None:
+        super().__init__(path, kind)  # the constructor's arguments: a worker's error pickles back whole
+        self.path = path
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return f"{self.path}: no {self.kind} stream"
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,7 @@ class Probe:
 
 
 def _open(path: str) -> av.container.InputContainer:
+    """The file opened for reading; :class:`DecodeError` when it is missing, empty or not media."""
     if not os.path.exists(path):
         raise DecodeError(f"{path}: no such file")
     if os.path.getsize(path) == 0:
@@ -75,6 +89,34 @@ def _open(path: str) -> av.container.InputContainer:
         return av.open(path, mode="r")
     except (av.FFmpegError, ValueError, OSError, UnicodeDecodeError) as e:
         raise DecodeError(f"{path}: not readable as media ({type(e).__name__}: {e})") from e
+
+
+@contextmanager
+def _opened_stream(path: str, kind: StreamKind, *, step: str = "decoding"
+                   ) -> Iterator[tuple[av.container.InputContainer, av.stream.Stream]]:
+    """The file opened with its first ``kind`` stream: the one opening and validation step of every reader.
+
+    :class:`DecodeError` when the file is not media, :class:`NoStream` when it has no such
+    stream; an FFmpeg error while the block reads it becomes a :class:`DecodeError` that
+    names ``step`` (``decoding``, ``demuxing``).
+    """
+    with _open(path) as c:
+        streams = c.streams.audio if kind == "audio" else c.streams.video
+        if not streams:
+            raise NoStream(path, kind)
+        stream = streams[0]
+        stream.thread_type = "AUTO"
+        try:
+            yield c, stream
+        except av.FFmpegError as e:
+            raise DecodeError(f"{path}: {kind} {step} failed ({e})") from e
+
+
+def _is_range(path: str, start: float | None, end: float | None) -> bool:
+    """Whether ``[start, end)`` asks for part of a file (not its whole timeline); rejects empty ranges."""
+    if end is not None and end <= (start or 0.0):
+        raise ValueError(f"{path}: empty time range [{start}, {end})")
+    return bool(start) or end is not None
 
 
 def probe(path: str) -> Probe:
@@ -117,43 +159,34 @@ def iter_audio(path: str, *, sr: int = DEFAULT_SR, chunk_seconds: float = 10.0,
     up), the first sample yielded is the one at ``start`` and decoding stops at ``end``.
     Without them the whole track is decoded from its first sample.
     """
-    ranged = bool(start) or end is not None
-    if ranged and end is not None and end <= (start or 0.0):
-        raise ValueError(f"{path}: empty time range [{start}, {end})")
-    with _open(path) as c:
-        if not c.streams.audio:
-            raise NoStream(f"{path}: no audio stream")
-        stream = c.streams.audio[0]
-        stream.thread_type = "AUTO"
+    ranged = _is_range(path, start, end)
+    with _opened_stream(path, "audio") as (c, stream):
         skip, limit = 0, None
-        try:
-            if ranged:
-                begin = float(start or 0.0)
-                frames, at = _frames_from(c, stream, max(0.0, begin - PREROLL_SECONDS))
-                skip = max(0, int(round((begin - at) * sr)))
-                limit = None if end is None else int(round((end - begin) * sr))
-            else:
-                frames = _frames(c, stream)
-            target = max(1, int(chunk_seconds * sr))
-            buf: list[np.ndarray] = []
-            held = 0
-            for arr in _resampled(frames, sr):
-                if skip:
-                    cut = min(skip, arr.size)
-                    arr, skip = arr[cut:], skip - cut
-                if limit is not None:
-                    arr = arr[:limit]
-                    limit -= arr.size
-                if arr.size:
-                    buf.append(arr)
-                    held += arr.size
-                if held >= target:
-                    yield np.concatenate(buf)
-                    buf, held = [], 0
-                if limit == 0:
-                    break
-        except av.FFmpegError as e:
-            raise DecodeError(f"{path}: audio decoding failed ({e})") from e
+        if ranged:
+            begin = float(start or 0.0)
+            frames, at = _frames_from(c, stream, max(0.0, begin - PREROLL_SECONDS))
+            skip = max(0, int(round((begin - at) * sr)))
+            limit = None if end is None else int(round((end - begin) * sr))
+        else:
+            frames = _frames(c, stream)
+        target = max(1, int(chunk_seconds * sr))
+        buf: list[np.ndarray] = []
+        held = 0
+        for arr in _resampled(frames, sr):
+            if skip:
+                cut = min(skip, arr.size)
+                arr, skip = arr[cut:], skip - cut
+            if limit is not None:
+                arr = arr[:limit]
+                limit -= arr.size
+            if arr.size:
+                buf.append(arr)
+                held += arr.size
+            if held >= target:
+                yield np.concatenate(buf)
+                buf, held = [], 0
+            if limit == 0:
+                break
         if buf:
             yield np.concatenate(buf)
 
@@ -241,34 +274,25 @@ def iter_frames(path: str, *, fps: float = DEFAULT_FPS, start: float | None = No
     """
     if fps <= 0:
         raise ValueError("fps must be positive")
-    ranged = bool(start) or end is not None
+    ranged = _is_range(path, start, end)
     offset = float(start or 0.0)
-    if ranged and end is not None and end <= offset:
-        raise ValueError(f"{path}: empty time range [{start}, {end})")
-    with _open(path) as c:
-        if not c.streams.video:
-            raise NoStream(f"{path}: no video stream")
-        stream = c.streams.video[0]
-        stream.thread_type = "AUTO"
+    with _opened_stream(path, "video") as (c, stream):
         step = 1.0 / fps
         next_t = 0.0
         tb = float(stream.time_base) if stream.time_base else None
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None and tb else 0.0
-        try:
-            frames = _frames_from(c, stream, offset)[0] if ranged else c.decode(stream)
-            for frame in frames:
-                if frame.pts is None or tb is None:
-                    t = frame.time - offset if frame.time is not None else next_t
-                else:
-                    t = frame.pts * tb - start - offset
-                if end is not None and t + offset >= end - 1e-6:
-                    break
-                if t + 1e-6 < next_t:
-                    continue
-                yield float(t), frame.to_ndarray(format="rgb24")
-                next_t = (np.floor(t / step + 1e-6) + 1) * step
-        except av.FFmpegError as e:
-            raise DecodeError(f"{path}: video decoding failed ({e})") from e
+        first = _stream_start(stream)
+        frames = _frames_from(c, stream, offset)[0] if ranged else c.decode(stream)
+        for frame in frames:
+            if frame.pts is None or tb is None:
+                t = frame.time - offset if frame.time is not None else next_t
+            else:
+                t = frame.pts * tb - first - offset
+            if end is not None and t + offset >= end - 1e-6:
+                break
+            if t + 1e-6 < next_t:
+                continue
+            yield float(t), frame.to_ndarray(format="rgb24")
+            next_t = (np.floor(t / step + 1e-6) + 1) * step
 
 
 def frame_times(path: str, *, key_frames: bool = False) -> np.ndarray:
@@ -279,32 +303,22 @@ def frame_times(path: str, *, key_frames: bool = False) -> np.ndarray:
     packets carry no timestamps is decoded instead. Per-frame labels take these times.
     ``key_frames``: only the key frames' times (where a seek lands; see :func:`frames_at`).
     """
-    with _open(path) as c:
-        if not c.streams.video:
-            raise NoStream(f"{path}: no video stream")
-        stream = c.streams.video[0]
+    with _opened_stream(path, "video", step="demuxing") as (c, stream):
         pts: list[int] | None = []
-        try:
-            for packet in c.demux(stream):
-                if packet.size == 0 or packet.is_discard:  # the flush packet; frames an edit list drops
-                    continue
-                if key_frames and not packet.is_keyframe:
-                    continue
-                if packet.pts is None:
-                    pts = None
-                    break
-                pts.append(packet.pts)
-        except av.FFmpegError as e:
-            raise DecodeError(f"{path}: video demuxing failed ({e})") from e
+        for packet in c.demux(stream):
+            if packet.size == 0 or packet.is_discard:  # the flush packet; frames an edit list drops
+                continue
+            if key_frames and not packet.is_keyframe:
+                continue
+            if packet.pts is None:
+                pts = None
+                break
+            pts.append(packet.pts)
         if pts is not None and stream.time_base:
             return np.sort(np.asarray(pts, np.float64)) * float(stream.time_base) - _stream_start(stream)
-    with _open(path) as c:
-        stream = c.streams.video[0]
-        try:
-            times = [_frame_time(f, stream) if f.pts is not None else f.time for f in c.decode(stream)
-                     if f.key_frame or not key_frames]
-        except av.FFmpegError as e:
-            raise DecodeError(f"{path}: video decoding failed ({e})") from e
+    with _opened_stream(path, "video") as (c, stream):
+        times = [_frame_time(f, stream) if f.pts is not None else f.time for f in c.decode(stream)
+                 if f.key_frame or not key_frames]
     if any(t is None for t in times):
         raise DecodeError(f"{path}: video frames without timestamps")
     return np.asarray(times, np.float64)
@@ -331,30 +345,23 @@ def frames_at(path: str, times: Sequence[float], *, seek_gap: float = 1.0) -> It
     want = sorted({float(t) for t in times})
     if not want:
         return
-    with _open(path) as c:
-        if not c.streams.video:
-            raise NoStream(f"{path}: no video stream")
-        stream = c.streams.video[0]
-        stream.thread_type = "AUTO"
+    with _opened_stream(path, "video") as (c, stream):
         frames: Iterator[av.frame.Frame] | None = None
         got: tuple[float, av.frame.Frame] | None = None
         pos = -np.inf
-        try:
-            for t in want:
-                if frames is None or t - pos > seek_gap:
-                    frames, got = _frames_from(c, stream, max(t, 0.0))[0], None
-                if got is None or got[0] < t - 1e-3:  # the last frame decoded may already be this one
-                    got = None
-                    for frame in frames:
-                        ft = _frame_time(frame, stream)
-                        if ft is None:
-                            continue
-                        pos = ft
-                        if ft >= t - 1e-3:
-                            got = (ft, frame)
-                            break
-                    if got is None:
-                        return
-                yield t, got[1].to_ndarray(format="rgb24")
-        except av.FFmpegError as e:
-            raise DecodeError(f"{path}: video decoding failed ({e})") from e
+        for t in want:
+            if frames is None or t - pos > seek_gap:
+                frames, got = _frames_from(c, stream, max(t, 0.0))[0], None
+            if got is None or got[0] < t - 1e-3:  # the last frame decoded may already be this one
+                got = None
+                for frame in frames:
+                    ft = _frame_time(frame, stream)
+                    if ft is None:
+                        continue
+                    pos = ft
+                    if ft >= t - 1e-3:
+                        got = (ft, frame)
+                        break
+                if got is None:
+                    return
+            yield t, got[1].to_ndarray(format="rgb24")

@@ -37,7 +37,8 @@ import opensmile
 import pandas as pd
 
 from emofuse.catalog.schemas import Status
-from emofuse.pipeline.decode import DEFAULT_SR, DecodeError, NoStream, iter_audio
+from emofuse.pipeline.decode import DEFAULT_SR, DecodeError, iter_audio
+from emofuse.pipeline.outcomes import decode_failure, missing_stream
 from emofuse.pipeline.registry import (
     ExtractResult,
     Extractor,
@@ -131,13 +132,14 @@ class EgemapsExtractor(Extractor):
 
     def extract(self, media: MediaRef) -> ExtractResult:
         t0 = time.perf_counter()
+        failed = missing_stream(media, "audio")
+        if failed is not None:
+            return failed
         try:
             pieces = self._decoded(media.path, start=media.segment_start, end=media.segment_end)
             return self._process_stream(media.item_id, pieces, t0=t0)
-        except NoStream as e:
-            return ExtractResult.failed(media.item_id, Status.NO_AUDIO, str(e))
         except DecodeError as e:
-            return ExtractResult.failed(media.item_id, Status.DECODE_ERROR, str(e))
+            return decode_failure(media.item_id, e)
 
     def _decoded(self, path: str, *, start: float | None = None, end: float | None = None) -> Iterator[np.ndarray]:
         """The file's audio (or its range ``[start, end)``) as consecutive mono float32 pieces, cut at ``max_seconds``."""

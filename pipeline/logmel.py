@@ -37,7 +37,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from emofuse.pipeline.decode import DecodeError, NoStream, iter_audio
+from emofuse.pipeline.decode import DecodeError, iter_audio
+from emofuse.pipeline.outcomes import decode_failure, missing_stream
 from emofuse.pipeline.registry import Extractor, ExtractResult, MediaRef, Sequence, Status, register
 
 
@@ -189,54 +190,75 @@ class LogMelExtractor(Extractor):
         return {"device": self.device, "dtype": "float32"}
 
     def extract(self, media: MediaRef) -> ExtractResult:
-        cfg = self.config
-        if media.has_audio is False:
-            return ExtractResult.failed(media.item_id, Status.NO_AUDIO, f"{media.path}: no audio stream")
-        min_samples = max(cfg.n_fft, int(round(cfg.min_seconds * cfg.sample_rate)))
-        n = 0
-        sumsq = 0.0
-        peak = 0.0
-
-        def counted() -> Iterator[np.ndarray]:
-            nonlocal n, sumsq, peak
-            for chunk in iter_audio(media.path, sr=cfg.sample_rate, chunk_seconds=cfg.chunk_seconds,
-                                    start=media.segment_start, end=media.segment_end):
-                n += chunk.size
-                c64 = chunk.astype(np.float64)
-                sumsq += float(np.dot(c64, c64))
-                if chunk.size:
-                    peak = max(peak, float(np.abs(chunk).max()))
-                yield chunk
-
-        parts: list[np.ndarray] = []
+        failed = missing_stream(media, "audio")
+        if failed is not None:
+            return failed
+        level = _Level()
         try:
-            for out in stream_logmel(counted(), cfg, device=self.device):
-                parts.append(out)
-        except NoStream as e:
-            return ExtractResult.failed(media.item_id, Status.NO_AUDIO, str(e))
+            values = self._frames(media, level)
         except DecodeError as e:
-            return ExtractResult.failed(media.item_id, Status.DECODE_ERROR, str(e))
+            return decode_failure(media.item_id, e)
+        failed = self._check(media, level)
+        if failed is not None:
+            return failed
+        seq = Sequence(times=frame_times(len(values), self.config), arrays={"values": values})
+        return ExtractResult(item_id=media.item_id, status=Status.OK, sequence=seq, n_frames=len(values))
+
+    def _min_samples(self) -> int:
+        cfg = self.config
+        return max(cfg.n_fft, int(round(cfg.min_seconds * cfg.sample_rate)))
+
+    def _frames(self, media: MediaRef, level: "_Level") -> np.ndarray:
+        """Log-mel frames of the item's audio, decoded and transformed chunk by chunk (``level``
+        counts the samples); no frames when the audio is too short for one centred window."""
+        cfg = self.config
+        chunks = iter_audio(media.path, sr=cfg.sample_rate, chunk_seconds=cfg.chunk_seconds,
+                            start=media.segment_start, end=media.segment_end)
+        try:
+            parts = list(stream_logmel(level.counted(chunks), cfg, device=self.device))
         except ValueError:
-            if n >= min_samples:
+            if level.n >= self._min_samples():
                 raise
-            parts = []  # too short for one centred window: reported below
-        seconds = n / cfg.sample_rate
-        if n < min_samples:
+            parts = []  # too short for one centred window: reported by _check
+        return np.concatenate(parts) if parts else np.zeros((0, cfg.n_mels), np.float32)
+
+    def _check(self, media: MediaRef, level: "_Level") -> ExtractResult | None:
+        """The status of audio too short or too quiet to describe, else None."""
+        cfg = self.config
+        min_samples = self._min_samples()
+        if level.n < min_samples:
             return ExtractResult.failed(
                 media.item_id,
                 Status.TOO_SHORT,
-                f"{media.path}: {seconds:.3f} s of audio, need at least {min_samples / cfg.sample_rate:.3f} s",
+                f"{media.path}: {level.n / cfg.sample_rate:.3f} s of audio, "
+                f"need at least {min_samples / cfg.sample_rate:.3f} s",
             )
-        rms = (sumsq / n) ** 0.5
+        rms = (level.sumsq / level.n) ** 0.5
         if rms < cfg.silence_rms:
             return ExtractResult.failed(
                 media.item_id,
                 Status.NO_SPEECH,
-                f"{media.path}: audio is silent (RMS {rms:.2e}, peak {peak:.2e} < {cfg.silence_rms:.0e})",
+                f"{media.path}: audio is silent (RMS {rms:.2e}, peak {level.peak:.2e} < {cfg.silence_rms:.0e})",
             )
-        values = np.concatenate(parts)
-        seq = Sequence(times=frame_times(len(values), cfg), arrays={"values": values})
-        return ExtractResult(item_id=media.item_id, status=Status.OK, sequence=seq, n_frames=len(values))
+        return None
+
+
+@dataclass
+class _Level:
+    """Sample count, sum of squares and peak of the audio that streamed past."""
+
+    n: int = 0
+    sumsq: float = 0.0
+    peak: float = 0.0
+
+    def counted(self, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for chunk in chunks:
+            self.n += chunk.size
+            c64 = chunk.astype(np.float64)
+            self.sumsq += float(np.dot(c64, c64))
+            if chunk.size:
+                self.peak = max(self.peak, float(np.abs(chunk).max()))
+            yield chunk
 
 
 __all__ = ["LogMelConfig", "LogMelExtractor", "frame_times", "logmel_array", "stream_logmel"]

@@ -41,7 +41,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.records import ExtractResult, FeatureSetDescription, Sequence
 from emofuse.catalog.schemas import Status
 
 
@@ -88,18 +88,18 @@ class Extractor:
     def key(self) -> str:
         return feature_set_key(self.name, self.version, self.config, self.weights_checksum())
 
-    def describe(self) -> dict[str, Any]:
-        """What goes into ``feature_set.json``: enough to reproduce the output."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "config": config_to_dict(self.config),
-            "weights_checksum": self.weights_checksum(),
-            "key": self.key,
-            "row_columns": self.row_columns(),
-            "sequence_dim": self.sequence_dim(),
-            "sequence_columns": self.sequence_columns(),
-        }
+    def describe(self) -> FeatureSetDescription:
+        """What goes into ``feature_set.json``: enough to reproduce the output (provenance is the run's to add)."""
+        return FeatureSetDescription(
+            name=self.name,
+            key=self.key,
+            version=self.version,
+            config=config_to_dict(self.config),
+            weights_checksum=self.weights_checksum(),
+            row_columns=self.row_columns(),
+            sequence_dim=self.sequence_dim(),
+            sequence_columns=self.sequence_columns(),
+        )
 
     def row_columns(self) -> list[str] | None:
         return None
@@ -239,6 +239,7 @@ def _load_builtin() -> None:
 __all__ = [
     "ExtractResult",
     "Extractor",
+    "FeatureSetDescription",
     "MediaRef",
     "Sequence",
     "Status",

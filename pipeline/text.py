@@ -51,7 +51,9 @@ import pyarrow as pa
 
 from emofuse.catalog.identity import cached_file_digest
 from emofuse.catalog.provenance import pick_device
-from emofuse.pipeline.decode import DecodeError, NoStream
+from emofuse.pipeline import asr
+from emofuse.pipeline.decode import DecodeError
+from emofuse.pipeline.outcomes import decode_failure
 from emofuse.pipeline.registry import Extractor, ExtractResult, MediaRef, Sequence, Status, register, runtime_field
 from emofuse.pipeline.transcripts import Transcript, TranscriptError, load_transcript
 from emofuse.pipeline.vectors import l2_normalize
@@ -204,8 +206,6 @@ class TextExtractor(Extractor):
         if self.config.use_asr:
             import hashlib
 
-            from emofuse.pipeline import asr
-
             try:
                 asr_digest = asr.weights_checksum()
             except asr.AsrUnavailable:
@@ -242,30 +242,26 @@ class TextExtractor(Extractor):
             tr = load_transcript(media, use_asr=self.config.use_asr)
         except TranscriptError as e:
             return ExtractResult.failed(media.item_id, Status.ERROR, str(e))
-        except NoStream as e:
-            return ExtractResult.failed(media.item_id, Status.NO_AUDIO, f"ASR: {e}")
-        except DecodeError as e:
-            return ExtractResult.failed(media.item_id, Status.DECODE_ERROR, f"ASR: {e}")
-        except RuntimeError as e:  # AsrUnavailable and friends
-            from emofuse.pipeline.asr import AsrUnavailable
-
-            if isinstance(e, AsrUnavailable):
-                return ExtractResult.failed(media.item_id, Status.ERROR, str(e))
-            raise
+        except DecodeError as e:  # only ASR decodes media here
+            return decode_failure(media.item_id, e, context="ASR")
+        except asr.AsrUnavailable as e:
+            return ExtractResult.failed(media.item_id, Status.ERROR, str(e))
         segments = [s for s in tr.segments if s.text.strip()]
         if not segments:
-            if tr.source == "none":
-                hint = "no statement text, no sidecar .srt/.vtt/.txt" + (
-                    "" if self.config.use_asr else " and ASR is off (use_asr=True to transcribe)"
-                )
-                msg = f"{media.path}: no transcript ({hint})"
-            elif tr.source == "asr":
-                msg = f"{media.path}: ASR found no speech"
-            else:
-                msg = f"{tr.path or media.path}: transcript ({tr.source}) is empty"
-            return ExtractResult.failed(media.item_id, Status.NO_SPEECH, msg)
+            return ExtractResult.failed(media.item_id, Status.NO_SPEECH, self._no_speech(media, tr))
         tr.segments = segments
         return tr
+
+    def _no_speech(self, media: MediaRef, tr: Transcript) -> str:
+        """Why an item has no text to embed: no transcript source, ASR heard nothing, or an empty file."""
+        if tr.source == "none":
+            hint = "no statement text, no sidecar .srt/.vtt/.txt" + (
+                "" if self.config.use_asr else " and ASR is off (use_asr=True to transcribe)"
+            )
+            return f"{media.path}: no transcript ({hint})"
+        if tr.source == "asr":
+            return f"{media.path}: ASR found no speech"
+        return f"{tr.path or media.path}: transcript ({tr.source}) is empty"
 
     def extract(self, media: MediaRef) -> ExtractResult:
         return self.extract_many([media])[0]

@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 
-from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.records import ExtractResult, FeatureSetDescription, Sequence
 from emofuse.catalog.schemas import Status
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import AlignConfig, DataConfig, ModalitySpec
@@ -92,8 +92,7 @@ def build_synthetic_catalog(root, *, n_speakers: int = 6, reps: int = 3, seed: i
     cat.add_media(media)
     sets = [("egemaps", eg, 25), ("faces", fa, FACE_DIM)] + ([("text", tx, 32)] if with_text else [])
     for name, results, dim in sets:
-        cat.register_feature_set({"name": name, "key": KEYS[name], "version": 1, "sequence_dim": dim,
-                                  "row_columns": None})
+        cat.register_feature_set(FeatureSetDescription(name=name, key=KEYS[name], version=1, sequence_dim=dim))
         half = len(results) // 2  # two tasks: two shards per feature set
         cat.commit_task(KEYS[name], f"{name}-task-a", results[:half])
         cat.commit_task(KEYS[name], f"{name}-task-b", results[half:])

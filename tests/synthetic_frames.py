@@ -14,7 +14,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.records import ExtractResult, FeatureSetDescription, Sequence
 from emofuse.catalog.store import Catalog
 
 KEYS = {"egemaps": "egemaps-v1-frames", "faces": "faces-v1-frames"}
@@ -80,8 +80,7 @@ def build_frame_catalog(root, *, n_speakers: int = 6, clips: int = 2, seed: int 
                                     n_frames=len(t_v)))
     cat.add_media(media)
     for name, results, dim in (("egemaps", eg, AUDIO_DIM), ("faces", fa, FACE_DIM)):
-        cat.register_feature_set({"name": name, "key": KEYS[name], "version": 1, "sequence_dim": dim,
-                                  "row_columns": None})
+        cat.register_feature_set(FeatureSetDescription(name=name, key=KEYS[name], version=1, sequence_dim=dim))
         cat.commit_task(KEYS[name], f"{name}-task", results)
     rows = pd.concat(labels, ignore_index=True)
     cat.add_frame_labels(rows)

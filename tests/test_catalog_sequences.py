@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from emofuse.catalog import sequences
-from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.records import ExtractResult, FeatureSetDescription, Sequence
 from emofuse.catalog.schemas import Status
 from emofuse.catalog.sequences import LazySequence
 from emofuse.catalog.store import Catalog
@@ -121,7 +121,7 @@ def test_clip_vectors_and_status_counts(cat, tmp_path):
     assert cat.clip_vectors("other-v1", ["a"]) == {}
     # a table of named functionals: the declared numeric columns
     other = Catalog(tmp_path / "other").init()
-    other.register_feature_set({"name": "egemaps", "key": "egemaps-v1", "row_columns": ["loudness", "pitch"]})
+    other.register_feature_set(FeatureSetDescription(name="egemaps", key="egemaps-v1", row_columns=["loudness", "pitch"]))
     other.commit_task("egemaps-v1", "t", [ExtractResult(i, row={"loudness": float(k), "pitch": 2.0 * k,
                                                                 "duration": 3.0, "note": "x"})
                                           for k, i in enumerate("pq")])

@@ -38,7 +38,7 @@ def test_prefect_deployment_run_extract_ravdess(tmp_path, demo_corpus, prefect_s
     key = cat.find_feature_set("egemaps")
     assert len(pd.read_parquet(os.path.join(catalog, "features", key, "clips"))) == 32
     assert set(cat.status()["status"]) == {"ok"}
-    assert cat.feature_set_info(key)["provenance"]["packages"]["opensmile"] == "2.6.0"
+    assert cat.feature_set_info(key).provenance["packages"]["opensmile"] == "2.6.0"
 
 
 def _tiny_corpora(root: Path) -> dict[str, str]:

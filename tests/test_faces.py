@@ -285,7 +285,7 @@ def test_one_extractor_shared_by_threads(dlib_ex: FacesExtractor, clips: dict[st
 
 def test_identity_config_and_pickle(dlib_ex: FacesExtractor, yunet: Path) -> None:
     d = dlib_ex.describe()
-    assert d["sequence_dim"] == 128 and d["row_columns"] == ["embedding", "n_frames", "n_face_frames", "face_ratio"]
+    assert d.sequence_dim == 128 and d.row_columns == ["embedding", "n_frames", "n_face_frames", "face_ratio"]
     assert len(dlib_ex.weights_checksum()) == 12
     assert get_extractor("faces", {"fps": 2.0}).key != dlib_ex.key
     assert get_extractor("faces", {"fps": 5.0}).key == dlib_ex.key

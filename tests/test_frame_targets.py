@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.records import ExtractResult, FeatureSetDescription, Sequence
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.align import load_aligned
 from emofuse.fusion.data_config import AlignConfig, DataConfig, ModalitySpec
@@ -28,7 +28,7 @@ def make_catalog(root, items: dict[str, dict]) -> Catalog:
     cat = Catalog(root).init()
     cat.add_media([{"item_id": i, "path": f"/v/{i}.mp4", "relpath": f"{i}.mp4", "corpus": "test", "speaker": "s1",
                     "duration": spec["duration"]} for i, spec in items.items()])
-    cat.register_feature_set({"name": "egemaps", "key": KEY, "version": 1, "sequence_dim": 3, "row_columns": None})
+    cat.register_feature_set(FeatureSetDescription(name="egemaps", key=KEY, version=1, sequence_dim=3))
     results = []
     for i, spec in items.items():
         t = np.arange(int(round(spec["feature_end"] * 100))) / 100.0

@@ -129,10 +129,10 @@ def test_identity_and_description(extractor: TextExtractor) -> None:
     assert extractor.weights_checksum() == file_digest(folder / "model.safetensors")[:16]
     assert extractor.sequence_dim() == 384
     d = extractor.describe()
-    assert d["row_columns"] == ["embedding", "transcript", "source", "texts"]
-    assert d["key"].startswith("text-v1-")
-    assert get_extractor("text", {"max_length": 128}).key != d["key"]
-    assert TextExtractor(TextConfig(batch_size=4)).key == d["key"]
+    assert d.row_columns == ["embedding", "transcript", "source", "texts"]
+    assert d.key.startswith("text-v1-")
+    assert get_extractor("text", {"max_length": 128}).key != d.key
+    assert TextExtractor(TextConfig(batch_size=4)).key == d.key
     assert extractor.runtime_info()["dtype"] == "float32"
 
 

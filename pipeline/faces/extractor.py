@@ -49,7 +49,8 @@ import numpy as np
 
 from emofuse.catalog.identity import cached_file_digest
 from emofuse.pipeline import model_files
-from emofuse.pipeline.decode import DecodeError, NoStream, iter_frames
+from emofuse.pipeline.decode import DecodeError, iter_frames
+from emofuse.pipeline.outcomes import decode_failure, missing_stream
 from emofuse.pipeline.registry import ExtractResult, Extractor, MediaRef, Sequence, Status, register
 from emofuse.pipeline.vectors import l2_normalize
 
@@ -212,18 +213,17 @@ class FacesExtractor(Extractor):
 
     # -- work --------------------------------------------------------------------
     def extract(self, media: MediaRef) -> ExtractResult:
-        if media.has_video is False:
-            return ExtractResult.failed(media.item_id, Status.NO_VIDEO, f"{media.path}: no video stream")
+        failed = missing_stream(media, "video")
+        if failed is not None:
+            return failed
         self.load()
         stats: dict[str, float] = {}
         t0 = time.perf_counter()
         try:
             seq, n_all = self._run(media.path, stats, start=media.segment_start, end=media.segment_end,
                                    side=media.face_side)
-        except NoStream as e:
-            return ExtractResult.failed(media.item_id, Status.NO_VIDEO, str(e))
         except DecodeError as e:
-            return ExtractResult.failed(media.item_id, Status.DECODE_ERROR, str(e))
+            return decode_failure(media.item_id, e)
         except Exception as e:  # noqa: BLE001 - per-item failures are data (status table), not crashes
             log.exception("faces: %s failed", media.path)
             return ExtractResult.failed(media.item_id, Status.ERROR, f"{type(e).__name__}: {e}")
@@ -231,8 +231,13 @@ class FacesExtractor(Extractor):
         T = len(seq)
         stats.update(frames=float(T), wall_s=wall, frames_per_s=T / wall if wall > 0 else 0.0)
         self._stats = stats  # the last item's figures, for runtime_info()
+        return self._result(media, seq, n_all)
+
+    def _result(self, media: MediaRef, seq: Sequence, n_all: int) -> ExtractResult:
+        """The item's status and pooled row from its main-face sequence (``n_all``: frames with any face)."""
+        T = len(seq)
         if T == 0:
-            return ExtractResult.failed(media.item_id, Status.DECODE_ERROR, f"{media.path}: no video frame decoded")
+            return decode_failure(media.item_id, DecodeError(f"{media.path}: no video frame decoded"))
         mask = seq.arrays["mask"]
         n_face = int(mask.sum())
         if n_face == 0:
