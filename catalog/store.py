@@ -30,7 +30,6 @@ Example:
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Iterable
 
@@ -41,7 +40,7 @@ import pyarrow.dataset as ds
 
 from emofuse.catalog import atomic, attributions, commit, labels, locks, maintenance, predictions, sequences
 from emofuse.catalog.layout import Layout
-from emofuse.catalog.records import ExtractResult
+from emofuse.catalog.records import ExtractResult, FeatureSetDescription
 from emofuse.catalog.runs import RunFolder
 from emofuse.catalog.schemas import CLIP_WINDOW, LAYOUT_VERSION, MEDIA_SCHEMA, SEQ_INDEX_SCHEMA, Status
 from emofuse.catalog.status import StatusEntry, committed_tasks, read_status, record_status
@@ -165,23 +164,25 @@ class Catalog:
         return committed_tasks(self.layout, feature_set)
 
     # -- feature sets -------------------------------------------------------------
-    def register_feature_set(self, info: dict[str, Any]) -> None:
+    def register_feature_set(self, description: FeatureSetDescription) -> None:
         """Record a feature set's description once (its key fixes its content)."""
-        atomic.write_json(info, self.layout.feature_set_info(info["key"]), overwrite=False)
+        atomic.write_bytes(self.layout.feature_set_info(description.key), description.to_json().encode(),
+                           overwrite=False)
 
     def feature_sets(self) -> list[str]:
         return [k for k in self.listdir(self.layout.features) if not k.startswith(".")]
 
-    def feature_set_info(self, key: str) -> dict[str, Any]:
+    def feature_set_info(self, key: str) -> FeatureSetDescription:
+        """The description of feature set ``key`` (its ``feature_set.json``)."""
         with self.layout.fs.open(self._p(self.layout.feature_set_info(key))) as f:
-            return json.load(f)
+            return FeatureSetDescription.from_json(f.read())
 
     def find_feature_set(self, name_or_key: str) -> str:
         """Resolve a feature-set name (``egemaps``) or key to a key present in the catalog."""
         keys = self.feature_sets()
         if name_or_key in keys:
             return name_or_key
-        matches = [k for k in keys if self.feature_set_info(k).get("name") == name_or_key]
+        matches = [k for k in keys if self.feature_set_info(k).name == name_or_key]
         if len(matches) == 1:
             return matches[0]
         if not matches:
@@ -313,7 +314,7 @@ class Catalog:
         if not len(clips):
             return {}
         try:
-            cols = self.feature_set_info(feature_set).get("row_columns") or []
+            cols = self.feature_set_info(feature_set).row_columns or []
         except FileNotFoundError:
             cols = []
         return sequences.clip_vectors(clips[clips["item_id"].isin(set(item_ids))], cols)

@@ -76,7 +76,7 @@ def extract_on_dask(source: str | None, catalog: str, corpus: str, feature_sets:
     futures, seconds = [], {}
     for name, extractor in extractors.items():
         fs = next(f for f in plan.feature_sets if f.name == name)
-        cat.register_feature_set({**extractor.describe(), "provenance": summary.provenance})
+        cat.register_feature_set(extractor.describe().with_provenance(summary.provenance))
         written = fs.unrecorded and cat.record_status(
             fs.key, [StatusEntry(i, Status.DECODE_ERROR, msg) for i, msg in fs.unreadable], run_id=run_id)
         summary.start(fs.key, name=name, items=fs.items, already_done=fs.already_done,

@@ -70,7 +70,7 @@ def preset_modalities(cat: Catalog, preset: Preset,
     """The model inputs: ``feature_sets`` (modality -> name/key, or names) or the preset's
     (its optional inputs where the catalog has them)."""
     if feature_sets is None:
-        present = {cat.feature_set_info(k).get("name") for k in cat.feature_sets()}
+        present = {cat.feature_set_info(k).name for k in cat.feature_sets()}
         chosen = dict(preset.inputs)
         chosen.update({m: n for m, n in preset.optional.items() if n in present})
         return [ModalitySpec(m, n) for m, n in chosen.items()]
@@ -81,7 +81,7 @@ def preset_modalities(cat: Catalog, preset: Preset,
         if isinstance(f, ModalitySpec):
             out.append(f)
         else:
-            name = cat.feature_set_info(cat.find_feature_set(f)).get("name", f)
+            name = cat.feature_set_info(cat.find_feature_set(f)).name
             out.append(ModalitySpec(DEFAULT_MODALITY_NAMES.get(name, name), f))
     return out
 

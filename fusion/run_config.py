@@ -194,7 +194,7 @@ def run_feature_sets(cat: Catalog, run_id: str, *,
     for modality, key in config.feature_sets.items():
         if cat.exists(cat.layout.feature_set_info(key)):
             info = cat.feature_set_info(key)
-            out[info["name"]] = info["config"]
+            out[info.name] = info.config
             continue
         name = config.feature_set_names.get(modality) or key.split("-v", 1)[0]
         try:

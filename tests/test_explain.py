@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
-from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.records import ExtractResult, FeatureSetDescription, Sequence
 from emofuse.catalog.schemas import TIME_ATTRIBUTION_COLUMNS, Status, prediction_schema
 from emofuse.catalog.store import Catalog
 from emofuse.fusion import api
@@ -77,8 +77,7 @@ def build_catalog(root: str, *, dimensional: bool = False, seed: int = 0, n_spea
                                         n_frames=len(t_v)))
     cat.add_media(media)
     for name, results, dim in (("egemaps", eg, 25), ("faces", fa, FACE_DIM)):
-        cat.register_feature_set({"name": name, "key": KEYS[name], "version": 1, "sequence_dim": dim,
-                                  "row_columns": None})
+        cat.register_feature_set(FeatureSetDescription(name=name, key=KEYS[name], version=1, sequence_dim=dim))
         cat.commit_task(KEYS[name], f"{name}-task", results)
     return cat
 
