@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests._modules import REPO, TOP_LEVEL, packages
+from tests._modules import FACADE, REPO, TOP_LEVEL, packages
+from tests.test_public_api import PUBLIC
 
 
 def _pyproject() -> dict:
@@ -24,14 +25,21 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
 
 def test_package_dirs_map_the_top_level_folders_under_emofuse() -> None:
     dirs = _pyproject()["tool"]["setuptools"]["package-dir"]
-    assert dirs == {f"emofuse.{top}": top for top in TOP_LEVEL}
+    assert dirs == {f"emofuse.{top}": top for top in TOP_LEVEL}  # emofuse itself: the folder emofuse/
+
+
+def test_the_facade_is_thin() -> None:
+    """``emofuse/`` holds the public API's one module and nothing else: code lives in the fixed folders."""
+    files = sorted(p.relative_to(REPO / FACADE).as_posix() for p in (REPO / FACADE).rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts)
+    assert files == ["__init__.py"]
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     # build from a copy: setuptools leaves build/ and *.egg-info beside the sources it builds
     src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md", *TOP_LEVEL):
+    for name in ("pyproject.toml", "README.md", FACADE, *TOP_LEVEL):
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy2)(
             REPO / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if (REPO / name).is_dir() else {}))
     out = tmp_path_factory.mktemp("wheel")
@@ -61,6 +69,8 @@ def test_wheel_in_a_fresh_venv_has_emofuse_and_no_generic_names(wheel: Path, tmp
     zipfile.ZipFile(wheel).extractall(site)
     probe = ("import importlib.util as u; "
              "print([n for n in ('catalog', 'pipeline', 'fusion', 'flows') if u.find_spec(n)]); "
-             "import emofuse.catalog, emofuse.pipeline, emofuse.fusion, emofuse.flows; print('ok')")
+             "import emofuse.catalog, emofuse.pipeline, emofuse.fusion, emofuse.flows; "
+             "import emofuse; print(emofuse.__version__, sorted(emofuse.__all__)); print('ok')")
     res = subprocess.run([py, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
-    assert res.stdout.split() == ["[]", "ok"], res.stderr
+    version = _pyproject()["project"]["version"]  # the one place it is written; the dist-info carries it
+    assert res.stdout.splitlines() == ["[]", f"{version} {sorted(PUBLIC)}", "ok"], res.stderr
