@@ -1,7 +1,10 @@
 """The deployments that ``emofuse serve`` serves (``extract/ravdess`` …) and their defaults.
 
 Each deployment takes every parameter of its flow (``-p name=value``); the commands of
-``emofuse`` take the same ones as options (:mod:`emofuse.flows.params`).
+``emofuse`` take the same ones as options (:mod:`emofuse.flows.params`). Every registered
+labelled corpus (:func:`emofuse.catalog.corpora.labelled_corpora`, third-party ones
+included) has an ``extract/<corpus>`` deployment; its default source is the environment
+variable its recipe names, else its generated demo copy.
 
 Example:
     >>> deps = deployments("/data/RAVDESS", "catalog")
@@ -15,31 +18,36 @@ Example:
 """
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
 from prefect.deployments.runner import EntrypointType
 
+from emofuse.catalog.corpora.registry import get_corpus, labelled_corpora
 from emofuse.catalog.layout import Layout, data_dir
 
-RAVDESS_ROOT_ENV = "EMOFUSE_RAVDESS_ROOT"
 
-#: Labelled corpora with an ``extract/<corpus>`` deployment (recipes of :mod:`emofuse.catalog.corpora`).
-CORPORA = ("ravdess", "crema-d", "iemocap", "meld", "affwild2")
+def default_corpus() -> str:
+    """The corpus the extract flow takes when none is given (its ``corpus`` parameter's default);
+    ``emofuse serve --source`` sets the source of its deployment."""
+    from emofuse.flows.extract import extract
 
-
-def corpus_root_env(corpus: str = "ravdess") -> str:
-    """The environment variable naming a real copy of ``corpus`` (``EMOFUSE_<CORPUS>_ROOT``)."""
-    return f"EMOFUSE_{corpus.upper().replace('-', '_')}_ROOT"
+    return inspect.signature(extract.fn).parameters["corpus"].default
 
 
-def demo_corpus_dir(corpus: str = "ravdess") -> str:
+def corpus_root_env(corpus: str) -> str:
+    """The environment variable naming a real copy of ``corpus`` (its recipe's ``root_env``)."""
+    return get_corpus(corpus).root_env
+
+
+def demo_corpus_dir(corpus: str) -> str:
     """Where ``emofuse demo``/``demo-corpus --layout`` put the generated corpus of that layout."""
-    return os.path.join(data_dir(), "demo-corpus" if corpus == "ravdess" else f"demo-{corpus}")
+    return os.path.join(data_dir(), get_corpus(corpus).demo_folder)
 
 
-def default_source(corpus: str = "ravdess") -> str:
-    """``$EMOFUSE_<CORPUS>_ROOT``, else the generated demo corpus of that layout."""
+def default_source(corpus: str) -> str:
+    """The corpus's root environment variable, else the generated demo corpus of that layout."""
     return os.path.abspath(os.environ.get(corpus_root_env(corpus)) or demo_corpus_dir(corpus))
 
 
@@ -52,8 +60,9 @@ def deployments(source: str | None = None, catalog: str | None = None) -> list[A
     root = Layout.at(catalog).root
     common = {"entrypoint_type": EntrypointType.MODULE_PATH}
     extracts = []
-    for corpus in CORPORA:
-        src = (source if corpus == "ravdess" else None) or default_source(corpus)
+    given = {default_corpus(): source} if source else {}
+    for corpus in labelled_corpora():
+        src = given.get(corpus) or default_source(corpus)
         extracts.append(extract.to_deployment(
             name=corpus, parameters={"source": src, "catalog": root, "corpus": corpus}, tags=["emofuse", "extract"],
             description=f"Extract every feature set of a {corpus}-layout corpus into the catalog "

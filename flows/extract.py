@@ -127,13 +127,15 @@ def extract(
     configs: dict[str, dict] | None = None,
     batch_seconds: float | None = 120.0,
 ) -> dict[str, Any]:
-    """Register ``source`` (a RAVDESS root or an archive) in ``catalog`` and extract feature sets.
+    """Register ``source`` (a corpus root in a registered recipe's layout, or an archive) in ``catalog`` and
+    extract feature sets.
 
     Args:
         source: corpus root (none given: only extract what the catalog already holds).
         catalog: catalog root, a folder or fsspec URL (default ``$EMOFUSE_CATALOG``
             or ``./emofuse-data/catalog``).
-        corpus: corpus recipe, ``ravdess`` or ``archive``.
+        corpus: corpus recipe, one of the registered corpora (built in, or from a package's
+            ``emofuse.corpora`` entry point); ``archive`` takes every media file under source.
         feature_sets: extractor names (default: all available).
         fps: frame sampling rate for face features.
         dask_address: an existing Dask scheduler (default ``$EMOFUSE_DASK_ADDRESS``,

@@ -81,9 +81,9 @@ def _presets() -> list[str]:
 
 
 def _recipes() -> list[str]:
-    from emofuse.catalog.corpora import RECIPES
+    from emofuse.catalog.corpora.registry import corpus_names
 
-    return list(RECIPES)
+    return corpus_names()
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ def score(
             or ``./emofuse-data/catalog``).
         source: a folder (or file) of media to register, extract and score; None scores
             what the catalog holds.
-        corpus: recipe for ``source``: ``archive`` (any media, nested folders) or ``ravdess``.
+        corpus: recipe for ``source``, one of the registered corpora: ``archive`` (any media, nested
+            folders), ``ravdess``, …
         item_ids: the catalog items to score (default: all, or those under ``source``).
         fold: ``ensemble`` (mean of the fold models) or one fold number.
         window: also score time windows of this many seconds (None: per clip only).

@@ -40,8 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from emofuse.catalog.corpora.plans import class_order
-from emofuse.catalog.corpora.ravdess import EMOTION_CLASSES
+from emofuse.catalog.corpora.recipes import class_order
 from emofuse.catalog.sequences import MAX_ITEM_ROWS, LazySequence
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import DataConfig
@@ -200,14 +199,20 @@ def _label_classes(labels: pd.Series, classes: list[str] | None, order: Sequence
     if classes is not None:
         return list(classes)
     present = set(labels.dropna().astype(str))
-    ordered = [c for c in (order or EMOTION_CLASSES) if c in present]
+    ordered = [c for c in (order or ()) if c in present]
     return ordered + sorted(present - set(ordered))
 
 
 def _corpus_order(media: pd.DataFrame, cfg: DataConfig) -> tuple[str, ...] | None:
-    """The class order of the corpus every item comes from, when the label is its ``emotion``."""
-    corpora = set(media["corpus"].dropna()) if "corpus" in media else set()
-    return class_order(corpora.pop()) if cfg.label == "emotion" and len(corpora) == 1 else None
+    """The class order of the corpus every item comes from (its registered recipe's), when the label is
+    its ``emotion``; None (the classes are then sorted, and the log says so) for items of several corpora,
+    of none, or of a corpus without an order."""
+    corpora = sorted(set(media["corpus"].dropna())) if "corpus" in media else []
+    order = class_order(corpora[0]) if cfg.label == "emotion" and len(corpora) == 1 else None
+    if order is None and cfg.classes is None:
+        log.info("no class order for the %s of corpus %s: the classes are sorted by name", cfg.label,
+                 ", ".join(corpora) or "(none)")
+    return order
 
 
 def label_items(media: pd.DataFrame, cfg: DataConfig, durations: np.ndarray, avail: dict[str, np.ndarray], *,
@@ -215,7 +220,7 @@ def label_items(media: pd.DataFrame, cfg: DataConfig, durations: np.ndarray, ava
     """The items table (item_id, speaker, the plan columns ``split``/``session`` where the media
     has them, duration, label index or -1, dimensional targets, ``has_<modality>``) and the class
     order (``classes``, else ``cfg.classes``, else the order of the one corpus the items come from
-    (its recipe's ``CLASSES``), else RAVDESS order, for the classes present, then the others sorted)."""
+    (its registered recipe's class order) for the classes present, then the others sorted by name)."""
     label_col = media[cfg.label] if cfg.label in media else pd.Series([None] * len(media))
     cls = classes if classes is not None else _label_classes(label_col, cfg.classes, _corpus_order(media, cfg))
     lookup = {c: k for k, c in enumerate(cls)}

@@ -1,27 +1,27 @@
-"""Fold plans (plain data, saved with each run): which items train, validate and test each fold.
+"""Fold plans (typed, saved with each run): which items train, validate and test each fold.
 
-A plan is a list of dicts ``{"fold": k, "by": column, "train": [...], "val": [...],
-"test": [...]}``: the lists hold values of the media column ``by``, one of
-:data:`PLAN_COLUMNS` (``"speaker"`` when the key is absent, so plans saved before it
-existed still load; ``"split"`` for official train/dev/test sets; ``"session"`` for
-leave-one-session-out). No value is in two of train/val/test of a fold.
+A plan is an :class:`~emofuse.catalog.corpora.evaluation.EvaluationPlan` of
+:class:`~emofuse.catalog.corpora.evaluation.Fold` records: each lists values of the media
+column ``by`` (one of :data:`PLAN_COLUMNS`: ``"speaker"``, ``"split"`` for official
+train/dev/test sets, ``"session"`` for leave-one-session-out) for its train, val and test
+parts, no value in two parts. A run's ``config.json`` holds it as a list of fold dicts
+(:meth:`~emofuse.catalog.corpora.evaluation.EvaluationPlan.to_dicts`; plans saved before
+``by`` existed are speaker folds).
 
 :func:`default_plan` picks the plan a training run uses when none is given:
 
-* all labelled items from one corpus whose recipe has a standard plan
-  (:func:`emofuse.catalog.corpora.plans.evaluation_plan`): that plan (RAVDESS with its 24
-  actors: the five official test folds; CREMA-D: five speaker folds; MELD: the official
-  train/dev/test; IEMOCAP: leave one session out; …);
-* otherwise :func:`make_plan` over the speakers: RAVDESS's plan when actors 1-24 are all
-  there, else :func:`generic_plan`: speakers sorted and shuffled with ``seed``, dealt into
-  ``k`` groups (``k <= number of speakers``); fold i tests on group i and validates on
-  ``n_val`` speakers taken from the training speakers (starting at group i+1).
+* all labelled items from one corpus whose recipe has a standard plan (its registered
+  recipe's :meth:`~emofuse.catalog.corpora.recipe.CorpusRecipe.evaluation_plan`: RAVDESS
+  with its 24 actors: the five official test folds; CREMA-D: five speaker folds; MELD: the
+  official train/dev/test; IEMOCAP: leave one session out; …);
+* otherwise :func:`generic_plan` over the speakers: speakers sorted and shuffled with
+  ``seed``, dealt into ``k`` groups (``k <= number of speakers``); fold i tests on group i and
+  validates on ``n_val`` speakers taken from the training speakers (starting at group i+1).
 
 Example:
-    >>> plan = make_plan([f"S{i}" for i in range(6)], k=3, seed=0)
-    >>> len(plan), sorted(plan[0]) == ["fold", "test", "train", "val"], plan_by(plan[0])
-    (3, True, 'speaker')
-    >>> check_plan(plan)
+    >>> plan = generic_plan([f"S{i}" for i in range(6)], k=3, seed=0)
+    >>> len(plan), plan[0].by, check_plan(plan) == plan
+    (3, 'speaker', True)
     >>> check_plan([{"fold": 0, "train": ["A"], "val": ["A"], "test": ["B"]}])
     Traceback (most recent call last):
     ...
@@ -29,31 +29,23 @@ Example:
     >>> import pandas as pd
     >>> media = pd.DataFrame({"corpus": "meld", "speaker": ["Ross", "Rachel", "Ross"],
     ...                       "split": ["train", "dev", "test"]})
-    >>> default_plan(media)
+    >>> default_plan(media).to_dicts()
     [{'fold': 0, 'by': 'split', 'train': ['train'], 'val': ['dev'], 'test': ['test']}]
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from emofuse.catalog.corpora.plans import evaluation_plan
-
-#: Media columns a plan can select items by (the items table of the fusion loader carries them).
-PLAN_COLUMNS = ("speaker", "split", "session")
+from emofuse.catalog.corpora.evaluation import PLAN_COLUMNS, EvaluationPlan, Fold
+from emofuse.catalog.corpora.recipes import evaluation_plan
 
 
-def plan_by(fold: Mapping[str, Any]) -> str:
-    """The media column a fold's lists hold values of (``"speaker"`` for plans without ``by``)."""
-    return str(fold.get("by") or "speaker")
-
-
-def generic_plan(speakers: Sequence[str], *, k: int = 5, n_val: int | None = None,
-                 seed: int = 0) -> list[dict[str, Any]]:
+def generic_plan(speakers: Sequence[str], *, k: int = 5, n_val: int | None = None, seed: int = 0) -> EvaluationPlan:
     """k-fold over speakers with a validation group drawn from each fold's training speakers."""
     spk = sorted(set(speakers))
     if len(spk) < 3:
@@ -61,28 +53,20 @@ def generic_plan(speakers: Sequence[str], *, k: int = 5, n_val: int | None = Non
     k = max(2, min(int(k), len(spk)))
     order = [spk[i] for i in np.random.default_rng(seed).permutation(len(spk))]
     groups = [order[i::k] for i in range(k)]
-    plan = []
+    folds = []
     for i in range(k):
         rest = [s for j in range(1, k) for s in groups[(i + j) % k]]
         nv = n_val if n_val is not None else max(1, int(math.ceil(len(spk) / k)))
         nv = max(1, min(nv, len(rest) - 1))
-        plan.append({"fold": i, "train": sorted(rest[nv:]), "val": sorted(rest[:nv]), "test": sorted(groups[i])})
-    return plan
+        folds.append(Fold(i, train=tuple(sorted(rest[nv:])), val=tuple(sorted(rest[:nv])),
+                          test=tuple(sorted(groups[i]))))
+    return EvaluationPlan(tuple(folds))
 
 
-def make_plan(speakers: Sequence[str], *, k: int | None = None, n_val: int | None = None,
-              seed: int = 0) -> list[dict[str, Any]]:
-    """RAVDESS plan when actors 1-24 exist (and ``k`` is None or 5), else :func:`generic_plan`."""
-    if k in (None, 5) and n_val is None:
-        plan = evaluation_plan("ravdess", pd.DataFrame({"speaker": list(speakers)}))
-        if plan is not None:
-            return plan
-    return generic_plan(speakers, k=k if k is not None else 5, n_val=n_val, seed=seed)
-
-
-def default_plan(media: pd.DataFrame, *, k: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+def default_plan(media: pd.DataFrame, *, k: int | None = None, seed: int = 0) -> EvaluationPlan:
     """The plan for these (labelled) media rows: their corpus's standard plan when they come from one
-    corpus that has one and ``k`` is None, else :func:`make_plan` over their speakers."""
+    corpus that has one and ``k`` is None, else :func:`generic_plan` over their speakers (``k`` folds,
+    default 5)."""
     corpora = set(media["corpus"].dropna()) if "corpus" in media else set()
     if k is None and len(corpora) == 1:
         plan = evaluation_plan(corpora.pop(), media)
@@ -91,26 +75,15 @@ def default_plan(media: pd.DataFrame, *, k: int | None = None, seed: int = 0) ->
     if "speaker" not in media or media["speaker"].isna().any():
         raise ValueError("speaker-independent folds need a speaker for every labelled item; some have none "
                          "(give a fold plan with another 'by' column, e.g. the official 'split')")
-    return make_plan(sorted(set(media["speaker"])), k=k, seed=seed)
+    return generic_plan(sorted(set(media["speaker"])), k=k if k is not None else 5, seed=seed)
 
 
-def check_plan(plan: Sequence[Mapping[str, Any]]) -> None:
-    """Raise ValueError unless every fold names a known ``by`` column and has non-empty, pairwise
-    disjoint train/val/test lists."""
-    for f in plan:
-        by = plan_by(f)
-        if by not in PLAN_COLUMNS:
-            raise ValueError(f"fold {f.get('fold')}: by={by!r} is not a column folds can select items by "
-                             f"({list(PLAN_COLUMNS)})")
-        what = "speakers" if by == "speaker" else f"{by} values"
-        parts = {p: set(f.get(p) or []) for p in ("train", "val", "test")}
-        for p, s in parts.items():
-            if not s:
-                raise ValueError(f"fold {f.get('fold')}: empty {p} split")
-        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
-            both = parts[a] & parts[b]
-            if both:
-                raise ValueError(f"fold {f.get('fold')}: {what} {sorted(both)} are in both {a} and {b}")
+def check_plan(plan: EvaluationPlan | Iterable[Mapping[str, Any] | Fold]) -> EvaluationPlan:
+    """``plan`` (a plan, folds or saved fold dicts) as an :class:`EvaluationPlan`; ValueError unless every
+    fold names a known ``by`` column and has non-empty, pairwise disjoint train/val/test lists."""
+    out = EvaluationPlan.of(plan)
+    out.check()
+    return out
 
 
-__all__ = ["PLAN_COLUMNS", "check_plan", "default_plan", "generic_plan", "make_plan", "plan_by"]
+__all__ = ["PLAN_COLUMNS", "check_plan", "default_plan", "generic_plan"]

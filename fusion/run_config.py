@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from emofuse.catalog.corpora.evaluation import EvaluationPlan
 from emofuse.catalog.runs import RunFolder, jsonable
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import DataConfig
@@ -83,8 +84,8 @@ class RunConfig:
     dims: dict[str, int]
     classes: list[str]
     task: Task
-    #: The fold plan (fold, train/val/test speakers) and the folds this run trains.
-    folds: list[dict[str, Any]]
+    #: The fold plan (saved as a list of fold dicts) and the folds this run trains.
+    folds: EvaluationPlan
     fold_ids: list[int]
     train: TrainConfig
     seed: int = 0
@@ -110,6 +111,7 @@ class RunConfig:
             dims={k: int(v) for k, v in d["dims"].items()},
             classes=list(d["classes"]),
             task=Task(n_classes=int(t["n_classes"]), dimensional=tuple(t["dimensional"])),
+            folds=EvaluationPlan.from_dicts(d["folds"]),
             fold_ids=[int(f) for f in d["fold_ids"]],
             train=TrainConfig(**{k: v for k, v in d["train"].items() if k in train_fields}),
             completed_folds=[int(f) for f in d.get("completed_folds", [])],
@@ -130,6 +132,8 @@ class RunConfig:
                          "monitor": value.monitor}
             elif f.name == "train":
                 value = dataclasses.asdict(value)
+            elif f.name == "folds":
+                value = value.to_dicts()
             out[f.name] = value
         return out | self.extra
 

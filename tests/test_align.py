@@ -58,7 +58,7 @@ def test_fixed_mode_shapes_masks_and_missing_faces(synth):
     data = load_aligned(cat, data_config(steps=16, steps_per_modality={"audio": 24}))
     assert data.x["face"].shape == (len(media), 16, FACE_DIM) and data.x["audio"].shape == (len(media), 24, 25)
     assert data.feature_sets == {"face": KEYS["faces"], "audio": KEYS["egemaps"]}
-    assert data.classes == ["neutral", "happy", "sad", "angry"]  # RAVDESS order
+    assert data.classes == ["angry", "happy", "neutral", "sad"]  # a corpus without a class order: sorted
     no_face = ~data.items["has_face"].to_numpy()
     assert no_face.sum() == 2  # kept, face fully masked
     assert not data.mask["face"][no_face].any() and data.mask["face"][~no_face].mean() > 0.7
@@ -193,8 +193,15 @@ def test_label_items_orders_classes_and_carries_targets():
                           "emotion": ["sad", "bored", None, "neutral", "sad"], "valence": [0.5, None, 0, 0, -1]})
     avail = {"audio": np.array([True, True, False, True, True])}
     items, classes = label_items(media, cfg, np.arange(5.0), avail)
-    assert classes == ["neutral", "sad", "bored"]  # RAVDESS order first, then the others sorted
-    assert items["label"].tolist() == [1, 2, -1, 0, 1]
+    assert classes == ["bored", "neutral", "sad"]  # no corpus, so no class order: sorted (never RAVDESS's)
+    assert items["label"].tolist() == [2, 0, -1, 1, 2]
+    _, classes = label_items(media.assign(corpus="ravdess"), cfg, np.arange(5.0), avail)
+    assert classes == ["neutral", "sad", "bored"]  # RAVDESS's order first, then the others sorted
+    _, classes = label_items(media.assign(corpus="crema-d"), cfg, np.arange(5.0), avail)
+    assert classes == ["neutral", "sad", "bored"]  # CREMA-D's own order (its registered recipe's)
+    _, classes = label_items(media.assign(corpus="meld", emotion=["sadness", "joy", None, "neutral", "anger"]), cfg,
+                             np.arange(5.0), avail)
+    assert classes == ["neutral", "joy", "anger", "sadness"]  # MELD's own order, not RAVDESS's
     assert items["has_audio"].tolist() == avail["audio"].tolist() and items["duration"].tolist() == [0, 1, 2, 3, 4]
     assert np.isnan(items["valence"][1]) and items["arousal"].isna().all()  # a target the corpus lacks is NaN
     items, classes = label_items(media, cfg, np.arange(5.0), avail, classes=["sad", "neutral"])

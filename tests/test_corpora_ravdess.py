@@ -93,11 +93,11 @@ def test_emotion_classes_follow_the_emotion_codes():
 
 def test_fold_plan_is_the_official_one_with_a_validation_group():
     plan = ravdess_plan()
-    assert [f["fold"] for f in plan] == list(range(5))
-    assert [f["test"] for f in plan] == [[f"Actor_{a:02d}" for a in range(4 * k + 1, 4 * k + 5)] for k in range(5)]
+    assert [f.index for f in plan] == list(range(5))
+    assert [f.test for f in plan] == [tuple(f"Actor_{a:02d}" for a in range(4 * k + 1, 4 * k + 5)) for k in range(5)]
     for k, f in enumerate(plan):
-        assert f["val"] == plan[(k + 1) % 5]["test"]  # fold k validates on fold k+1's test actors
-        tr, va, te = set(f["train"]), set(f["val"]), set(f["test"])
+        assert f.val == plan[(k + 1) % 5].test  # fold k validates on fold k+1's test actors
+        tr, va, te = set(f.train), set(f.val), set(f.test)
         assert not (tr & va or tr & te or va & te)
         assert tr | va | te == set(ravdess.RAVDESS_ACTORS)
         assert {"Actor_21", "Actor_22", "Actor_23", "Actor_24"} <= tr and len(tr) == 16

@@ -187,10 +187,10 @@ def test_two_subject_video_gives_each_item_the_face_on_its_side(extracted):
 def test_evaluation_plan_holds_out_official_validation_and_keeps_videos_together(extracted):
     media = Catalog(extracted["catalog"]).media()
     (fold,) = affwild2.evaluation_plan(media)
-    assert fold["by"] == "speaker" and fold["test"] == ["2-25-192x192"]
-    assert not set(fold["train"]) & set(fold["val"]) and fold["val"]
+    assert fold.by == "speaker" and fold.test == ("2-25-192x192",)
+    assert not set(fold.train) & set(fold.val) and fold.val
     sides = {"3-25-384x192_left", "3-25-384x192_right"}
-    assert sides <= set(fold["train"]) or sides <= set(fold["val"])
+    assert sides <= set(fold.train) or sides <= set(fold.val)
 
 
 def test_rcma_trains_per_frame_on_the_corpus_and_scores_every_step(extracted):

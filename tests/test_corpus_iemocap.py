@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emofuse.catalog.corpora import plans
+from emofuse.catalog.corpora import recipes
 from emofuse.catalog.corpora.demo import iemocap as demo
 from emofuse.catalog.corpora.iemocap import (CLASSES, IemocapFormatError, discover, evaluation_plan,
                                              parse_evaluation, parse_transcription)
@@ -86,9 +86,9 @@ def test_missing_files_are_rejected_entries(tmp_path):
 def test_leave_one_session_out():
     media = pd.DataFrame({"corpus": "iemocap", "session": [f"Session{i}" for i in (1, 2, 3, 4, 5, 10)]})
     plan = evaluation_plan(media)
-    assert [f["test"] for f in plan] == [[s] for s in media["session"]]
-    assert plan[0]["val"] == ["Session2"] and plan[-1]["val"] == ["Session1"] and plan[0]["by"] == "session"
-    assert plans.evaluation_plan("iemocap", media) == plan and plans.class_order("iemocap") == tuple(CLASSES)
+    assert [f.test for f in plan] == [(s,) for s in media["session"]]
+    assert plan[0].val == ("Session2",) and plan[-1].val == ("Session1",) and plan[0].by == "session"
+    assert recipes.evaluation_plan("iemocap", media) == plan and recipes.class_order("iemocap") == tuple(CLASSES)
     with pytest.raises(ValueError, match="at least 3 sessions"):
         evaluation_plan(media.head(2))
 

@@ -125,7 +125,7 @@ def test_tacfn_trains_on_the_official_split(extracted):
     res = api.train(extracted["catalog"], model="tacfn", model_config=TINY_TACFN, align={"steps": 16}, epochs=3,
                     seed=0, threads=1)
     cfg = RunConfig.load(RunFolder(res.run_dir))
-    assert cfg.folds == [{"fold": 0, "by": "split", "train": ["train"], "val": ["dev"], "test": ["test"]}]
+    assert cfg.folds.to_dicts() == [{"fold": 0, "by": "split", "train": ["train"], "val": ["dev"], "test": ["test"]}]
     assert cfg.classes == [c for c in meld.CLASSES]  # every class is present: MELD's order
     (fold,) = res.folds
     assert fold["by"] == "split" and (fold["n_train_items"], fold["n_val_items"], fold["n_test_items"]) == (8, 3, 3)

@@ -6,51 +6,53 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emofuse.catalog.corpora import crema_d, ravdess_plan
+from emofuse.catalog.corpora import EvaluationPlan, Fold, crema_d, ravdess_plan
 from emofuse.fusion.data_config import DataConfig, ModalitySpec
 from emofuse.fusion.dataset import AlignedData
-from emofuse.fusion.folds import check_plan, default_plan, generic_plan, make_plan, plan_by
+from emofuse.fusion.folds import check_plan, default_plan, generic_plan
 
 
 def _assert_disjoint(plan):
-    check_plan(plan)
+    assert isinstance(check_plan(plan), EvaluationPlan)
     for f in plan:
-        tr, va, te = set(f["train"]), set(f["val"]), set(f["test"])
+        assert isinstance(f, Fold)
+        tr, va, te = set(f.train), set(f.val), set(f.test)
         assert not (tr & va or tr & te or va & te)
 
 
 def test_ravdess_fold_plan_is_the_official_one_with_validation():
     actors = [f"Actor_{i:02d}" for i in range(1, 25)]
-    plan = make_plan(actors)
+    plan = default_plan(pd.DataFrame({"corpus": "ravdess", "speaker": actors}))
     assert plan == ravdess_plan()
     _assert_disjoint(plan)
-    assert [f["test"] for f in plan] == [[f"Actor_{a:02d}" for a in range(4 * k + 1, 4 * k + 5)] for k in range(5)]
+    assert [f.test for f in plan] == [tuple(f"Actor_{a:02d}" for a in range(4 * k + 1, 4 * k + 5)) for k in range(5)]
     for f in plan:
-        assert {"Actor_21", "Actor_22", "Actor_23", "Actor_24"} <= set(f["train"])
-        assert len(f["train"]) == 16 and len(f["val"]) == 4
-        assert set(f["train"]) | set(f["val"]) | set(f["test"]) == set(actors)
+        assert {"Actor_21", "Actor_22", "Actor_23", "Actor_24"} <= set(f.train)
+        assert len(f.train) == 16 and len(f.val) == 4
+        assert set(f.train) | set(f.val) | set(f.test) == set(actors)
 
 
 def test_generic_fold_plan_is_speaker_independent():
     speakers = [f"spk{i}" for i in range(7)]
-    plan = make_plan(speakers, k=3, seed=1)
+    plan = generic_plan(speakers, k=3, seed=1)
     _assert_disjoint(plan)
-    tested = [s for f in plan for s in f["test"]]
+    tested = [s for f in plan for s in f.test]
     assert sorted(tested) == sorted(speakers)  # every speaker tested exactly once
-    assert len(make_plan(speakers[:4], k=10)) == 4  # k capped at the number of speakers
+    assert len(generic_plan(speakers[:4], k=10)) == 4  # k capped at the number of speakers
     for f in generic_plan(speakers[:3], k=3):
-        assert len(f["train"]) == len(f["val"]) == len(f["test"]) == 1
-    assert make_plan(speakers, seed=3) == make_plan(speakers, seed=3)
+        assert len(f.train) == len(f.val) == len(f.test) == 1
+    assert generic_plan(speakers, seed=3) == generic_plan(speakers, seed=3)
     with pytest.raises(ValueError):
-        make_plan(["a", "b"])
+        generic_plan(["a", "b"])
     with pytest.raises(ValueError):
         check_plan([{"fold": 0, "train": ["a", "b"], "val": ["b"], "test": ["c"]}])
 
 
 def test_plans_name_the_column_they_select_by():
-    assert plan_by({"fold": 0, "train": ["a"], "val": ["b"], "test": ["c"]}) == "speaker"  # plans saved before "by"
+    old = check_plan([{"fold": 0, "train": ["a"], "val": ["b"], "test": ["c"]}])  # a plan saved before "by"
+    assert old[0].by == "speaker"
     split = [{"fold": 0, "by": "split", "train": ["train"], "val": ["dev"], "test": ["test"]}]
-    check_plan(split)
+    assert check_plan(split).to_dicts() == split  # saved and read back unchanged
     with pytest.raises(ValueError, match="split values \\['dev'\\] are in both val and test"):
         check_plan([{**split[0], "test": ["dev"]}])
     with pytest.raises(ValueError, match="by='emotion' is not a column"):
@@ -60,12 +62,13 @@ def test_plans_name_the_column_they_select_by():
 def test_default_plan_is_the_corpus_plan_when_all_items_come_from_one_corpus():
     crema = pd.DataFrame({"corpus": "crema-d", "speaker": [str(a) for a in range(1001, 1011)]})
     plan = default_plan(crema)
-    assert plan == crema_d.evaluation_plan(crema) and len(plan) == 5 and plan[0]["by"] == "speaker"
+    assert plan == crema_d.evaluation_plan(crema) and len(plan) == 5 and plan[0].by == "speaker"
     _assert_disjoint(plan)
-    assert sorted(s for f in plan for s in f["test"]) == sorted(crema["speaker"])  # every actor tested once
+    assert sorted(s for f in plan for s in f.test) == sorted(crema["speaker"])  # every actor tested once
     assert default_plan(crema, k=3, seed=0) == generic_plan(crema["speaker"], k=3, seed=0)  # k given: generic
     meld = pd.DataFrame({"corpus": "meld", "speaker": ["Ross", "Rachel", "Joey"], "split": ["train", "dev", "test"]})
-    assert default_plan(meld) == [{"fold": 0, "by": "split", "train": ["train"], "val": ["dev"], "test": ["test"]}]
+    assert default_plan(meld).to_dicts() == [{"fold": 0, "by": "split", "train": ["train"], "val": ["dev"],
+                                              "test": ["test"]}]
     with pytest.raises(ValueError, match="no labelled items of \\['test'\\]"):
         default_plan(meld.head(2))
     mixed = pd.concat([crema, meld])  # two corpora: a speaker k-fold over all speakers

@@ -71,6 +71,9 @@ import numpy as np
 import pandas as pd
 
 from emofuse.catalog.corpora.entry import Entry
+from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
+from emofuse.catalog.corpora.recipe import CorpusRecipe, Progress
+from emofuse.catalog.corpora.registry import register_corpus
 
 log = logging.getLogger(__name__)
 
@@ -285,14 +288,14 @@ def video_group(speaker: str) -> str:
     return re.sub(r"_\d+$", "", re.sub(r"_(left|right)$", "", speaker))
 
 
-def evaluation_plan(media: pd.DataFrame) -> list[dict[str, Any]]:
+def evaluation_plan(media: pd.DataFrame) -> EvaluationPlan:
     """One fold over ``media`` (its ``speaker`` and ``split`` columns; see module for the choice of val).
 
     >>> media = pd.DataFrame({"speaker": [f"v{i}" for i in range(8)] + ["v9_left", "v9_right"],
     ...                       "split": ["train"] * 6 + ["validation"] * 2 + ["train"] * 2})
     >>> fold = evaluation_plan(media)[0]
-    >>> fold["by"], fold["test"], fold["val"], len(fold["train"])
-    ('speaker', ['v6', 'v7'], ['v9_left', 'v9_right'], 6)
+    >>> fold.by, fold.test, fold.val, len(fold.train)
+    ('speaker', ('v6', 'v7'), ('v9_left', 'v9_right'), 6)
     """
     for col in ("speaker", "split"):
         if col not in media:
@@ -306,8 +309,35 @@ def evaluation_plan(media: pd.DataFrame) -> list[dict[str, Any]]:
     n_val = min(len(groups) - 1, max(1, round(VAL_FRACTION * len(groups))))
     held = set(groups[:n_val])
     val = [s for s in train if video_group(s) in held]
-    return [{"fold": 0, "by": "speaker", "train": [s for s in train if s not in set(val)], "val": val, "test": test}]
+    return EvaluationPlan((Fold(0, train=tuple(s for s in train if s not in set(val)), val=tuple(val), test=tuple(test)),))
 
 
-__all__ = ["CLASSES", "EXPR_FOLDER", "LINE_TOLERANCE", "SPLIT_FOLDERS", "VA_FOLDER", "clip_columns", "discover",
+__all__ = ["CLASSES", "AffWild2Recipe", "EXPR_FOLDER", "LINE_TOLERANCE", "SPLIT_FOLDERS", "VA_FOLDER", "clip_columns", "discover",
            "evaluation_plan", "frame_labels", "read_expr", "read_va", "video_group"]
+
+
+@register_corpus
+class AffWild2Recipe(CorpusRecipe):
+    """Aff-Wild2 (ABAW): videos with per-frame valence/arousal and expression files, the official sets."""
+
+    name = "affwild2"
+    naming_hint = ("Aff-Wild2 layout: <name>.mp4/.avi videos and Annotations/VA_Estimation_Challenge or "
+                   "EXPR_Classification_Challenge/Train_Set|Validation_Set/<name>.txt (or <name>_left/_right.txt)")
+    classes = tuple(CLASSES)
+
+    def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
+        return discover(source, selection)
+
+    def evaluation_plan(self, media: pd.DataFrame) -> EvaluationPlan:
+        return evaluation_plan(media)
+
+    def frame_labels(self, annotations: dict[str, str], times: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
+        rows = frame_labels(annotations, times)
+        return rows, clip_columns(rows)
+
+    def generate_demo(self, out: str, *, actors: int | None = None, seed: int = 0,
+                      progress: Progress | None = None, **options: Any) -> list[str]:
+        """An ABAW-layout copy (:mod:`emofuse.catalog.corpora.demo.affwild2`; ``actors``: subjects)."""
+        from emofuse.catalog.corpora.demo import affwild2 as demo
+
+        return demo.generate(out, actors=actors, seed=seed)

@@ -11,11 +11,17 @@ Example:
     >>> os.symlink(os.path.abspath("archive"), "archive/nested/loop")
     >>> [os.path.relpath(p, "archive") for p in files("archive")]
     ['a.mp4', 'nested/b.WAV']
+    >>> [e.columns for e in ArchiveRecipe().discover("archive/nested")]
+    [{'corpus': 'archive'}]
 """
 from __future__ import annotations
 
 import os
 from typing import Any, Iterator
+
+from emofuse.catalog.corpora.entry import Entry
+from emofuse.catalog.corpora.recipe import CorpusRecipe
+from emofuse.catalog.corpora.registry import register_corpus
 
 #: File name endings (lower case) taken as media: video containers and audio-only files.
 ARCHIVE_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".wav", ".mp3", ".m4a", ".flac", ".ogg")
@@ -46,3 +52,17 @@ def files(source: str) -> Iterator[str]:
 def media_columns() -> dict[str, Any]:
     """The MEDIA_SCHEMA corpus columns of an archive file (no labels: just the recipe's name)."""
     return {"corpus": "archive"}
+
+
+@register_corpus
+class ArchiveRecipe(CorpusRecipe):
+    """Any folder of media files: no labels, no plan, no class order."""
+
+    name = "archive"
+    naming_hint = "any media file (" + " ".join(ARCHIVE_EXTENSIONS) + "), at any depth, whatever its name"
+    labelled = False
+
+    def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
+        """Every media file under ``source`` (``selection`` is not used: an archive has nothing to select by)."""
+        for path in files(source):
+            yield Entry(path, media_columns())

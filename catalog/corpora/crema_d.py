@@ -25,8 +25,8 @@ Example:
     '1091_DFA_NEU_XX.flv'
     >>> import pandas as pd
     >>> plan = evaluation_plan(pd.DataFrame({"speaker": [str(a) for a in ACTORS]}))
-    >>> len(plan), plan[0]["by"], plan[0]["test"][:3], len(plan[0]["train"]), len(plan[0]["val"])
-    (5, 'speaker', ['1001', '1006', '1011'], 54, 18)
+    >>> len(plan), plan[0].by, plan[0].test[:3], len(plan[0].train), len(plan[0].val)
+    (5, 'speaker', ('1001', '1006', '1011'), 54, 18)
 """
 from __future__ import annotations
 
@@ -39,6 +39,9 @@ import pandas as pd
 
 from emofuse.catalog.corpora.csv_records import csv_records
 from emofuse.catalog.corpora.entry import Entry
+from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
+from emofuse.catalog.corpora.recipe import CorpusRecipe, Progress
+from emofuse.catalog.corpora.registry import register_corpus
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +207,7 @@ def media_columns(fields: dict[str, Any], demographics: dict[str, Any], *, audio
     }
 
 
-def evaluation_plan(media: pd.DataFrame) -> list[dict[str, Any]]:
+def evaluation_plan(media: pd.DataFrame) -> EvaluationPlan:
     """Five speaker-independent folds over the actors of ``media`` (see module); fewer when fewer than
     five actors (at least three)."""
     actors = sorted(set(media["speaker"].dropna().astype(str))) if "speaker" in media else []
@@ -212,10 +215,33 @@ def evaluation_plan(media: pd.DataFrame) -> list[dict[str, Any]]:
         raise ValueError(f"CREMA-D's speaker folds need at least 3 actors with labelled items, got {actors}")
     k = min(N_FOLDS, len(actors))
     groups = [actors[i::k] for i in range(k)]
-    return [{"fold": i, "by": "speaker",
-             "train": sorted(s for j, g in enumerate(groups) if j not in (i, (i + 1) % k) for s in g),
-             "val": groups[(i + 1) % k], "test": groups[i]} for i in range(k)]
+    return EvaluationPlan(tuple(
+        Fold(i, train=tuple(sorted(s for j, g in enumerate(groups) if j not in (i, (i + 1) % k) for s in g)),
+             val=tuple(groups[(i + 1) % k]), test=tuple(groups[i])) for i in range(k)))
 
 
-__all__ = ["ACTORS", "CLASSES", "EMOTIONS", "LEVELS", "SENTENCES", "CremaNameError", "discover",
+__all__ = ["ACTORS", "CLASSES", "CremaDRecipe", "EMOTIONS", "LEVELS", "SENTENCES", "CremaNameError", "discover",
            "evaluation_plan", "make_name", "media_columns", "parse_name", "read_demographics"]
+
+
+@register_corpus
+class CremaDRecipe(CorpusRecipe):
+    """CREMA-D: ``VideoFlash/*.flv`` (``AudioWAV/*.wav``) named ``ActorID_Sentence_Emotion_Level``, five speaker folds."""
+
+    name = "crema-d"
+    naming_hint = ("CREMA-D names: VideoFlash/<ActorID>_<Sentence>_<Emotion>_<Level>.flv or AudioWAV/<same>.wav "
+                   "(e.g. VideoFlash/1001_DFA_ANG_XX.flv)")
+    classes = CLASSES
+
+    def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
+        return discover(source, selection)
+
+    def evaluation_plan(self, media: pd.DataFrame) -> EvaluationPlan:
+        return evaluation_plan(media)
+
+    def generate_demo(self, out: str, *, actors: int | None = None, seed: int = 0,
+                      progress: Progress | None = None, **options: Any) -> list[str]:
+        """A CREMA-D-layout copy (:mod:`emofuse.catalog.corpora.demo.crema_d`)."""
+        from emofuse.catalog.corpora.demo import crema_d as demo
+
+        return demo.generate(out, actors=actors, seed=seed)

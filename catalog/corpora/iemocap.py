@@ -56,6 +56,9 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 
 from emofuse.catalog.corpora.entry import Entry
+from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
+from emofuse.catalog.corpora.recipe import CorpusRecipe, Progress
+from emofuse.catalog.corpora.registry import register_corpus
 
 #: Class order of ``emotion`` (the usual 4-class IEMOCAP task; excited counts as happy).
 CLASSES: list[str] = ["neutral", "happy", "sad", "angry"]
@@ -227,13 +230,13 @@ def _stems(folder: str, ext: str) -> set[str]:
             if f.endswith(ext) and not f.startswith(".") and os.path.isfile(os.path.join(folder, f))}
 
 
-def evaluation_plan(media: pd.DataFrame) -> list[dict[str, Any]]:
+def evaluation_plan(media: pd.DataFrame) -> EvaluationPlan:
     """Leave-one-session-out: fold k tests on the k-th session, validates on the next one, trains on the rest.
 
     Values are those of the ``session`` column (``by: "session"``); needs at least 3 sessions.
 
     >>> evaluation_plan(pd.DataFrame({"session": ["Session1", "Session2", "Session3"]}))[0]
-    {'fold': 0, 'by': 'session', 'train': ['Session3'], 'val': ['Session2'], 'test': ['Session1']}
+    Fold(index=0, by='session', train=('Session3',), val=('Session2',), test=('Session1',))
     """
     sessions = sorted(set(media["session"].dropna()), key=lambda s: (len(s), s))
     if len(sessions) < 3:
@@ -242,10 +245,33 @@ def evaluation_plan(media: pd.DataFrame) -> list[dict[str, Any]]:
     plan = []
     for k, test in enumerate(sessions):
         val = sessions[(k + 1) % len(sessions)]
-        plan.append({"fold": k, "by": "session", "train": [s for s in sessions if s not in (test, val)],
-                     "val": [val], "test": [test]})
-    return plan
+        plan.append(Fold(k, train=tuple(s for s in sessions if s not in (test, val)), val=(val,), test=(test,),
+                         by="session"))
+    return EvaluationPlan(tuple(plan))
 
 
-__all__ = ["CLASSES", "FOUR_CLASS", "FULL_LABELS", "IemocapFormatError", "Turn", "discover", "evaluation_plan",
+__all__ = ["CLASSES", "FOUR_CLASS", "FULL_LABELS", "IemocapFormatError", "IemocapRecipe", "Turn", "discover", "evaluation_plan",
            "parse_evaluation", "parse_transcription", "turn_columns"]
+
+
+@register_corpus
+class IemocapRecipe(CorpusRecipe):
+    """IEMOCAP: annotated turns of ``Session*/dialog`` videos as segment items, leave one session out."""
+
+    name = "iemocap"
+    naming_hint = ("IEMOCAP layout: Session1 ... Session5/dialog/avi/DivX/<dialog>.avi with "
+                   "Session*/dialog/EmoEvaluation/<dialog>.txt (e.g. Session1/dialog/avi/DivX/Ses01F_impro01.avi)")
+    classes = tuple(CLASSES)
+
+    def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
+        return discover(source, selection)
+
+    def evaluation_plan(self, media: pd.DataFrame) -> EvaluationPlan:
+        return evaluation_plan(media)
+
+    def generate_demo(self, out: str, *, actors: int | None = None, seed: int = 0,
+                      progress: Progress | None = None, **options: Any) -> list[str]:
+        """An IEMOCAP-layout copy (:mod:`emofuse.catalog.corpora.demo.iemocap`; ``actors``: two per session)."""
+        from emofuse.catalog.corpora.demo import iemocap as demo
+
+        return demo.generate(out, actors=actors, seed=seed)

@@ -41,7 +41,7 @@ Example:
     976.059
     >>> read_text_bytes(b"I don\\x92t know\\x85\\n", "x.csv")  # cp1252 quote and ellipsis
     'I don’t know…\\n'
-    >>> evaluation_plan(pd.DataFrame({"split": ["train", "dev", "test"]}))
+    >>> evaluation_plan(pd.DataFrame({"split": ["train", "dev", "test"]})).to_dicts()
     [{'fold': 0, 'by': 'split', 'train': ['train'], 'val': ['dev'], 'test': ['test']}]
 """
 from __future__ import annotations
@@ -55,6 +55,9 @@ import pandas as pd
 
 from emofuse.catalog.corpora.csv_records import csv_records
 from emofuse.catalog.corpora.entry import Entry
+from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
+from emofuse.catalog.corpora.recipe import CorpusRecipe, Progress
+from emofuse.catalog.corpora.registry import register_corpus
 
 #: split -> (video folder, annotation CSV), as the raw release names them.
 SPLITS: dict[str, tuple[str, str]] = {
@@ -231,7 +234,7 @@ def discover(source: str, selection: list[str] | None = None) -> Iterator[Entry]
                 yield Entry(videos[key], dict(rows[key].columns))
 
 
-def evaluation_plan(media: pd.DataFrame) -> list[dict[str, Any]]:
+def evaluation_plan(media: pd.DataFrame) -> EvaluationPlan:
     """The official split as one fold (``by="split"``); ValueError when a split has no labelled items."""
     present = set(media["split"].dropna()) if "split" in media else set()
     missing = [s for s in SPLITS if s not in present]
@@ -240,8 +243,31 @@ def evaluation_plan(media: pd.DataFrame) -> list[dict[str, Any]]:
                          f"has no labelled items of {missing}: extract "
                          + ", ".join(f"{SPLITS[s][0]}/ with {SPLITS[s][1]}" for s in missing)
                          + " (or train with --folds N for speaker folds instead)")
-    return [{"fold": 0, "by": "split", "train": ["train"], "val": ["dev"], "test": ["test"]}]
+    return EvaluationPlan((Fold(0, train=("train",), val=("dev",), test=("test",), by="split"),))
 
 
-__all__ = ["CLASSES", "COLUMNS", "SENTIMENTS", "SPLITS", "TEST_PREFIX", "Row", "discover", "evaluation_plan",
+__all__ = ["CLASSES", "COLUMNS", "MeldRecipe", "SENTIMENTS", "SPLITS", "TEST_PREFIX", "Row", "discover", "evaluation_plan",
            "locate", "parse_time", "parse_video_name", "read_annotations", "read_text", "read_text_bytes"]
+
+
+@register_corpus
+class MeldRecipe(CorpusRecipe):
+    """MELD: ``dia{D}_utt{U}.mp4`` clips of the three split folders with their CSVs, the official split."""
+
+    name = "meld"
+    naming_hint = ("MELD layout: train_splits/, dev_splits_complete/, output_repeated_splits_test/ of "
+                   "dia<D>_utt<U>.mp4 next to train_sent_emo.csv, dev_sent_emo.csv, test_sent_emo.csv")
+    classes = CLASSES
+
+    def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
+        return discover(source, selection)
+
+    def evaluation_plan(self, media: pd.DataFrame) -> EvaluationPlan:
+        return evaluation_plan(media)
+
+    def generate_demo(self, out: str, *, actors: int | None = None, seed: int = 0,
+                      progress: Progress | None = None, **options: Any) -> list[str]:
+        """A MELD-layout copy (:mod:`emofuse.catalog.corpora.demo.meld`)."""
+        from emofuse.catalog.corpora.demo import meld as demo
+
+        return demo.generate(out, actors=actors, seed=seed)

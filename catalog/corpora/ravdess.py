@@ -18,8 +18,10 @@ Example:
     >>> EMOTION_CLASSES[:3]
     ['neutral', 'calm', 'happy']
     >>> fold = ravdess_plan()[0]
-    >>> fold["test"], fold["val"], len(fold["train"])
-    (['Actor_01', 'Actor_02', 'Actor_03', 'Actor_04'], ['Actor_05', 'Actor_06', 'Actor_07', 'Actor_08'], 16)
+    >>> fold.test, fold.val, len(fold.train)
+    (('Actor_01', 'Actor_02', 'Actor_03', 'Actor_04'), ('Actor_05', 'Actor_06', 'Actor_07', 'Actor_08'), 16)
+    >>> RavdessRecipe().evaluation_plan(pd.DataFrame({"speaker": RAVDESS_ACTORS[:20]})) is None  # not all 24
+    True
 """
 from __future__ import annotations
 
@@ -28,6 +30,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
+import pandas as pd
+
+from emofuse.catalog.corpora.entry import Entry
+from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
+from emofuse.catalog.corpora.recipe import CorpusRecipe, Progress
+from emofuse.catalog.corpora.registry import register_corpus
 MODALITIES = {1: "full-AV", 2: "video-only", 3: "audio-only"}
 VOCAL_CHANNELS = {1: "speech", 2: "song"}
 EMOTIONS = {
@@ -210,13 +218,50 @@ def is_ravdess(speakers: Iterable[str]) -> bool:
     return set(RAVDESS_ACTORS) <= set(speakers)
 
 
-def ravdess_plan() -> list[dict[str, Any]]:
+def ravdess_plan() -> EvaluationPlan:
     """The official 5-fold RAVDESS actor split with a validation group per fold (see module)."""
     groups = [[f"Actor_{a:02d}" for a in range(4 * g + 1, 4 * g + 5)] for g in range(5)]
     always = [f"Actor_{a:02d}" for a in range(21, 25)]
-    plan = []
+    folds = []
     for k in range(5):
         val = groups[(k + 1) % 5]
         train = [s for g, grp in enumerate(groups) if g not in (k, (k + 1) % 5) for s in grp] + always
-        plan.append({"fold": k, "train": sorted(train), "val": list(val), "test": list(groups[k])})
-    return plan
+        folds.append(Fold(k, train=tuple(sorted(train)), val=tuple(val), test=tuple(groups[k])))
+    return EvaluationPlan(tuple(folds))
+
+
+@register_corpus
+class RavdessRecipe(CorpusRecipe):
+    """RAVDESS: ``Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4|.wav``, labels from the name, the official actor folds."""
+
+    name = "ravdess"
+    naming_hint = ("RAVDESS names: Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4 or .wav (seven two-digit codes, "
+                   "e.g. Actor_12/01-01-05-02-01-01-12.mp4)")
+    classes = tuple(EMOTION_CLASSES)
+    demo_options = ("ravdess_shape", "size", "fps", "audio_rate", "song", "intensities", "repetitions")
+    root_env = "EMOFUSE_RAVDESS_ROOT"
+    demo_folder = "demo-corpus"
+
+    def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
+        """Entries of a RAVDESS tree; ``selection`` names modalities and vocal channels (``["audio-only"]``)."""
+        for f in discover(source, parse_selection(selection)):
+            yield Entry(f.path, media_columns(f.fields) if f.fields else {}, f.error)
+
+    def evaluation_plan(self, media: pd.DataFrame) -> EvaluationPlan | None:
+        """The official folds when all 24 actors are there (other speakers always train), else None."""
+        speakers = set(media["speaker"].dropna()) if "speaker" in media else set()
+        if not is_ravdess(speakers):
+            return None
+        extra = sorted(speakers - set(RAVDESS_ACTORS))
+        return EvaluationPlan(tuple(Fold(f.index, train=tuple(sorted(f.train + tuple(extra))), val=f.val, test=f.test)
+                                    for f in ravdess_plan()))
+
+    def generate_demo(self, out: str, *, actors: int | None = None, seed: int = 0,
+                      progress: Progress | None = None, **options: Any) -> list[str]:
+        """The demo corpus (:mod:`emofuse.catalog.corpora.demo`): ``actors`` (default 2), its format and clip options."""
+        from emofuse.catalog.corpora import demo
+
+        kwargs = demo.corpus_options(**options)
+        actors = 2 if actors is None else actors
+        demo.plan(actors=actors, **{k: v for k, v in kwargs.items() if k != "media"})  # bad codes: ValueError
+        return demo.generate(out, actors=actors, seed=seed, progress=progress, **kwargs)

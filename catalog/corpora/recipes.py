@@ -1,7 +1,8 @@
-"""Corpus recipes by name: which files of a source tree are items, and their label columns.
+"""Corpus recipes by name: the calls the pipeline, flows and training make with a ``corpus`` value.
 
-Each recipe yields :class:`Entry` objects (path, MEDIA_SCHEMA corpus columns, or why
-the file was rejected). Recipes only look at names; probing and hashing happen in
+Each looks the recipe up in the registry (:func:`~emofuse.catalog.corpora.registry.get_corpus`)
+and asks it; no code outside a recipe's module decides anything by a corpus's name.
+Recipes only look at names and annotation files; probing and hashing happen in
 :mod:`emofuse.pipeline.ingest`.
 
 Example:
@@ -11,28 +12,33 @@ Example:
     [('01-01-03-01-01-01-01.mp4', 'happy')]
     >>> [e.columns for e in discover("archive", "src")]
     [{'corpus': 'archive'}]
+    >>> import pandas as pd
+    >>> actors = pd.DataFrame({"speaker": [f"Actor_{i:02d}" for i in range(1, 25)]})
+    >>> evaluation_plan("ravdess", actors)[0].test
+    ('Actor_01', 'Actor_02', 'Actor_03', 'Actor_04')
+    >>> evaluation_plan("ravdess", actors.head(6)) is None   # not the whole corpus: no official plan
+    True
+    >>> evaluation_plan("archive", actors) is None, class_order("archive"), class_order("no-such-corpus")
+    (True, None, None)
+    >>> class_order("ravdess")[:3]
+    ('neutral', 'calm', 'happy')
 """
 from __future__ import annotations
 
-import importlib
-import os
+import os  # noqa: F401 - used by the doctests
 from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
-from emofuse.catalog.corpora import archive, ravdess
 from emofuse.catalog.corpora.entry import Entry
+from emofuse.catalog.corpora.evaluation import EvaluationPlan
+from emofuse.catalog.corpora.registry import get_corpus
 
-#: Recipe names :func:`discover` takes (the ``corpus`` parameter of the flows and the CLI).
-RECIPES = ("ravdess", "archive", "crema-d", "iemocap", "meld", "affwild2")
 
-
-def recipe_module(corpus: str):  # noqa: ANN201 - a module
-    """The module of a labelled corpus beyond RAVDESS (``crema-d`` -> ``emofuse.catalog.corpora.crema_d``)."""
-    if corpus not in RECIPES or corpus in ("ravdess", "archive"):
-        raise ValueError(f"unknown corpus recipe {corpus!r}: use one of {list(RECIPES)}")
-    return importlib.import_module(f"emofuse.catalog.corpora.{corpus.replace('-', '_')}")
+def discover(corpus: str, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
+    """Entries of ``source`` for the named recipe; ``selection`` narrows the run (e.g. RAVDESS's ``["audio-only"]``)."""
+    yield from get_corpus(corpus).discover(source, selection)
 
 
 def frame_labels(corpus: str, annotations: dict[str, str], times: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -42,21 +48,29 @@ def frame_labels(corpus: str, annotations: dict[str, str], times: np.ndarray) ->
     times (s): one label row per frame, as FRAME_LABELS_SCHEMA without ``item_id``. Raises
     ``ValueError`` naming ``file:line`` for a malformed annotation line.
     """
-    module = recipe_module(corpus)
-    if not hasattr(module, "frame_labels"):
-        raise ValueError(f"corpus recipe {corpus!r} has no per-frame annotations")
-    rows = module.frame_labels(annotations, times)
-    return rows, module.clip_columns(rows)
+    return get_corpus(corpus).frame_labels(annotations, times)
 
 
-def discover(corpus: str, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
-    """Entries of ``source`` for the named recipe; ``selection`` narrows RAVDESS (e.g. ``["audio-only"]``)."""
-    if corpus == "ravdess":
-        for f in ravdess.discover(source, ravdess.parse_selection(selection)):
-            yield Entry(f.path, ravdess.media_columns(f.fields) if f.fields else {}, f.error)
-    elif corpus == "archive":
-        for path in archive.files(source):
-            yield Entry(path, archive.media_columns())
-    else:
-        yield from recipe_module(corpus).discover(source, selection)
+def evaluation_plan(corpus: str, media: pd.DataFrame) -> EvaluationPlan | None:
+    """The corpus's standard folds for these media rows (its labelled items), or None where it has none.
 
+    None for unknown names and recipes without a plan (unlabelled ones, a RAVDESS catalog
+    without all 24 actors); callers then fall back to a generic speaker k-fold. A recipe whose
+    plan cannot be built from these rows raises ValueError saying why.
+    """
+    try:
+        recipe = get_corpus(corpus)
+    except ValueError:
+        return None
+    return recipe.evaluation_plan(media) if recipe.labelled else None
+
+
+def class_order(corpus: str) -> tuple[str, ...] | None:
+    """The order of the corpus's ``emotion`` classes (models trained on it use it), None if it has none."""
+    try:
+        return get_corpus(corpus).class_order()
+    except ValueError:
+        return None
+
+
+__all__ = ["class_order", "discover", "evaluation_plan", "frame_labels"]
