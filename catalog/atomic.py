@@ -33,9 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
-from fsspec.core import url_to_fs
-
 from emofuse.catalog.storage_errors import guarded
+from emofuse.catalog.urls import fs_path, is_local, local_path, url_to_fs
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -52,16 +51,6 @@ def _names_path(param: str) -> Callable[[_F], _F]:
                 return fn(*args, **kwargs)
         return wrapper  # type: ignore[return-value]
     return wrap
-
-
-def is_local(path: str) -> bool:
-    """True for a local path or file:// URL (where rename is atomic)."""
-    return "://" not in path or path.startswith("file://")
-
-
-def local_path(path: str) -> str:
-    """The OS path of a local path or file:// URL."""
-    return path[len("file://"):] if path.startswith("file://") else path
 
 
 def new_id() -> str:
@@ -91,7 +80,7 @@ def write_parquet(table: pa.Table, folder: str, name: str | None = None) -> str:
                 os.remove(local_path(tmp))
     else:
         fs, path = url_to_fs(final)
-        fs.makedirs(folder.split("://", 1)[1], exist_ok=True)
+        fs.makedirs(fs_path(folder), exist_ok=True)
         buf = io.BytesIO()  # the whole part first: a writer that fails midway uploads nothing
         pq.write_table(table, buf, compression="zstd")
         fs.pipe_file(path, buf.getvalue())  # one PUT: atomic on object stores

@@ -34,7 +34,8 @@ from emofuse.catalog.layout import Layout
 from emofuse.catalog.records import ExtractResult
 from emofuse.catalog.schemas import SEQ_INDEX_SCHEMA, Status
 from emofuse.catalog.status import StatusEntry, committed_tasks, record_status
-from emofuse.catalog.tables import rows_to_table
+from emofuse.catalog.tables import conform, folder_schema, rows_to_table
+from emofuse.catalog.urls import fs_path
 
 
 def commit_task(layout: Layout, feature_set: str, task_id: str, results: list[ExtractResult], *,
@@ -52,7 +53,8 @@ def commit_task(layout: Layout, feature_set: str, task_id: str, results: list[Ex
             write_shard(layout, feature_set, task_id, with_seq, sequence_attrs or {})
         rows = [{"item_id": r.item_id, **r.row} for r in ok if r.row is not None]
         if rows:
-            atomic.write_parquet(rows_to_table(rows), layout.clips(feature_set), task_id)
+            folder = layout.clips(feature_set)  # every part in the schema of the folder's first one
+            atomic.write_parquet(conform(rows_to_table(rows), folder_schema(folder)), folder, task_id)
         entries = [StatusEntry(r.item_id, Status(r.status).value, r.message, int(r.n_frames), float(r.wall_s))
                    for r in results]
         return record_status(layout, feature_set, entries, task_id=task_id, run_id=run_id, keep_ok=True)
@@ -73,7 +75,7 @@ def discard_uncommitted(layout: Layout, feature_set: str, task_id: str) -> None:
         fs = layout.fs
         for path in (f"{layout.clips(feature_set)}/part-{task_id}.parquet",
                      f"{layout.seq_index(feature_set)}/part-{task_id}.parquet", layout.shard(feature_set, task_id)):
-            p = path.split("://", 1)[1] if "://" in path else path
+            p = fs_path(path)
             if fs.exists(p):
                 fs.rm(p, recursive=True)
     except Exception:  # noqa: BLE001 - cleaning up after a failure must not hide the failure

@@ -24,7 +24,8 @@ import os
 from dataclasses import dataclass
 
 import fsspec
-from fsspec.core import url_to_fs
+
+from emofuse.catalog import urls
 
 DEFAULT_ROOT_ENV = "EMOFUSE_CATALOG"
 DATA_DIR_ENV = "EMOFUSE_DATA"
@@ -50,13 +51,15 @@ class Layout:
     @classmethod
     def at(cls, root: str | os.PathLike[str] | None = None) -> "Layout":
         root = str(root) if root is not None else default_root()
-        if "://" not in root:
-            root = os.path.abspath(os.path.expanduser(root))
+        if urls.is_local(root):
+            root = os.path.abspath(os.path.expanduser(urls.local_path(root)))
+        else:
+            urls.list_afresh(root)
         return cls(root.rstrip("/"))
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
-        return url_to_fs(self.root)[0]
+        return urls.filesystem(self.root)
 
     def join(self, *parts: str) -> str:
         return "/".join([self.root, *parts])

@@ -46,9 +46,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import filelock
-from fsspec.core import url_to_fs
-
-from emofuse.catalog import atomic
+from emofuse.catalog import atomic, urls
+from emofuse.catalog.urls import url_to_fs
 
 DEFAULT_TTL_S = 6 * 3600.0
 #: How long a critical-section lock on object storage held from another host counts as live.
@@ -87,10 +86,72 @@ _OWNED: dict[tuple[str, int], filelock.FileLock] = {}
 _OWNED_GUARD = threading.Lock()
 
 
+def owner_lock_dir() -> str:
+    """Where this host's owner lock files are: ``$TMPDIR/emofuse-owners``."""
+    return os.path.join(tempfile.gettempdir(), "emofuse-owners")
+
+
 def _owner_lock_path(owner: str, pid: int) -> str:
     """One lock file per (owner, process): owner names need not be unique across processes."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in owner)
-    return os.path.join(tempfile.gettempdir(), "emofuse-owners", f"{safe}.{pid}.lock")
+    return os.path.join(owner_lock_dir(), f"{safe}.{pid}.lock")
+
+
+def remove_dead_owner_locks() -> list[str]:
+    """Remove the owner lock files of processes that are gone; return their paths.
+
+    A file is removed only when its process (the pid in its name) is not alive and its lock
+    can be taken, so a live owner's file, or one a live process is about to lock, stays.
+    """
+    folder = owner_lock_dir()
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in names:
+        try:
+            pid = int(name[:-len(".lock")].rsplit(".", 1)[1])
+        except (IndexError, ValueError):
+            continue
+        if not name.endswith(".lock") or pid == os.getpid() or _pid_alive(pid):
+            continue
+        path = os.path.join(folder, name)
+        probe = filelock.FileLock(path, timeout=0)
+        try:
+            probe.acquire()
+        except filelock.Timeout:
+            continue
+        try:
+            _remove(path)
+            removed.append(path)
+        finally:
+            probe.release()
+    return removed
+
+
+def stale_takeover_markers(folder: str, ttl_s: float = DEFAULT_TTL_S) -> list[str]:
+    """Take-over markers (``<claim>.takeover-<digest>``) under ``folder`` that no taker needs any more.
+
+    A marker only stops a second taker of the same stale claim while that claim stands; it
+    is stale once the claim is gone (released, or taken over again) or older than ``ttl_s``
+    (the claim lifetime; its age is the ``created`` time of the claim body it holds).
+    """
+    fs, path = url_to_fs(folder)
+    if not fs.exists(path):
+        return []
+    out = []
+    for p in fs.find(path):
+        claim, sep, _ = p.rpartition(".takeover-")
+        if not sep:
+            continue
+        url = urls.url_of(folder, p)
+        raw = _read_raw(url)
+        if raw is None:
+            continue
+        if not fs.exists(claim) or time.time() - _parse(raw).created > ttl_s:
+            out.append(url)
+    return out
 
 
 def _hold_owner(owner: str) -> None:
@@ -253,6 +314,11 @@ def _stale_leftovers(path: str) -> list[str]:
         return [os.path.join(d, n) for n in os.listdir(d) if n.startswith(base + ".stale-")]
     except FileNotFoundError:
         return []
+
+
+def remove(path: str) -> None:
+    """Remove a claim, marker or lock file (gone already: nothing to do)."""
+    _remove(path)
 
 
 def _remove(path: str) -> None:

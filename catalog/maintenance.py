@@ -1,9 +1,12 @@
-"""Looking after a catalog: delete what crashed tasks left, list its tables.
+"""Looking after a catalog: migrate older layouts, delete what crashed tasks left, list its tables.
 
-:func:`repair` removes the parts and shards of tasks that never committed (no status
-rows) and hold no live claim, and temporary files older than a grace period;
-:func:`table_summary` is what ``emofuse catalog ls`` prints. Both are fronted by
-:class:`~emofuse.catalog.store.Catalog` (``Catalog.repair``, ``Catalog.tables``).
+:func:`repair` first brings parts of an older layout to the current schemas
+(:func:`~emofuse.catalog.migration.migrate`), then removes the parts and shards of tasks that
+never committed (no status rows) and hold no live claim, attribution shards no index part
+names, temporary files older than a grace period, take-over markers no taker needs any more,
+and this host's owner lock files of processes that are gone. :func:`table_summary` is what
+``emofuse catalog ls`` prints: the rows each table holds, what one row is, and the items.
+Both are fronted by :class:`~emofuse.catalog.store.Catalog` (``Catalog.repair``, ``Catalog.tables``).
 
 Example:
     >>> import tempfile
@@ -14,8 +17,8 @@ Example:
     >>> _ = atomic.write_parquet(pa.table({"item_id": ["a"]}), cat.layout.clips("demo-v1"), "crashed")
     >>> [p.rsplit("/", 2)[-2:] for p in repair(cat, grace_s=0)]   # no status rows, no claim: an orphan
     [['clips', 'part-crashed.parquet']]
-    >>> table_summary(cat)[["table", "rows", "items"]].values.tolist()
-    [['media', 0, 0], ['features/demo-v1/clips', 0, 0]]
+    >>> table_summary(cat)[["table", "rows", "unit", "items"]].values.tolist()
+    [['media', 0, '(item, path)', 0], ['features/demo-v1/clips', 0, 'item', 0]]
 """
 from __future__ import annotations
 
@@ -26,7 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from emofuse.catalog import locks
+from emofuse.catalog.attributions import read_time_attribution_index
+from emofuse.catalog.migration import migrate
 from emofuse.catalog.predictions import read_predictions
+from emofuse.catalog.urls import fs_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from emofuse.catalog.store import Catalog
@@ -35,25 +42,38 @@ log = logging.getLogger(__name__)
 
 
 def repair(cat: Catalog, *, grace_s: float = 3600.0) -> list[str]:
-    """Delete what crashed tasks left: parts and shards of uncommitted tasks with no live claim,
-    and temporary files older than ``grace_s``. Returns the removed paths."""
+    """Migrate parts of an older layout, then delete what crashed tasks and runs left (see the module).
+
+    Returns the removed catalog paths (migrated parts and owner lock files are logged, not listed).
+    """
+    migrate(cat.layout)
+    removed = _task_orphans(cat, grace_s) + _attribution_orphans(cat, grace_s)
+    removed += _old_tmp(cat, cat.layout.media, grace_s)
+    for marker in locks.stale_takeover_markers(cat.layout.locks):
+        locks.remove(marker)
+        removed.append(marker)
+    if removed:
+        log.warning("repair removed %d leftovers of crashed tasks", len(removed))
+    owners = locks.remove_dead_owner_locks()  # this host's, not the catalog's: logged, not returned
+    if owners:
+        log.info("removed %d owner lock files of processes that are gone (%s)", len(owners), locks.owner_lock_dir())
+    return removed
+
+
+def _task_orphans(cat: Catalog, grace_s: float) -> list[str]:
+    """Parts and shards of uncommitted tasks without a live claim, and old temporary files, of every feature set."""
     removed: list[str] = []
     layout = cat.layout
     fs = layout.fs
-    now = time.time()
     for key in cat.feature_sets():
         committed = cat.committed_tasks(key)
         for folder, prefix, suffix in ((layout.clips(key), "part-", ".parquet"),
                                        (layout.seq_index(key), "part-", ".parquet"),
                                        (layout.shards(key), "", ".zarr")):
+            removed += _old_tmp(cat, folder, grace_s)
             for name in cat.listdir(folder):
                 path = f"{folder}/{name}"
-                if name.startswith(".tmp-"):
-                    if now - _mtime(fs, _p(path)) > grace_s:
-                        fs.rm(_p(path), recursive=True)
-                        removed.append(path)
-                    continue
-                if not (name.startswith(prefix) and name.endswith(suffix)):
+                if name.startswith(".tmp-") or not (name.startswith(prefix) and name.endswith(suffix)):
                     continue
                 task = name[len(prefix):-len(suffix)]
                 if task in committed or cat.task_alive(task):
@@ -64,43 +84,78 @@ def repair(cat: Catalog, *, grace_s: float = 3600.0) -> list[str]:
                 if task in fresh:
                     committed = fresh
                     continue
-                fs.rm(_p(path), recursive=True)
+                fs.rm(fs_path(path), recursive=True)
                 removed.append(path)
-    for folder in (layout.media,):
-        for name in cat.listdir(folder):
-            if name.startswith(".tmp-") and now - _mtime(fs, _p(f"{folder}/{name}")) > grace_s:
-                fs.rm(_p(f"{folder}/{name}"))
-                removed.append(f"{folder}/{name}")
-    if removed:
-        log.warning("repair removed %d leftovers of crashed tasks", len(removed))
+    return removed
+
+
+def _attribution_orphans(cat: Catalog, grace_s: float) -> list[str]:
+    """Attribution shards no index row names (a scoring that crashed before its index part, or a
+    shard an explained re-scoring replaced), older than ``grace_s``; and old temporary files."""
+    removed: list[str] = []
+    layout = cat.layout
+    now = time.time()
+    for run_dir in cat.listdir(layout.attributions):
+        if not run_dir.startswith("run="):
+            continue
+        run_id = run_dir[len("run="):]
+        removed += _old_tmp(cat, layout.attribution_index(run_id), grace_s)
+        folder = f"{layout.attributions_dir(run_id)}/shards"
+        removed += _old_tmp(cat, folder, grace_s)
+        names = [n for n in cat.listdir(folder) if n.endswith(".zarr") and not n.startswith(".")]
+        if not names:
+            continue
+        named = set(read_time_attribution_index(layout, run_id)["shard"])
+        for name in names:
+            path = f"{folder}/{name}"
+            if name[:-len(".zarr")] in named or now - _mtime(layout.fs, fs_path(path)) <= grace_s:
+                continue
+            # the index part of a scoring in progress may have landed since the index was read
+            if name[:-len(".zarr")] in set(read_time_attribution_index(layout, run_id)["shard"]):
+                continue
+            layout.fs.rm(fs_path(path), recursive=True)
+            removed.append(path)
+    return removed
+
+
+def _old_tmp(cat: Catalog, folder: str, grace_s: float) -> list[str]:
+    """Remove the temporary files (``.tmp-*``) of ``folder`` older than ``grace_s``."""
+    removed = []
+    now = time.time()
+    for name in cat.listdir(folder):
+        path = f"{folder}/{name}"
+        if name.startswith(".tmp-") and now - _mtime(cat.layout.fs, fs_path(path)) > grace_s:
+            cat.layout.fs.rm(fs_path(path), recursive=True)
+            removed.append(path)
     return removed
 
 
 def table_summary(cat: Catalog) -> pd.DataFrame:
-    """Every table of the catalog with its path and row count (for ``emofuse catalog ls``)."""
+    """Every table of the catalog: its path, the rows it holds, what one row is (``unit``), the items,
+    and details (statuses, sequence frames and shards) — for ``emofuse catalog ls``."""
     layout = cat.layout
-    rows = [{"table": "media", "path": layout.media, "rows": len(cat.media(dedupe=False)), "items": len(cat.media())}]
+    rows = [{"table": "media", "path": layout.media, "rows": len(cat.media(dedupe=False)), "unit": "(item, path)",
+             "items": len(cat.media())}]
     st = cat.status()
     for key in cat.feature_sets():
         sub = st[st["feature_set"] == key]
         counts = sub["status"].value_counts().to_dict()
-        rows.append({"table": f"features/{key}/clips", "path": layout.clips(key),
-                     "rows": len(cat.clips(key)), "items": int(counts.get("ok", 0)),
-                     "status": ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))})
+        clips = cat.clips(key)
+        rows.append({"table": f"features/{key}/clips", "path": layout.clips(key), "rows": len(clips), "unit": "item",
+                     "items": int(counts.get("ok", 0)),
+                     "details": ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))})
         idx = cat.sequence_index(key)
         if len(idx):
-            rows.append({"table": f"features/{key}/index", "path": layout.seq_index(key),
-                         "rows": int(idx["length"].sum()), "items": len(idx),
-                         "status": f"{idx['shard'].nunique()} shards"})
+            rows.append({"table": f"features/{key}/index", "path": layout.seq_index(key), "rows": len(idx),
+                         "unit": "item", "items": int(idx["item_id"].nunique()),
+                         "details": f"{int(idx['length'].sum()):,} frames in {idx['shard'].nunique()} shards"})
     if cat.exists(layout.predictions):
         preds = read_predictions(layout)
+        runs = preds["run"].nunique() if len(preds) else 0
         rows.append({"table": "predictions", "path": layout.predictions, "rows": len(preds),
-                     "items": preds["item_id"].nunique() if len(preds) else 0})
+                     "unit": "(item, fold, window, start)", "items": preds["item_id"].nunique() if len(preds) else 0,
+                     "details": f"{runs} runs"})
     return pd.DataFrame(rows)
-
-
-def _p(path: str) -> str:
-    return path.split("://", 1)[1] if "://" in path else path
 
 
 def _mtime(fs: Any, path: str) -> float:

@@ -42,10 +42,9 @@ import json
 import os
 from typing import Any
 
-from fsspec.core import url_to_fs
-
 from emofuse.catalog import atomic
-from emofuse.catalog.atomic import is_local, new_id
+from emofuse.catalog.atomic import new_id
+from emofuse.catalog.urls import is_local, url_to_fs
 
 MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"

@@ -12,7 +12,8 @@ from enum import Enum
 import pyarrow as pa
 
 #: Version of the on-disk layout; written to ``<root>/catalog.json``.
-LAYOUT_VERSION = 1
+#: 2: predictions in one fixed schema (list columns); ``Catalog.repair`` migrates version 1.
+LAYOUT_VERSION = 2
 
 
 class Status(str, Enum):
@@ -148,12 +149,16 @@ SEQ_INDEX_SCHEMA = pa.schema(
     ]
 )
 
-#: Predictions of a fusion run. Class probabilities are columns ``p_<class>``
-#: appended per run (their names depend on the run's label set). One row per
-#: (item, fold, window, start): ``window`` is ``"clip"`` for the whole clip
-#: (start 0, end = duration) or ``"<length>s/<hop>s"`` (e.g. ``"4s/2s"``) for each time
-#: window of windowed scoring, or ``"frame"`` for each model step of a model trained per
-#: frame; ``fold`` is ``"ensemble"`` or a fold number.
+#: Predictions of fusion runs: ONE schema for every part of ``predictions/``, whatever the run's
+#: classes, model, window kind or ``explain`` (pyarrow and DuckDB take a folder's schema from one
+#: part, so parts that differed would lose columns). One row per (item, fold, window, start):
+#: ``window`` is ``"clip"`` for the whole clip (start 0, end = duration),
+#: ``"<length>s/<hop>s"`` (e.g. ``"4s/2s"``) for each time window of windowed scoring, or
+#: ``"frame"`` for each model step of a model trained per frame; ``fold`` is ``"ensemble"`` or
+#: a fold number. What varies between runs is in list columns: ``classes``/``probs`` (the run's
+#: classes in its order and their probabilities, empty for runs without classes) and
+#: ``attribution_modality``/``attribution_target``/``attribution`` (one entry per modality and
+#: target of an explained scoring, see :func:`attribution_column`; null lists: not explained).
 PREDICTION_BASE_FIELDS = [
     ("item_id", pa.string()),
     ("fold", pa.string()),
@@ -166,18 +171,43 @@ PREDICTION_BASE_FIELDS = [
     ("arousal", pa.float32()),
     ("scored_at", pa.timestamp("us", tz="UTC")),
 ]
+PREDICTION_LIST_FIELDS = [
+    ("classes", pa.list_(pa.string())),
+    ("probs", pa.list_(pa.float32())),
+    ("attribution_modality", pa.list_(pa.string())),
+    ("attribution_target", pa.list_(pa.string())),
+    ("attribution", pa.list_(pa.float32())),
+]
+PREDICTION_SCHEMA = pa.schema(PREDICTION_BASE_FIELDS + PREDICTION_LIST_FIELDS)
+
+#: ``attribution_target`` of a class run's attribution: the predicted class (the row's ``label``).
+LABEL_TARGET = "label"
+#: Targets of valence/arousal attributions (``attr_<modality>_<target>`` in the wide frame).
+DIMENSIONAL_TARGETS = ("valence", "arousal")
 
 
 def prediction_schema(classes: list[str], attributions: Sequence[str] = ()) -> pa.Schema:
-    """Schema of one run's prediction parts: base fields, ``p_<class>`` per class, then the
-    attribution columns of an explained scoring (none otherwise; see :func:`attribution_columns`)."""
+    """Schema of the wide frame of one run that scoring builds and ``Catalog.predictions`` gives back
+    (not of the parts, see :data:`PREDICTION_SCHEMA`): base fields, ``p_<class>`` per class, then the
+    attribution columns of an explained scoring (see :func:`attribution_columns`)."""
     return pa.schema(PREDICTION_BASE_FIELDS + [(f"p_{c}", pa.float32()) for c in classes]
                      + [(a, pa.float32()) for a in attributions])
 
 
+def attribution_column(modality: str, target: str) -> str:
+    """Wide-frame name of one attribution entry; :func:`split_attribution_column` is its inverse.
+
+    >>> attribution_column("face", "label"), attribution_column("face", "valence")
+    ('attr_face', 'attr_face_valence')
+    >>> split_attribution_column("attr_face"), split_attribution_column("attr_audio_arousal")
+    (('face', 'label'), ('audio', 'arousal'))
+    """
+    return f"attr_{modality}" if target == LABEL_TARGET else f"attr_{modality}_{target}"
+
+
 def attribution_columns(modalities: Sequence[str], *, categorical: bool = True,
                         dimensional: Sequence[str] = ()) -> list[str]:
-    """Names of the per-modality attribution columns of an explained scoring.
+    """Names of the per-modality attribution columns of an explained scoring (the wide frame).
 
     ``attr_<modality>``: the predicted class's probability minus its probability with that
     modality masked (runs with classes); ``attr_<modality>_<target>``: the predicted value
@@ -188,8 +218,17 @@ def attribution_columns(modalities: Sequence[str], *, categorical: bool = True,
     >>> attribution_columns(["face"], categorical=False, dimensional=["valence", "arousal"])
     ['attr_face_valence', 'attr_face_arousal']
     """
-    cols = [f"attr_{m}" for m in modalities] if categorical else []
-    return cols + [f"attr_{m}_{t}" for m in modalities for t in dimensional]
+    cols = [attribution_column(m, LABEL_TARGET) for m in modalities] if categorical else []
+    return cols + [attribution_column(m, t) for m in modalities for t in dimensional]
+
+
+def split_attribution_column(name: str) -> tuple[str, str]:
+    """(modality, target) of a wide attribution column ``attr_<modality>[_<target>]``."""
+    rest = name[len("attr_"):]
+    for t in DIMENSIONAL_TARGETS:
+        if rest.endswith(f"_{t}"):
+            return rest[:-len(t) - 1], t
+    return rest, LABEL_TARGET
 
 
 #: Where each (prediction row, target) profile sits in a Zarr shard of time attributions

@@ -20,9 +20,8 @@ import uuid
 from dataclasses import dataclass
 
 import fsspec
-from fsspec.core import split_protocol
 
-from emofuse.catalog import atomic
+from emofuse.catalog import atomic, urls
 from emofuse.catalog.layout import Layout
 
 #: pip extra that brings each protocol's filesystem (``pip install 'emofuse[s3]'``).
@@ -50,7 +49,7 @@ def _install_hint(protocol: str) -> str:
 def check_catalog(root: str) -> list[StorageCheck]:
     """Filesystem importable, root reachable (created if missing), create-if-absent honoured."""
     layout = Layout.at(root)
-    protocol = split_protocol(layout.root)[0] or "file"
+    protocol = urls.protocol(layout.root)
     try:
         fsspec.get_filesystem_class(protocol)
     except (ImportError, ValueError) as e:
@@ -58,8 +57,8 @@ def check_catalog(root: str) -> list[StorageCheck]:
     checks = [StorageCheck(f"filesystem {protocol}", True, fsspec.get_filesystem_class(protocol).__name__)]
     try:
         fs = layout.fs
-        path = layout.root.split("://", 1)[1] if "://" in layout.root else layout.root
-        if "://" in layout.root:  # object stores have no folders: the bucket must exist
+        path = urls.fs_path(layout.root)
+        if not urls.is_local(layout.root):  # object stores have no folders: the bucket must exist
             bucket = path.split("/", 1)[0]
             if not fs.exists(bucket):
                 raise FileNotFoundError(f"no bucket {bucket!r} (or no permission to see it)")
@@ -85,7 +84,7 @@ def check_catalog(root: str) -> list[StorageCheck]:
                                    "use a store with conditional writes (S3, GCS, a local folder)"))
     finally:
         try:
-            fs.rm_file(probe.split("://", 1)[1] if "://" in probe else probe)
+            fs.rm_file(urls.fs_path(probe))
         except Exception:  # noqa: BLE001 - best effort: the probe is tiny and under locks/
             pass
     return checks

@@ -32,6 +32,8 @@ import os
 import re
 from collections.abc import Iterator
 
+from emofuse.catalog.urls import protocol
+
 #: errno -> (cause, what to do).
 _HINTS = {
     errno.ENOSPC: ("No space left on device", "free space there"),
@@ -85,7 +87,7 @@ def storage_error(exc: BaseException, path: str, action: str = "write") -> Stora
         return StorageError(code, f"cannot {action} {path}: {cause} ({todo}, {_AGAIN})")
     if _unreachable(exc):
         endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
-        where = f" (endpoint {endpoint})" if endpoint and "://" in path and path.startswith("s3") else ""
+        where = f" (endpoint {endpoint})" if endpoint and protocol(path) in ("s3", "s3a") else ""
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return StorageError(errno.ECONNREFUSED, f"cannot {action} {path}: the storage does not answer{where}: "
                                                 f"{detail} (check that it is up and reachable, {_AGAIN})")

@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from emofuse.catalog import atomic, attributions, commit, labels, locks, maintenance, predictions, sequences
+from emofuse.catalog import atomic, attributions, commit, labels, locks, maintenance, predictions, sequences, urls
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.records import ExtractResult, FeatureSetDescription
 from emofuse.catalog.runs import RunFolder
@@ -53,7 +53,7 @@ class Catalog:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.layout = Layout.at(root)
-        self.local = "://" not in self.layout.root
+        self.local = urls.is_local(self.layout.root)
 
     @property
     def root(self) -> str:
@@ -68,7 +68,7 @@ class Catalog:
         return self
 
     def _p(self, path: str) -> str:
-        return path.split("://", 1)[1] if "://" in path else path
+        return urls.fs_path(path)
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` (a path inside this catalog, as Layout gives it) exists."""
@@ -372,7 +372,8 @@ class Catalog:
 
     # -- maintenance --------------------------------------------------------------
     def repair(self, *, grace_s: float = 3600.0) -> list[str]:
-        """Delete what crashed tasks left (see :func:`emofuse.catalog.maintenance.repair`); returns the paths."""
+        """Migrate parts of an older layout, delete what crashed tasks left (see
+        :func:`emofuse.catalog.maintenance.repair`); returns the removed paths."""
         return maintenance.repair(self, grace_s=grace_s)
 
     def task_alive(self, task_id: str) -> bool:
@@ -381,5 +382,5 @@ class Catalog:
         return claim is not None and not claim.stale()
 
     def tables(self) -> pd.DataFrame:
-        """Every table of the catalog with its path and row count (for ``emofuse catalog ls``)."""
+        """Every table of the catalog: path, rows it holds, what a row is, items (for ``emofuse catalog ls``)."""
         return maintenance.table_summary(self)

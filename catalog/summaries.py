@@ -41,6 +41,7 @@ from typing import Any, Protocol
 from emofuse.catalog import atomic
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.schemas import Status
+from emofuse.catalog.urls import fs_path
 
 
 class BatchOutcome(Protocol):
@@ -161,7 +162,7 @@ def write_extract_run(layout: Layout, summary: ExtractRunSummary) -> str:
 def read_extract_runs(layout: Layout) -> list[ExtractRunSummary]:
     """Every recorded extract run of a catalog, oldest first (run ids sort by time)."""
     fs = layout.fs
-    folder = layout.extract_runs.split("://", 1)[-1] if "://" in layout.extract_runs else layout.extract_runs
+    folder = fs_path(layout.extract_runs)
     if not fs.exists(folder):
         return []
     out = []

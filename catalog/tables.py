@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-from fsspec.core import url_to_fs
+
+from emofuse.catalog.urls import url_to_fs
 
 
 def utcnow() -> dt.datetime:
@@ -47,8 +48,40 @@ def read_table(folder: str, schema: pa.Schema | None = None, *, partitioning: st
     return dataset.to_table().to_pandas()
 
 
+def _arrow_type(values: list[Any]) -> pa.DataType:
+    """The column type of per-clip values, from the first one that says it (not from the first row:
+    a task whose first item has no transcript must not write a part of another schema).
+
+    Vectors are list<float32>, Python floats float64; a column with no value at all is a string
+    column, one of empty lists only a list of strings (the only optional per-clip fields are text).
+    """
+    for v in values:
+        if v is None:
+            continue
+        if isinstance(v, np.ndarray) and v.ndim == 1:
+            return pa.list_(pa.float32())
+        if isinstance(v, (bool, np.bool_)):
+            return pa.bool_()
+        if isinstance(v, (np.floating, float)):
+            return pa.float64()
+        if isinstance(v, (int, np.integer)):
+            return pa.int64()
+        if isinstance(v, str):
+            return pa.string()
+        if isinstance(v, (list, tuple)):
+            if not len(v):
+                continue
+            return pa.list_(_arrow_type(list(v)))
+        return pa.array([v]).type
+    return pa.list_(pa.string()) if any(isinstance(v, (list, tuple)) for v in values) else pa.string()
+
+
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Per-clip rows to Arrow: numpy vectors become list<float32>, names stay as given."""
+    """Per-clip rows to Arrow: numpy vectors become list<float32>, names stay as given.
+
+    >>> rows_to_table([{"item_id": "a", "transcript": None, "texts": []}]).schema.types
+    [DataType(string), DataType(string), ListType(list<item: string>)]
+    """
     cols: dict[str, list[Any]] = defaultdict(list)
     names = list(rows[0])
     for r in rows:
@@ -58,14 +91,41 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
             cols[k].append(v)
     arrays = {}
     for k, vals in cols.items():
-        first = vals[0]
-        if isinstance(first, np.ndarray) and first.ndim == 1:
-            arrays[k] = pa.array([np.asarray(v, np.float32) for v in vals], type=pa.list_(pa.float32()))
-        elif isinstance(first, (np.floating, float)):
-            arrays[k] = pa.array(np.asarray(vals, np.float64))
-        else:
-            arrays[k] = pa.array(vals)
+        kind = _arrow_type(vals)
+        if kind == pa.list_(pa.float32()):
+            vals = [None if v is None else np.asarray(v, np.float32) for v in vals]
+        arrays[k] = pa.array(vals, type=kind)
     return pa.table(arrays)
 
 
-__all__ = ["read_table", "rows_to_table", "utcnow"]
+def folder_schema(folder: str) -> pa.Schema | None:
+    """The schema of a folder's first part (what pyarrow and DuckDB take for the folder), or None."""
+    fs, path = url_to_fs(folder)
+    if not fs.exists(path):
+        return None
+    parts = sorted(p for p in fs.ls(path, detail=False)
+                   if os.path.basename(p).startswith("part-") and p.endswith(".parquet"))
+    return ds.dataset(parts[0], filesystem=fs, format="parquet").schema if parts else None
+
+
+def conform(table: pa.Table, schema: pa.Schema | None) -> pa.Table:
+    """``table`` in ``schema`` (the folder's), so every part of a folder has one schema.
+
+    Columns the folder has and the table lacks are null; a column the folder lacks, or one that
+    does not cast, raises ValueError (the writer changed its output without a new feature set).
+    """
+    if schema is None or table.schema.equals(schema):
+        return table
+    extra = [n for n in table.schema.names if n not in schema.names]
+    if extra:
+        raise ValueError(f"columns {extra} are not in the table's schema {schema.names}: "
+                         "a changed output needs a new feature-set version")
+    try:
+        columns = [table.column(f.name).cast(f.type) if f.name in table.schema.names
+                   else pa.nulls(len(table), f.type) for f in schema]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise ValueError(f"a part does not fit its table's schema: {e}") from e
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+__all__ = ["conform", "folder_schema", "read_table", "rows_to_table", "utcnow"]
