@@ -44,7 +44,7 @@ from emofuse.catalog.predictions import prediction_parts
 from emofuse.catalog.schemas import (FRAME_LABELS_SCHEMA, LAYOUT_VERSION, MEDIA_SCHEMA, SEQ_INDEX_SCHEMA,
                                      STATUS_SCHEMA, TIME_ATTRIBUTION_INDEX_SCHEMA)
 from emofuse.catalog.tables import conform
-from emofuse.catalog.urls import url_to_fs
+from emofuse.catalog.urls import fs_path, url_to_fs
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _fixed_tables(layout: Layout) -> list[tuple[str, pa.Schema]]:
 
 
 def _names(fs, folder: str) -> list[str]:
-    path = url_to_fs(folder)[1]
+    path = fs_path(folder)
     if not fs.exists(path):
         return []
     return sorted(os.path.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)
@@ -116,7 +116,7 @@ def _names(fs, folder: str) -> list[str]:
 
 
 def _parts(fs, folder: str) -> list[str]:
-    return [f"{url_to_fs(folder)[1]}/{n}" for n in _names(fs, folder) if n.startswith("part-") and n.endswith(".parquet")]
+    return [f"{fs_path(folder)}/{n}" for n in _names(fs, folder) if n.startswith("part-") and n.endswith(".parquet")]
 
 
 def _read(fs, path: str) -> pa.Table:
@@ -127,8 +127,7 @@ def _read(fs, path: str) -> pa.Table:
 def _replace(layout: Layout, part: str, table: pa.Table) -> str:
     """Write ``table`` over ``part`` (same name, one atomic step); return the part's catalog path."""
     folder, name = part.rsplit("/", 1)
-    root_path = url_to_fs(layout.root)[1]
-    where = layout.root + folder[len(root_path):]
+    where = layout.root + folder[len(fs_path(layout.root)):]
     return atomic.write_parquet(table, where, name[len("part-"):-len(".parquet")])
 
 
