@@ -29,6 +29,7 @@ from emofuse.catalog.store import Catalog
 from emofuse.fusion import training_run
 from emofuse.fusion.torch_threads import torch_threads
 from emofuse.fusion.score import score_items
+from emofuse.fusion.torch_threads import torch_threads
 from tests.test_explain import KEYS, PLAN, build_catalog
 
 TEXT_KEY = "text-v1-mix"
