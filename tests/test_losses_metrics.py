@@ -150,3 +150,42 @@ def test_ccc_by_hand_with_unequal_means(t, p, expected):
     assert ccc_loss(torch.tensor([p]), torch.tensor([t])).item() == pytest.approx(1 - expected, abs=1e-6)
     out = metrics.regression_metrics(np.array(t)[:, None], np.array(p)[:, None], names=("valence",))
     assert out["ccc_valence"] == pytest.approx(expected, abs=1e-12) and out["ccc_mean"] == out["ccc_valence"]
+
+
+def test_ccc_ignores_padded_targets_and_a_single_valid_step_has_none():
+    rng = np.random.default_rng(3)
+    pred, target = rng.normal(size=(2, 12, 1)), rng.normal(size=(2, 12, 1)) + 0.5
+    mask = np.ones((2, 12), dtype=bool)
+    mask[0, 7:] = False
+    target_padded = target.copy()
+    target_padded[~mask] = np.nan  # padded targets (per-frame labels missing) must not leak in either
+    got = ccc(torch.tensor(pred), torch.tensor(target_padded), torch.tensor(mask)).numpy()
+    assert got[0, 0] == pytest.approx(numpy_ccc(pred[0, :7, 0], target[0, :7, 0]), rel=1e-5)
+    assert got[1, 0] == pytest.approx(numpy_ccc(pred[1, :, 0], target[1, :, 0]), rel=1e-5)
+    one = np.zeros((1, 12), dtype=bool)
+    one[0, 4] = True  # one valid step: no co-variation, CCC 0 whatever the values
+    assert ccc(torch.tensor(pred[:1]), torch.tensor(target[:1]), torch.tensor(one)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ccc_loss_uses_the_mask_inside_windows_and_keeps_two_step_windows():
+    rng = np.random.default_rng(4)
+    pred, target = rng.normal(size=(3, 8, 2)), rng.normal(size=(3, 8, 2))
+    mask = np.zeros((3, 8), dtype=bool)
+    mask[0, :5], mask[1, :2], mask[2, :1] = True, True, True  # 5 steps, 2 steps (kept), 1 step (left out)
+    junk_p, junk_t = pred.copy(), target.copy()
+    junk_p[~mask], junk_t[~mask] = 1e3, -1e3  # whatever sits in the padding
+    loss = ccc_loss(torch.tensor(junk_p), torch.tensor(junk_t), torch.tensor(mask)).item()
+    expected = 1 - np.mean([numpy_ccc(pred[n, mask[n], k], target[n, mask[n], k]) for n in range(2) for k in range(2)])
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_cross_entropy_label_smoothing_and_weights_of_any_float_type():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    labels = torch.tensor([0, 2])
+    logp = torch.log_softmax(logits, dim=1)
+    eps = 0.3  # (1 - eps) * -log p_y + eps * mean over classes of -log p_c
+    smoothed = np.mean([(1 - eps) * -logp[i, y].item() - eps * logp[i].mean().item() for i, y in enumerate([0, 2])])
+    assert cross_entropy(logits, labels, label_smoothing=eps).item() == pytest.approx(smoothed, rel=1e-6)
+    weights = torch.tensor([1.0, 1.0, 3.0], dtype=torch.float64)  # computed in float32 whatever they come as
+    weighted = (-logp[0, 0].item() * 1 - logp[1, 2].item() * 3) / 4
+    assert cross_entropy(logits.half(), labels, class_weights=weights).item() == pytest.approx(weighted, rel=1e-3)
