@@ -63,30 +63,45 @@ def migrate(layout: Layout) -> list[str]:
     """Rewrite every part of an older layout in its table's current schema; return the parts rewritten.
 
     A catalog whose manifest says the current layout is not looked at (a catalog without a
-    manifest is, and is left without one).
+    manifest is, and is left without one). A part with a column its table does not declare is
+    left as it is (with a warning), and the manifest keeps its version until that is resolved.
     """
     version = layout_version(layout)
     if version is not None and version >= LAYOUT_VERSION:
         return []
     fs = layout.fs
-    done = []
+    done: list[str] = []
+    left: list[str] = []
+
+    def rewrite(part: str, table: pa.Table, schema: pa.Schema | None) -> None:
+        try:
+            new = from_legacy(table) if schema is None else conform(table, schema)
+        except ValueError as e:  # a column the schema does not know: keep the part, say so
+            log.warning("%s keeps its layout-%s schema: %s", part, version, e)
+            left.append(part)
+            return
+        done.append(_replace(layout, part, new))
+
     for part in prediction_parts(layout.predictions)[1]:
         table = _read(fs, part)
         if not is_current(table.schema):
-            done.append(_replace(layout, part, from_legacy(table)))
-    for folder, schema in _fixed_tables(layout):
+            rewrite(part, table, None)
+    for folder, schema, partition_key in _fixed_tables(layout):
         for part in _parts(fs, folder):
             table = _read(fs, part)
+            if partition_key in table.schema.names:  # early status parts: the folder name says it
+                table = table.drop_columns([partition_key])
             if not table.schema.equals(schema):
-                done.append(_replace(layout, part, conform(table, schema)))
+                rewrite(part, table, schema)
     for key in _names(fs, layout.features):
-        parts = _parts(fs, layout.clips(key))
-        tables = {p: _read(fs, p) for p in parts}
+        tables = {p: _read(fs, p) for p in _parts(fs, layout.clips(key))}
         schemas = [t.schema for t in tables.values()]
         if any(not s.equals(schemas[0]) for s in schemas[1:]):
             schema = pa.unify_schemas(schemas, promote_options="permissive")
-            done += [_replace(layout, p, conform(t, schema)) for p, t in tables.items() if not t.schema.equals(schema)]
-    if version is not None:
+            for p, t in tables.items():
+                if not t.schema.equals(schema):
+                    rewrite(p, t, schema)
+    if version is not None and not left:
         fs_, path = url_to_fs(layout.manifest)
         with fs_.open(path, "rb") as f:
             manifest = json.load(f)
@@ -96,13 +111,15 @@ def migrate(layout: Layout) -> list[str]:
     return done
 
 
-def _fixed_tables(layout: Layout) -> list[tuple[str, pa.Schema]]:
-    """Every folder of a table with a fixed schema, with that schema."""
+def _fixed_tables(layout: Layout) -> list[tuple[str, pa.Schema, str | None]]:
+    """Every folder of a table with a fixed schema: the folder, its schema, its Hive partition key."""
     fs = layout.fs
-    out = [(layout.media, MEDIA_SCHEMA), (layout.labels, FRAME_LABELS_SCHEMA)]
-    out += [(f"{layout.status}/{d}", STATUS_SCHEMA) for d in _names(fs, layout.status) if d.startswith("feature_set=")]
-    out += [(layout.seq_index(k), SEQ_INDEX_SCHEMA) for k in _names(fs, layout.features)]
-    out += [(f"{layout.attributions}/{d}/index", TIME_ATTRIBUTION_INDEX_SCHEMA)
+    out: list[tuple[str, pa.Schema, str | None]] = [(layout.media, MEDIA_SCHEMA, None),
+                                                    (layout.labels, FRAME_LABELS_SCHEMA, None)]
+    out += [(f"{layout.status}/{d}", STATUS_SCHEMA, "feature_set") for d in _names(fs, layout.status)
+            if d.startswith("feature_set=")]
+    out += [(layout.seq_index(k), SEQ_INDEX_SCHEMA, None) for k in _names(fs, layout.features)]
+    out += [(f"{layout.attributions}/{d}/index", TIME_ATTRIBUTION_INDEX_SCHEMA, "run")
             for d in _names(fs, layout.attributions) if d.startswith("run=")]
     return out
 

@@ -25,6 +25,7 @@ import pytest
 
 from emofuse.catalog import atomic
 from emofuse.catalog.records import ExtractResult, FeatureSetDescription
+from emofuse.catalog.status import StatusEntry
 from emofuse.catalog.store import Catalog
 from emofuse.fusion import training_run
 from emofuse.fusion.torch_threads import torch_threads
@@ -224,6 +225,15 @@ def _legacy_catalog(root: str) -> Catalog:
     _write_legacy(cat, "rcma", "old-b", _rows(ids[:2], OTHER_CLASSES), "ensemble-ccc")
     _write_legacy(cat, "rcma", "old-c", _rows(ids[:2], [], attrs=["attr_face_valence"], valence=0.1),
                   "ensemble-ddd")
+    # a media part from before the later corpus fields, a status part that still held its feature set
+    os.makedirs(cat.layout.media)
+    pq.write_table(pa.table({"item_id": ["i0"], "path": ["/v/i0.mp4"], "emotion": ["happy"]}),
+                   f"{cat.layout.media}/part-0old.parquet")
+    cat.add_media([{"item_id": "i1", "path": "/v/i1.mp4", "relpath": "i1.mp4", "season": 3}])
+    os.makedirs(cat.layout.status_dir("egemaps-v1"))
+    pq.write_table(pa.table({"item_id": ["i0"], "status": ["ok"], "message": [""], "task_id": ["t"],
+                             "feature_set": ["egemaps-v1"]}), f"{cat.layout.status_dir('egemaps-v1')}/part-0t.parquet")
+    cat.record_status("egemaps-v1", [StatusEntry("i1", "no_audio", "none")])
     return cat
 
 
@@ -263,6 +273,12 @@ def test_repair_migrates_old_wide_parts_and_a_crash_midway_loses_nothing(tmp_pat
     df = pd.read_parquet(cat.layout.predictions)
     assert cols <= set(df.columns) and len(df) == rows == 10
     assert set(df.explode(["classes", "probs"])["classes"].dropna()) == {"happy", "sad", *OTHER_CLASSES}
+    for folder in (cat.layout.media, cat.layout.status):
+        cols, rows = _expected(folder)
+        df = pd.read_parquet(folder)
+        assert cols <= set(df.columns) and len(df) == rows == 2, folder
+    st = cat.status("egemaps-v1")
+    assert dict(zip(st.item_id, st.status)) == {"i0": "ok", "i1": "no_audio"}
 
 
 def test_catalog_ls_counts_rows_not_frames(tmp_path):
