@@ -297,18 +297,18 @@ def faces_section(dev: Any, small: bool, min_s: float, out: dict[str, Any]) -> N
 
 # --------------------------------------------------------------------------- models
 def model_specs(small: bool, cuda: bool) -> list[dict[str, Any]]:
-    """Model configs as ``fusion.api.train`` builds them for RAVDESS-like inputs (8 classes, no valence/arousal)."""
+    """Model configs as ``fusion.training_run.train`` builds them for RAVDESS-like inputs (8 classes, no valence/arousal)."""
     from emofuse.fusion.inference import Task
-    from emofuse.fusion.presets import PRESETS, preset_model_config
+    from emofuse.fusion.models import ModelInputs, find_preset
 
     specs = []
     for label, model, mods, over in (("TACFN (paper)", "tacfn", ("face", "audio"), None),
                                      ("RCMA (paper widths)", "rcma", ("face", "audio", "text"), None),
                                      ("RCMA (compact 64/32/64)", "rcma", ("face", "audio", "text"), COMPACT_RCMA)):
-        p = PRESETS[model]
-        data = SimpleNamespace(dims={m: DIMS[m] for m in mods}, config=SimpleNamespace(align=p.align))
-        cfg = preset_model_config(model, p, data, Task(n_classes=8), over)
-        specs.append({"label": label, "registry": p.registry, "config": cfg, "steps": p.align.steps,
+        spec, p = find_preset(model)
+        inputs = ModelInputs(dims={m: DIMS[m] for m in mods}, steps=p.align.steps, task=Task(n_classes=8))
+        cfg = spec.run_config(p, inputs, over)
+        specs.append({"label": label, "registry": spec.name, "config": cfg, "steps": p.align.steps,
                       "batches": (2,) if small else (p.train.batch_size, 128) if cuda else (p.train.batch_size,),
                       "lr": p.train.lr,
                       "weight_decay": p.train.weight_decay})
@@ -336,7 +336,7 @@ def model_rows(dev: Any, small: bool, min_s: float) -> tuple[list[dict[str, Any]
     from emofuse.fusion.models import build_model, count_parameters
     from emofuse.fusion.train import seed_everything, train_step
 
-    seed_everything(0)  # deterministic kernels, cudnn.benchmark off: as fusion.api.train runs
+    seed_everything(0)  # deterministic kernels, cudnn.benchmark off: as fusion.training_run.train runs
     task = Task(n_classes=8)
     amps = (False, True) if dev.type == "cuda" else (False,)
     train, score = [], []
@@ -394,11 +394,11 @@ def models_section(dev: Any, small: bool, min_s: float, out: dict[str, Any]) -> 
 
 
 def api_section(dev: Any, small: bool, out: dict[str, Any]) -> None:
-    """fusion.api.train then fusion.api.score on a generated catalog (the whole path: reads, folds, checkpoints)."""
+    """fusion.training_run.train then fusion.score.score on a generated catalog (the whole path: reads, folds, checkpoints)."""
     sys.path.insert(0, os.path.join(REPO, "tests"))
     from synthetic_catalog import build_synthetic_catalog
 
-    from emofuse.fusion import api
+    from emofuse.fusion import score as scoring, training_run
 
     root = os.path.join(tempfile.mkdtemp(prefix="bench-gpu-api-"), "cat")
     reps, epochs = (1, 1) if small else (8, 3)
@@ -410,11 +410,11 @@ def api_section(dev: Any, small: bool, out: dict[str, Any]) -> None:
                               ("RCMA (paper widths)" if paper else "RCMA (compact 64/32/64)", "rcma",
                                None if paper else COMPACT_RCMA)):
         t0 = time.perf_counter()
-        res = api.train(root, model=model, model_config=cfg, epochs=epochs, patience=epochs + 1, folds=plan,
-                        device=dev.type)
+        res = training_run.train(root, model=model, model_config=cfg, epochs=epochs, patience=epochs + 1, folds=plan,
+                                 device=dev.type)
         t_train = time.perf_counter() - t0
         t0 = time.perf_counter()
-        sc = api.score(root, res.run_id, device=dev.type)
+        sc = scoring.score(root, res.run_id, device=dev.type)
         t_score = time.perf_counter() - t0
         thr = res.throughput
         rows.append({"model": label, "train items": res.folds[0]["n_train_items"], "epochs": epochs,
@@ -422,7 +422,7 @@ def api_section(dev: Any, small: bool, out: dict[str, Any]) -> None:
                      "epoch s": thr.get("epoch_seconds", float("nan")), "train() s": t_train,
                      "scored items": sc.n_written, "score() items/s": sc.n_written / t_score, "score() s": t_score})
     out["api"] = rows
-    print(f"\n## fusion.api.train + score on a generated catalog ({8 * 4 * reps} items, device {dev.type}, "
+    print(f"\n## fusion.training_run.train + score on a generated catalog ({8 * 4 * reps} items, device {dev.type}, "
           "AMP as training sets it)\n")
     print(table(rows))
 
@@ -430,7 +430,7 @@ def api_section(dev: Any, small: bool, out: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- main
 def targets(out: dict[str, Any], cuda: bool) -> list[dict[str, Any]]:
     """The issue's two GPU targets beside the figures of this run (judged only on a GPU)."""
-    from emofuse.fusion.presets import PRESETS
+    from emofuse.fusion.models import find_preset
 
     rows = []
     e2e = out.get("e2e") or []
@@ -446,7 +446,7 @@ def targets(out: dict[str, Any], cuda: bool) -> list[dict[str, Any]]:
     if rc:
         best = max(rc, key=lambda r: r["train items/s"])
         first = rc[0]["batch"]
-        which = "the preset's batch" if first == PRESETS["rcma"].train.batch_size else "batch"
+        which = "the preset's batch" if first == find_preset("rcma")[1].train.batch_size else "batch"
         preset = max((r for r in rc if r["batch"] == first), key=lambda r: r["train items/s"])
         rows.append({"target": f"RCMA paper widths training >= {TARGET_RCMA_TRAIN:.0f} items/s",
                      "measured": f"{fmt(preset['train items/s'])} at {which} {first} (AMP {preset['AMP']}); "

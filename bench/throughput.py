@@ -10,7 +10,7 @@ per wall second for ``emofuse score-archive`` of a generated 39-file archive.
    registered feature set) into a fresh catalog, in a fresh process (after a warm-up flow
    so the Prefect home has its database, as a user's has). Media seconds are the probed
    durations in the catalog's media table.
-2. Archive scoring: a TACFN run is trained on that catalog first (``fusion.api.train``,
+2. Archive scoring: a TACFN run is trained on that catalog first (``fusion.training_run.train``,
    default folds, ``--epochs`` epochs, one torch thread; timed, not judged). The archive is
    built under the work dir from demo clips of actors the run never saw (actors 25-27, or
    beyond ``--actors``; generated once under /tmp): plain mp4 copies in nested folders, 4
@@ -45,10 +45,10 @@ ARCHIVE_ACTORS = 3  # 48 demo clips: 29 mp4 + 4 mkv + 3 wav + a 14-clip concaten
 # --------------------------------------------------------------------------- children
 def train_child(p: dict[str, Any]) -> dict[str, Any]:
     """Child: train TACFN on the catalog (default folds, few epochs, one thread)."""
-    from emofuse.fusion import api
+    from emofuse.fusion import training_run
 
     t0 = time.perf_counter()
-    res = api.train(p["catalog"], model="tacfn", epochs=p["epochs"], threads=1)
+    res = training_run.train(p["catalog"], model="tacfn", epochs=p["epochs"], threads=1)
     return {"wall_s": time.perf_counter() - t0, "run_id": res.run_id, "folds": len(res.folds),
             "n_parameters": res.n_parameters, "metrics": res.metrics}
 

@@ -9,7 +9,7 @@ process with one torch thread:
 * step: forward + loss + backward + Adam step on batches gathered beforehand
   (the model alone), items/s; and the same with the gather inside (what an
   epoch's training pass costs);
-* epoch: ``emofuse.fusion.api.train`` for a few epochs on one fold (training pass +
+* epoch: ``emofuse.fusion.training_run.train`` for a few epochs on one fold (training pass +
   validation + checkpoint per epoch), median seconds per epoch and its own
   throughput figures.
 
@@ -32,22 +32,22 @@ MODELS = ["tacfn", "rcma"]
 
 
 def train_child(p: dict[str, Any]) -> dict[str, Any]:
-    """Child: loader vs step throughput and a short fusion.api.train run for one model."""
+    """Child: loader vs step throughput and a short fusion.training_run.train run for one model."""
     import torch
 
     from emofuse.catalog.store import Catalog
-    from emofuse.fusion import api
+    from emofuse.fusion import training_run
     from emofuse.fusion.align import load_aligned
     from emofuse.fusion.data_config import DataConfig
     from emofuse.fusion.dataset import FusionDataset, NormStats, loader_throughput
     from emofuse.fusion.inference import Task, batch_loss
-    from emofuse.fusion.models import build_model, count_parameters
-    from emofuse.fusion.presets import PRESETS, preset_model_config, preset_modalities
+    from emofuse.fusion.models import ModelInputs, count_parameters, find_preset
+    from emofuse.fusion.presets import preset_modalities
     from emofuse.fusion.train import seed_everything
 
     torch.set_num_threads(int(p["threads"]))
     model, cat = p["model"], Catalog(p["catalog"])
-    preset = PRESETS[model]
+    spec, preset = find_preset(model)
     seed_everything(0)
     out: dict[str, Any] = {"model": model, "threads": torch.get_num_threads()}
 
@@ -63,8 +63,8 @@ def train_child(p: dict[str, Any]) -> dict[str, Any]:
     out["loader_items_per_s"] = loader_throughput(ds, bs, repeats=p["repeats"])
 
     task = Task(n_classes=len(data.classes) if data.has_categories else 0)
-    mcfg = preset_model_config(model, preset, data, task, None)
-    net = build_model(preset.registry, **mcfg)
+    mcfg = spec.run_config(preset, ModelInputs(dims=data.dims, steps=data.config.align.steps, task=task))
+    net = spec.build(mcfg)
     out["parameters"] = count_parameters(net)
     opt = torch.optim.Adam(net.parameters(), lr=preset.train.lr, weight_decay=preset.train.weight_decay)
     g = torch.Generator().manual_seed(0)
@@ -104,8 +104,8 @@ def train_child(p: dict[str, Any]) -> dict[str, Any]:
 
     epoch_s: list[float] = []
     t0 = time.perf_counter()
-    res = api.train(p["catalog"], model=model, epochs=p["epochs"], patience=p["epochs"] + 1, fold_ids=[p["fold"]],
-                    threads=int(p["threads"]), seed=0, progress=lambda rep: epoch_s.append(rep.seconds))
+    res = training_run.train(p["catalog"], model=model, epochs=p["epochs"], patience=p["epochs"] + 1, fold_ids=[p["fold"]],
+                             threads=int(p["threads"]), seed=0, progress=lambda rep: epoch_s.append(rep.seconds))
     out["train_s"] = time.perf_counter() - t0
     out["api_throughput"] = res.throughput
     out["fold_items"] = {k: res.folds[0].get(k) for k in ("n_train_items", "n_val_items", "n_test_items",
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     print("step = forward + loss + backward + Adam on pre-gathered batches; train pass = the same with the "
           "batch gather inside; loader = gathers alone.\n")
     print(table(rows))
-    print("\n## fusion.api.train, one fold\n")
+    print("\n## fusion.training_run.train, one fold\n")
     trows = []
     for m, r in res.items():
         thr = r["api_throughput"]

@@ -7,7 +7,7 @@ that same schema, so every parameter a deployment takes is an option of the matc
 command, with the same default and the same help text. The only CLI-specific facts
 are in :data:`COMMANDS`: which parameters are positional, a required either/or pair,
 spellings kept from earlier releases (``--workers``, ``--resume``, ``--run``) and
-choices (model presets from :data:`emofuse.fusion.presets.PRESETS`, corpus recipes).
+choices (model presets from the model registry, :mod:`emofuse.fusion.models.registry`; corpus recipes).
 
 Types map as: string, integer, number -> one value; array -> one or more values;
 object -> a repeatable ``KEY=VALUE`` option whose value is JSON when it parses
@@ -75,9 +75,9 @@ def _help_text(prop: dict[str, Any]) -> str:
 
 
 def _presets() -> list[str]:
-    from emofuse.fusion.presets import PRESETS
+    from emofuse.fusion.models.registry import preset_names
 
-    return sorted(PRESETS)
+    return preset_names()
 
 
 def _recipes() -> list[str]:

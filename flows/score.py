@@ -90,10 +90,10 @@ def score(
         report: after scoring, write the run's HTML report (``<catalog>/reports/<run_id>/index.html``:
             every file the run scored, opens offline) and link it from the flow run.
     """
-    from emofuse.fusion.api import torch_threads
     from emofuse.fusion.run_config import latest_run, run_feature_sets
     from emofuse.fusion.score import ScoreProgress, score_items, score_windows
     from emofuse.fusion.score_report import score_summary
+    from emofuse.fusion.torch_threads import torch_threads
     from emofuse.pipeline.registry import get_extractor
 
     logger = get_run_logger()

@@ -38,7 +38,8 @@ def train(
     Args:
         catalog: catalog root, a folder or fsspec URL (default ``$EMOFUSE_CATALOG``
             or ``./emofuse-data/catalog``).
-        model: model preset: tacfn, rcma, concat_mlp, unimodal_audio or unimodal_face.
+        model: model preset, one of the registered models' (tacfn, rcma, concat_mlp, unimodal_audio,
+            unimodal_face, and those of installed plug-ins).
         feature_sets: feature set per modality (modality -> feature-set name or key, e.g.
             face -> faces; default: the preset's inputs).
         model_options: overrides of the model's configuration (key -> value, e.g.
@@ -53,7 +54,7 @@ def train(
         run_id: an existing run to resume after an interruption (finished folds are kept).
         threads: torch CPU threads (default: torch's choice; 1 is fastest on a busy 2-core machine).
     """
-    from emofuse.fusion import api
+    from emofuse.fusion import training_run
 
     logger = get_run_logger()
 
@@ -62,9 +63,9 @@ def train(
         logger.info("fold %d epoch %d/%d  train loss %.4f  val loss %.4f  %s%s", r.fold, r.epoch, r.epochs,
                     r.train_loss, r.val_loss, metrics, "  (best)" if r.improved else "")
 
-    result = api.train(Layout.at(catalog).root, model=model, feature_sets=feature_sets, model_config=model_options,
-                       epochs=epochs, batch_size=batch_size, lr=lr, folds=folds, seed=seed, device=device,
-                       progress=progress, run_id=run_id, threads=threads)
+    result = training_run.train(Layout.at(catalog).root, model=model, feature_sets=feature_sets,
+                                model_config=model_options, epochs=epochs, batch_size=batch_size, lr=lr, folds=folds,
+                                seed=seed, device=device, progress=progress, run_id=run_id, threads=threads)
     create_markdown_artifact(result.markdown, key=f"train-{model.replace('_', '-')}",
                              description=f"emofuse {model} run {result.run_id}")
     print(result.markdown)

@@ -1,6 +1,6 @@
 """Why a run predicted what it did: attributions per modality and over time (pure torch, deterministic).
 
-:func:`explain` takes the same inputs as :func:`emofuse.fusion.score.predict` (a loaded run
+:func:`explain` takes the same inputs as :func:`emofuse.fusion.predict.predict` (a loaded run
 and aligned rows) and gives, for every prediction row (a clip, or a time window of one):
 
 * **per modality** — ``attr_<modality>``: the predicted class's probability minus its
@@ -69,7 +69,7 @@ from emofuse.fusion.inference import aggregate_items, step_mask
 from emofuse.fusion.models.common import masked_mean
 
 if TYPE_CHECKING:  # pragma: no cover
-    from emofuse.fusion.score import LoadedRun
+    from emofuse.fusion.predict import LoadedRun
 
 #: Most occlusion ranges per prediction row.
 MAX_SEGMENTS = 32
@@ -81,7 +81,7 @@ OCCLUSION = "occlusion"
 class Explanation:
     """Attributions of the prediction rows of one :class:`AlignedData`.
 
-    ``attributions``: one row per prediction row, in :func:`~emofuse.fusion.score.predict`'s
+    ``attributions``: one row per prediction row, in :func:`~emofuse.fusion.predict.predict`'s
     order: ``item_id`` and the ``attr_*`` columns (float32). ``time``: one row per step of
     each (prediction row, target) profile, in :data:`~emofuse.catalog.schemas.TIME_ATTRIBUTION_COLUMNS`.
     ``kind``: ``attention`` or ``occlusion``.
@@ -165,7 +165,7 @@ def explain(run: LoadedRun | Any, data: AlignedData, *, fold: str | int = "ensem
             segments: int = MAX_SEGMENTS) -> Explanation:
     """Attributions per modality and over time of every prediction row of ``data`` (see the module docstring).
 
-    ``run``: a :class:`~emofuse.fusion.score.LoadedRun` (``models``, ``norms``, ``device``,
+    ``run``: a :class:`~emofuse.fusion.predict.LoadedRun` (``models``, ``norms``, ``device``,
     ``classes``, ``task``); ``fold``: ``ensemble`` or one loaded fold, as for ``predict``.
     """
     folds = sorted(run.models) if str(fold) == "ensemble" else [int(fold)]

@@ -41,7 +41,7 @@ from emofuse.catalog.runs import RunFolder, jsonable
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import DataConfig
 from emofuse.fusion.inference import Task
-from emofuse.fusion.models import build_model, saved_model_config
+from emofuse.fusion.models import ModelSpec, get_model, saved_model_config
 from emofuse.fusion.train import TrainConfig
 
 #: Name of the config file in a run folder.
@@ -156,9 +156,15 @@ class RunConfig:
         """Write ``config.json`` to the run folder (atomically, recorded in its manifest)."""
         return run.write_bytes(CONFIG, self.to_json().encode())
 
+    @property
+    def model_spec(self) -> ModelSpec:
+        """The registered model this run trains (:mod:`emofuse.fusion.models.registry`): its abilities, how
+        it is built."""
+        return get_model(self.registry_model)
+
     def build_model(self) -> nn.Module:
         """The run's model architecture (untrained)."""
-        return build_model(self.registry_model, **self.model_config)
+        return self.model_spec.build(self.model_config)
 
 
 def latest_run(cat: Catalog, model: str) -> str:

@@ -1,27 +1,27 @@
 """Score catalog items with a trained run and write predictions to the catalog.
 
-A run is loaded from its folder only after every file it needs passed the manifest check
-(:meth:`emofuse.catalog.runs.RunFolder.read_verified`: safetensors only, sha256 as recorded).
-Items are read from the catalog's cached features with the run's exact feature-set keys,
-alignment and per-fold normalisation statistics, then scored by the fold ensemble (mean
-of the folds' class probabilities and dimensional predictions) or by one fold.
+The run is loaded and applied by :mod:`emofuse.fusion.predict` (verified files, the run's exact
+feature-set keys, alignment and per-fold normalisation statistics; the fold ensemble or one
+fold). Predictions go to ``<catalog>/predictions/model=<model>/run=<run_id>/`` (see
+:mod:`emofuse.catalog.predictions`): one row per item, fold label and ``window``, of four kinds:
 
-Predictions go to ``<catalog>/predictions/model=<model>/run=<run_id>/`` (see
-:mod:`emofuse.catalog.predictions`): one row per item, fold label and ``window``.
-``window="clip"`` rows cover the whole clip (``start`` 0, ``end`` the duration); with
-``windows=(length_s, hop_s)`` there is also one row per time window of each clip
-(``window="4s/2s"``, ``start``/``end`` its bounds; see :func:`emofuse.fusion.timeline.clip_windows`), so
-emotion over time is a plot of those rows. A run trained per frame (``DataConfig.targets
-= "frame"``) also writes one row per model step of each clip (``window="frame"``,
-``start``/``end`` the step's seconds, :func:`predict_steps`), so valence/arousal over time is
-one query. ``label`` is the most probable class, ``score`` its probability.
-(item, fold, window) already present for the run are skipped, part names
-are a hash of the item ids they hold, and a file's rows of one kind are written in one
-part, so re-scoring writes nothing, duplicates nothing, and a crash never leaves a file
-half-scored. Every scored item also gets a status row (``score-<run_id>``, see
-:mod:`emofuse.fusion.score_report`). With ``explain=True`` the clip and window rows also
-carry attributions per modality (``attr_<modality>`` columns) and each row gets a profile
-over time (attention or occlusion, ``Catalog.time_attributions``); see :mod:`emofuse.fusion.explain`.
+* ``window="clip"``: the whole clip (``start`` 0, ``end`` the duration);
+* with ``windows=(length_s, hop_s)``, one row per time window of each clip (``window="4s/2s"``,
+  ``start``/``end`` its bounds; :func:`emofuse.fusion.timeline.clip_windows`), so emotion over
+  time is a plot of those rows; a file longer than ``chunk_seconds`` is read that many seconds
+  of windows at a time;
+* a run trained per frame (``DataConfig.targets = "frame"``) also writes one row per model step
+  of each clip (``window="frame"``, ``start``/``end`` the step's seconds,
+  :func:`~emofuse.fusion.predict.predict_steps`), so valence/arousal over time is one query.
+
+``label`` is the most probable class, ``score`` its probability. (item, fold, window) already
+present for the run are skipped, part names are a hash of the item ids they hold, and a file's
+rows of one kind are written in one part, so re-scoring writes nothing, duplicates nothing, and
+a crash never leaves a file half-scored. Every scored item also gets a status row
+(``score-<run_id>``, see :mod:`emofuse.fusion.score_report`). With ``explain=True`` the clip and
+window rows also carry attributions per modality (``attr_<modality>`` columns) and each row gets
+a profile over time (attention or occlusion, ``Catalog.time_attributions``); see
+:mod:`emofuse.fusion.explain`.
 
 Example (needs a trained run: see ``tests/test_fusion_runs.py`` for one made from scratch):
     >>> res = score_items("emofuse-data/catalog", "tacfn-20250101-120000-abcdef")   # doctest: +SKIP
@@ -43,55 +43,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from emofuse.catalog.predictions import window_label
-from emofuse.catalog.provenance import pick_device
 from emofuse.catalog.schemas import CLIP_WINDOW, FRAME_WINDOW
 from emofuse.catalog.store import Catalog
-from emofuse.fusion import runs
 from emofuse.fusion.align import load_aligned
-from emofuse.fusion.data_config import DataConfig
-from emofuse.fusion.dataset import AlignedData, FusionDataset, NormStats
+from emofuse.fusion.dataset import AlignedData
 from emofuse.fusion.explain import explain as explain_rows
-from emofuse.fusion.inference import Task, aggregate_items, predict_rows
-from emofuse.fusion.run_config import CONFIG, RunConfig
+from emofuse.fusion.predict import LoadedRun, load_run, predict, predict_steps
 from emofuse.fusion.score_report import record_score_status
-from emofuse.fusion.targets import step_bounds, stitch_steps
+from emofuse.fusion.torch_threads import torch_threads
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LoadedRun:
-    """A run ready to score: its config, per-fold models and normalisation statistics."""
-
-    run_id: str
-    run_dir: str
-    config: RunConfig
-    models: dict[int, nn.Module]
-    norms: dict[int, NormStats]
-    device: torch.device
-
-    @property
-    def model_name(self) -> str:
-        return self.config.model
-
-    @property
-    def data_config(self) -> DataConfig:
-        return self.config.data
-
-    @property
-    def classes(self) -> list[str]:
-        return self.config.classes
-
-    @property
-    def dims(self) -> dict[str, int]:
-        return self.config.dims
-
-    @property
-    def task(self) -> Task:
-        return self.config.task
 
 
 @dataclass
@@ -120,141 +83,6 @@ class ScoreResult:
     status_path: str | None = None
     media_seconds: float = 0.0
     seconds: float = 0.0
-
-
-def load_run(catalog_root: str | os.PathLike[str], run_id: str, *, folds: Iterable[int] | None = None,
-             device: str | torch.device | None = "cpu") -> LoadedRun:
-    """Load a run's verified config, statistics and fold weights (CPU by default)."""
-    cat = Catalog(catalog_root)
-    run = cat.run(run_id)
-    if not run.exists(CONFIG):
-        raise FileNotFoundError(f"no run {run_id!r} in {cat.layout.runs}")
-    config = RunConfig.load(run)
-    dev = pick_device(device)
-    trained = list(config.completed_folds)
-    wanted = trained if folds is None else [int(f) for f in folds]
-    missing = sorted(set(wanted) - set(trained))
-    if missing or not wanted:
-        raise ValueError(f"run {run_id}: folds {missing or wanted} are not trained (trained: {trained})")
-    norms_all = runs.load_norm_stats(run)
-    models: dict[int, nn.Module] = {}
-    for f in wanted:
-        model = config.build_model()
-        model.load_state_dict(runs.load_weights(run, f), strict=True)
-        model.to(device=dev, dtype=torch.float32).eval()
-        models[f] = model
-    return LoadedRun(run_id=run_id, run_dir=run.path, config=config, models=models,
-                     norms={f: norms_all[f] for f in wanted}, device=dev)
-
-
-def score_windows(window: float | None, hop: float | None) -> tuple[float, float] | None:
-    """``(length_s, hop_s)`` of windowed scoring from a window length and an optional hop (default half of it).
-
-    >>> score_windows(4, 1), score_windows(None, None)
-    ((4.0, 1.0), None)
-    >>> score_windows(None, 2.0)
-    Traceback (most recent call last):
-    ...
-    ValueError: hop needs window (seconds per window)
-    """
-    if window is None:
-        if hop is not None:
-            raise ValueError("hop needs window (seconds per window)")
-        return None
-    hop = float(hop) if hop is not None else float(window) / 2
-    if not (float(window) > 0 and hop > 0):
-        raise ValueError(f"window and hop must be positive seconds, got window={window}, hop={hop}")
-    return float(window), hop
-
-
-def predict(run: LoadedRun, data: AlignedData, *, fold: str | int = "ensemble", batch_size: int = 64,
-            scored_at: dt.datetime | None = None) -> pd.DataFrame:
-    """Predictions in the prediction schema's columns (no catalog writes).
-
-    One row per item of ``data``, or per (item, window) when ``data`` holds windows
-    (``load_aligned(..., windows=...)``); ``start``/``end`` are the clip's or window's bounds.
-    """
-    folds = sorted(run.models) if str(fold) == "ensemble" else [int(fold)]
-    probs_sum: np.ndarray | None = None
-    va_sum: np.ndarray | None = None
-    items: np.ndarray | None = None
-    for f in folds:
-        if f not in run.models:
-            raise ValueError(f"fold {f} is not loaded (loaded: {sorted(run.models)})")
-        ds = FusionDataset(data, np.arange(data.n_rows), run.norms[f], device=run.device)
-        out = predict_rows(run.models[f], ds, batch_size=batch_size, amp=False)
-        if "probs" in out:
-            items, p = aggregate_items(ds.item_of_row, out["probs"])
-            probs_sum = p.astype(np.float64) if probs_sum is None else probs_sum + p
-        if "va" in out:
-            items, v = aggregate_items(ds.item_of_row, out["va"])
-            va_sum = v.astype(np.float64) if va_sum is None else va_sum + v
-    if items is None:
-        items = np.zeros(0, np.int64)
-    n = len(items)
-    meta = data.items.iloc[items]
-    when = scored_at or dt.datetime.now(dt.timezone.utc)
-    start = meta["start"].to_numpy(np.float64) if "start" in meta else np.zeros(n)
-    end = meta["end"].to_numpy(np.float64) if "end" in meta else meta["duration"].to_numpy(np.float64)
-    df = pd.DataFrame({"item_id": meta["item_id"].to_numpy(), "fold": str(fold),
-                       "window": window_label(getattr(data, "windows", None)), "start": start, "end": end})
-    if probs_sum is not None and run.classes:
-        probs = (probs_sum / len(folds)).astype(np.float32)
-        best = probs.argmax(axis=1)
-        df["label"] = [run.classes[k] for k in best]
-        df["score"] = probs[np.arange(n), best]
-    else:
-        probs = None
-        df["label"] = None
-        df["score"] = np.full(n, np.nan, np.float32)
-    dims = list(run.task.dimensional)
-    for j, name in enumerate(("valence", "arousal")):
-        if va_sum is not None and name in dims:
-            df[name] = (va_sum[:, dims.index(name)] / len(folds)).astype(np.float32)
-        else:
-            df[name] = np.full(n, np.nan, np.float32)
-    df["scored_at"] = pd.Timestamp(when)
-    for k, c in enumerate(run.classes):
-        df[f"p_{c}"] = probs[:, k] if probs is not None else np.full(n, np.nan, np.float32)
-    return df
-
-
-def predict_steps(run: LoadedRun, data: AlignedData, *, fold: str | int = "ensemble", batch_size: int = 64,
-                  scored_at: dt.datetime | None = None) -> pd.DataFrame:
-    """Per-step ``valence``/``arousal`` in the prediction schema's columns (``window="frame"``).
-
-    One row per (item, model step) where some modality is valid: the mean of the folds (the
-    ensemble) and of the windows that hold the step; ``start``/``end`` are the step's seconds
-    (:func:`~emofuse.fusion.targets.step_bounds`). ``data``: whole clips (no time windows).
-    """
-    if getattr(data, "windows", None) is not None:
-        raise ValueError("per-step predictions are made on whole clips (load_aligned without windows)")
-    folds = sorted(run.models) if str(fold) == "ensemble" else [int(fold)]
-    dims = list(run.task.dimensional)
-    total: np.ndarray | None = None
-    item = step = np.zeros(0, np.int64)
-    for f in folds:
-        if f not in run.models:
-            raise ValueError(f"fold {f} is not loaded (loaded: {sorted(run.models)})")
-        ds = FusionDataset(data, np.arange(data.n_rows), run.norms[f], device=run.device)
-        out = predict_rows(run.models[f], ds, batch_size=batch_size, amp=False, steps=True)
-        if "va_steps" not in out:
-            raise ValueError(f"run {run.run_id} has no per-step regression head to predict frames with")
-        item, step, va = stitch_steps(ds.item_of_row, ds.row_step, out["va_steps"], out["step_mask"])
-        total = va if total is None else total + va
-    va = (total / len(folds)) if total is not None else np.zeros((0, len(dims)))
-    meta = data.items.iloc[item]
-    start, end = step_bounds(run.data_config.align, meta["start"].to_numpy(np.float64),
-                             meta["end"].to_numpy(np.float64), step)
-    n = len(item)
-    df = pd.DataFrame({"item_id": meta["item_id"].to_numpy(), "fold": str(fold), "window": FRAME_WINDOW,
-                       "start": start, "end": end, "label": None, "score": np.full(n, np.nan, np.float32)})
-    for name in ("valence", "arousal"):
-        df[name] = va[:, dims.index(name)].astype(np.float32) if name in dims else np.full(n, np.nan, np.float32)
-    df["scored_at"] = pd.Timestamp(scored_at or dt.datetime.now(dt.timezone.utc))
-    for c in run.classes:
-        df[f"p_{c}"] = np.full(n, np.nan, np.float32)
-    return df
 
 
 @dataclass
@@ -291,6 +119,171 @@ class ScoreProgress:
                 f"{self.items_per_s:.1f} items/s, {self.media_s_per_s:.0f} media-s/s; ETA {self.eta_s:.0f} s")
 
 
+def score_windows(window: float | None, hop: float | None) -> tuple[float, float] | None:
+    """``(length_s, hop_s)`` of windowed scoring from a window length and an optional hop (default half of it).
+
+    >>> score_windows(4, 1), score_windows(None, None)
+    ((4.0, 1.0), None)
+    >>> score_windows(None, 2.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: hop needs window (seconds per window)
+    """
+    if window is None:
+        if hop is not None:
+            raise ValueError("hop needs window (seconds per window)")
+        return None
+    hop = float(hop) if hop is not None else float(window) / 2
+    if not (float(window) > 0 and hop > 0):
+        raise ValueError(f"window and hop must be positive seconds, got window={window}, hop={hop}")
+    return float(window), hop
+
+
+def score(catalog_root: str | os.PathLike[str], run_id: str, *, threads: int | None = None,
+          **kwargs: Any) -> ScoreResult:
+    """:func:`score_items` with ``threads`` torch CPU threads (None: torch's default)."""
+    with torch_threads(threads):
+        return score_items(catalog_root, run_id, **kwargs)
+
+
+# --------------------------------------------------------------------------- what to score
+@dataclass
+class ScorePlan:
+    """The work of a scoring call: the row kinds (``window`` labels), what each requested item still
+    needs, the items to score, the parts to score again with attributions, the media durations."""
+
+    ids: list[str]
+    kinds: list[str]
+    done: dict[str, set[str]]
+    need: dict[str, list[str]]
+    todo: list[str]
+    redo: list[tuple[str, list[str]]]
+    duration: dict[str, float]
+
+    def work(self, chunk_size: int, chunk_seconds: float) -> Iterator[tuple[list[str], dict[str, list[str]] | None]]:
+        """(chunk of items, None) for the items to score, then ([], {kind: items}) per part to redo."""
+        for chunk in _chunks(self.todo, self.duration, chunk_size, chunk_seconds):
+            yield chunk, None
+        for kind, part in self.redo:
+            yield [], {kind: part}
+
+    def seconds(self, ids: Iterable[str]) -> float:
+        return float(sum(self.duration.get(i, 0.0) for i in ids))
+
+
+def plan_scoring(cat: Catalog, run: LoadedRun, media: pd.DataFrame, ids: list[str], fold_label: str,
+                 kinds: list[str], explain: bool) -> ScorePlan:
+    """What is left to score: per item the kinds not written yet for this run and fold; with
+    ``explain``, the parts written earlier without attributions."""
+    done = cat.existing_predictions(run.model_name, run.run_id, parts=explain)
+    done = done[done["fold"] == fold_label]
+    done_by_kind = {k: set(done.loc[done["window"] == k, "item_id"]) for k in kinds}
+    redo = _unexplained_parts(done, [k for k in kinds if k != FRAME_WINDOW], ids) if explain else []
+    need = {i: [k for k in kinds if i not in done_by_kind[k]] for i in ids}
+    duration = dict(zip(media["item_id"], media["duration"].astype("float64").fillna(0.0)))
+    return ScorePlan(ids, kinds, done_by_kind, need, [i for i in ids if need[i]], redo, duration)
+
+
+# --------------------------------------------------------------------------- rows of each kind
+@dataclass
+class RowMaker:
+    """Prediction rows of each kind for a list of items (and their time attributions with ``explain``)."""
+
+    cat: Catalog
+    run: LoadedRun
+    fold: str
+    batch_size: int
+    scored_at: dt.datetime
+    explain: bool
+    windows: tuple[float, float] | None
+    chunk_seconds: float
+    duration: dict[str, float]
+
+    def rows(self, kind: str, ids: list[str]) -> tuple[pd.DataFrame | None, list[pd.DataFrame]]:
+        """The rows of ``kind`` for ``ids`` (None: no item had features) and their time attributions."""
+        times: list[pd.DataFrame] = []
+        if kind == CLIP_WINDOW:
+            dfs = self._scored(self._load(ids), times)
+        elif kind == FRAME_WINDOW:
+            data = self._load(ids)
+            dfs = [predict_steps(self.run, data, fold=self.fold, batch_size=self.batch_size,
+                                 scored_at=self.scored_at)] if data.n_items else []
+        elif len(ids) == 1 and self.duration.get(ids[0], 0.0) > self.chunk_seconds:
+            dfs = self._long_file_windows(ids[0], times)
+        else:
+            dfs = self._scored(self._load(ids, windows=self.windows), times)
+        return (pd.concat(dfs, ignore_index=True) if dfs else None), times
+
+    def _load(self, ids: list[str], **kw: Any) -> AlignedData:
+        return load_aligned(self.cat, self.run.data_config, ids, classes=self.run.classes, dims=self.run.dims,
+                            frame_targets=False, **kw)
+
+    def _scored(self, data: AlignedData, times: list[pd.DataFrame]) -> list[pd.DataFrame]:
+        """Clip or window rows of ``data`` (none when it holds no item), with attributions if asked."""
+        if not data.n_items:
+            return []
+        df = predict(self.run, data, fold=self.fold, batch_size=self.batch_size, scored_at=self.scored_at)
+        if self.explain:
+            ex = explain_rows(self.run, data, fold=self.fold, batch_size=self.batch_size)
+            if not np.array_equal(ex.attributions["item_id"].to_numpy(), df["item_id"].to_numpy()):
+                raise RuntimeError("attributions and predictions disagree on their rows")  # pragma: no cover
+            df = pd.concat([df, ex.attributions.drop(columns="item_id")], axis=1)
+            times.append(ex.time)
+        return [df]
+
+    def _long_file_windows(self, item: str, times: list[pd.DataFrame]) -> list[pd.DataFrame]:
+        """The windows of one long file, ``chunk_seconds`` of them at a time (bounded memory)."""
+        dfs: list[pd.DataFrame] = []
+        t = 0.0
+        while t < self.duration[item]:
+            data = self._load([item], windows=self.windows, time_range=(t, t + self.chunk_seconds))
+            if data.n_items:
+                dfs += self._scored(data, times)
+            elif data.dropped.get("no_modality"):
+                break
+            t += self.chunk_seconds
+        return dfs
+
+
+# --------------------------------------------------------------------------- writing
+@dataclass
+class Written:
+    """What a scoring call wrote: rows per kind, part files, items scored per kind, items without features."""
+
+    rows: dict[str, int]
+    parts: list[str] = field(default_factory=list)
+    scored: dict[str, set[str]] = field(default_factory=dict)
+    unscorable: set[str] = field(default_factory=set)
+
+    @property
+    def window_rows(self) -> int:
+        return sum(n for k, n in self.rows.items() if k not in (CLIP_WINDOW, FRAME_WINDOW))
+
+
+def write_rows(cat: Catalog, run: LoadedRun, fold: str, kind: str, ids: list[str], df: pd.DataFrame | None,
+               times: list[pd.DataFrame], written: Written, *, redo: bool) -> None:
+    """Write one kind's rows of ``ids`` as one part (time attributions first: the part commits them).
+
+    A part scored again for attributions (``redo``) whose items are no longer all scorable keeps its
+    old rows (a new part would get another name).
+    """
+    got = set(df["item_id"]) if df is not None else set()
+    written.unscorable |= set(ids) - got
+    if df is None or not len(df):
+        return
+    if redo and got != set(ids):
+        log.warning("run %s: %d of a part's items are no longer scorable; its rows keep no attributions",
+                    run.run_id, len(set(ids) - got))
+        return
+    if times:
+        cat.write_time_attributions(run.run_id, pd.concat(times, ignore_index=True), fold=fold, window=kind)
+    written.parts.append(cat.write_predictions(run.model_name, run.run_id, df, run.classes, fold=fold, window=kind,
+                                               attributions=[c for c in df if c.startswith("attr_")]))
+    written.scored.setdefault(kind, set()).update(got)
+    written.rows[kind] = written.rows.get(kind, 0) + len(df)
+
+
+# --------------------------------------------------------------------------- the call
 def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: Iterable[str] | None = None,
                 fold: str | int = "ensemble", device: str | torch.device | None = None, batch_size: int = 64,
                 chunk_size: int = 1000, windows: tuple[float, float] | Sequence[float] | None = None,
@@ -321,116 +314,50 @@ def score_items(catalog_root: str | os.PathLike[str], run_id: str, *, item_ids: 
     win = None if windows is None else tuple(float(v) for v in windows)
     run = load_run(catalog_root, run_id, folds=None if fold_label == "ensemble" else [int(fold_label)],
                    device=device)
-    pred_dir = cat.layout.predictions_dir(run.model_name, run_id)
     media = cat.media()
     ids = list(dict.fromkeys(item_ids)) if item_ids is not None else media["item_id"].tolist()
     if frames is None:
         frames = run.data_config.targets == "frame"
+    if frames and not run.config.model_spec.abilities.per_frame:
+        raise ValueError(f"run {run_id}: model {run.config.registry_model!r} makes no per-frame predictions")
     kinds = ([CLIP_WINDOW] if clip else []) + ([window_label(win)] if win is not None else [])
     kinds += [FRAME_WINDOW] if frames else []
     if not kinds:
         raise ValueError("nothing to score: pass clip=True and/or windows=(length_s, hop_s)")
-    done = cat.existing_predictions(run.model_name, run_id, parts=explain)
-    done = done[done["fold"] == fold_label]
-    done_by_kind = {k: set(done.loc[done["window"] == k, "item_id"]) for k in kinds}
-    redo = _unexplained_parts(done, [k for k in kinds if k != FRAME_WINDOW], ids) if explain else []
-    need = {i: [k for k in kinds if i not in done_by_kind[k]] for i in ids}
-    todo = [i for i in ids if need[i]]
-    n_skipped = len(ids) - len(todo)
-    duration = dict(zip(media["item_id"], media["duration"].astype("float64").fillna(0.0)))
-    media_total = float(sum(duration.get(i, 0.0) for i in todo))
-    written, window_rows, frame_rows, parts = 0, 0, 0, []
-    unscorable: set[str] = set()
-    scored_now: dict[str, set[str]] = {k: set() for k in kinds}
-    scored_at = dt.datetime.now(dt.timezone.utc)
-    state = {"items": 0, "media": 0.0, "rows": 0}
-
-    def load(chunk: list[str], **kw: Any) -> AlignedData:
-        return load_aligned(cat, run.data_config, chunk, classes=run.classes, dims=run.dims, frame_targets=False,
-                            **kw)
-
-    times: list[pd.DataFrame] = []  # time attributions of the rows being scored (explain)
-
-    def rows_of(data: AlignedData) -> pd.DataFrame:
-        df = predict(run, data, fold=fold_label, batch_size=batch_size, scored_at=scored_at)
-        if explain:
-            ex = explain_rows(run, data, fold=fold_label, batch_size=batch_size)
-            if not np.array_equal(ex.attributions["item_id"].to_numpy(), df["item_id"].to_numpy()):
-                raise RuntimeError("attributions and predictions disagree on their rows")  # pragma: no cover
-            df = pd.concat([df, ex.attributions.drop(columns="item_id")], axis=1)
-            times.append(ex.time)
-        return df
-
-    if redo:
+    plan = plan_scoring(cat, run, media, ids, fold_label, kinds, explain)
+    if plan.redo:
         log.info("run %s: %d prediction parts were written without attributions; scoring them again with them",
-                 run_id, len(redo))
-    for chunk, only in [*((c, None) for c in _chunks(todo, duration, chunk_size, chunk_seconds)),
-                        *(([], {k: part}) for k, part in redo)]:
+                 run_id, len(plan.redo))
+    maker = RowMaker(cat, run, fold_label, batch_size, dt.datetime.now(dt.timezone.utc), explain, win,
+                     chunk_seconds, plan.duration)
+    written = Written({k: 0 for k in kinds})
+    media_total = plan.seconds(plan.todo)
+    items_done, media_done = 0, 0.0
+    for chunk, only in plan.work(chunk_size, chunk_seconds):
         for kind in kinds:
-            ids_k = [i for i in chunk if kind in need[i]] if only is None else only.get(kind, [])
-            times.clear()
-            if not ids_k:
-                continue
-            dfs: list[pd.DataFrame] = []
-            if kind == CLIP_WINDOW:
-                data = load(ids_k)
-                if data.n_items:
-                    dfs.append(rows_of(data))
-            elif kind == FRAME_WINDOW:
-                data = load(ids_k)
-                if data.n_items:
-                    dfs.append(predict_steps(run, data, fold=fold_label, batch_size=batch_size, scored_at=scored_at))
-            elif len(ids_k) == 1 and duration.get(ids_k[0], 0.0) > chunk_seconds:
-                t = 0.0  # one long file: its windows, chunk_seconds of them at a time
-                while t < duration[ids_k[0]]:
-                    data = load(ids_k, windows=win, time_range=(t, t + chunk_seconds))
-                    if data.n_items:
-                        dfs.append(rows_of(data))
-                    elif data.n_items == 0 and data.dropped.get("no_modality"):
-                        break
-                    t += chunk_seconds
-            else:
-                data = load(ids_k, windows=win)
-                if data.n_items:
-                    dfs.append(rows_of(data))
-            df = pd.concat(dfs, ignore_index=True) if dfs else None
-            got = set(df["item_id"]) if df is not None else set()
-            unscorable |= set(ids_k) - got
-            if df is None or not len(df):
-                continue
-            if only is not None and got != set(ids_k):  # the part would get another name: keep the old one
-                log.warning("run %s: %d of a part's items are no longer scorable; its rows keep no attributions",
-                            run_id, len(set(ids_k) - got))
-                continue
-            if times:  # the time attributions first: the predictions part commits them
-                cat.write_time_attributions(run_id, pd.concat(times, ignore_index=True), fold=fold_label, window=kind)
-            parts.append(cat.write_predictions(run.model_name, run_id, df, run.classes, fold=fold_label, window=kind,
-                                               attributions=[c for c in df if c.startswith("attr_")]))
-            scored_now[kind] |= got
-            if kind == CLIP_WINDOW:
-                written += len(df)
-            elif kind == FRAME_WINDOW:
-                frame_rows += len(df)
-            else:
-                window_rows += len(df)
-            state["rows"] += len(df)
-        state["items"] += len(chunk)
-        state["media"] += float(sum(duration.get(i, 0.0) for i in chunk))
+            ids_k = [i for i in chunk if kind in plan.need[i]] if only is None else only.get(kind, [])
+            if ids_k:
+                df, times = maker.rows(kind, ids_k)
+                write_rows(cat, run, fold_label, kind, ids_k, df, times, written, redo=only is not None)
+        items_done += len(chunk)
+        media_done += plan.seconds(chunk)
         if progress is not None:
-            progress(ScoreProgress(state["items"], len(todo), state["media"], media_total, state["rows"],
+            progress(ScoreProgress(items_done, len(plan.todo), media_done, media_total, sum(written.rows.values()),
                                    time.perf_counter() - t_start))
-    complete = {i for i in ids if all(i in done_by_kind[k] or i in scored_now[k] for k in kinds)}
+    complete = {i for i in ids if all(i in plan.done[k] or i in written.scored.get(k, ()) for k in kinds)}
     statuses, reasons, status_path = {}, {}, None
     if record_status and ids:
         statuses, reasons, status_path = record_score_status(cat, run.config, run_id, ids, complete)
+    pred_dir = cat.layout.predictions_dir(run.model_name, run_id)
+    n_clip, n_frame = written.rows.get(CLIP_WINDOW, 0), written.rows.get(FRAME_WINDOW, 0)
     log.info("run %s (%s): wrote %d predictions, %d window rows and %d step rows, skipped %d already scored, %d "
-             "without features -> %s", run_id, fold_label, written, window_rows, frame_rows, n_skipped,
-             len(unscorable), pred_dir)
-    return ScoreResult(run_id=run_id, model=run.model_name, fold=fold_label, n_written=written,
-                       n_skipped=n_skipped, n_unscorable=len(unscorable), path=pred_dir, parts=parts,
-                       n_window_rows=window_rows, windows=window_label(win) if win is not None else None,
-                       n_frame_rows=frame_rows, explained=explain,
-                       statuses=statuses, reasons=reasons, status_path=status_path,
+             "without features -> %s", run_id, fold_label, n_clip, written.window_rows, n_frame,
+             len(ids) - len(plan.todo), len(written.unscorable), pred_dir)
+    return ScoreResult(run_id=run_id, model=run.model_name, fold=fold_label, n_written=n_clip,
+                       n_skipped=len(ids) - len(plan.todo), n_unscorable=len(written.unscorable), path=pred_dir,
+                       parts=written.parts, n_window_rows=written.window_rows,
+                       windows=window_label(win) if win is not None else None, n_frame_rows=n_frame,
+                       explained=explain, statuses=statuses, reasons=reasons, status_path=status_path,
                        media_seconds=media_total, seconds=time.perf_counter() - t_start)
 
 
@@ -461,5 +388,4 @@ def _chunks(ids: list[str], duration: dict[str, float], size: int, seconds: floa
         yield chunk
 
 
-__all__ = ["LoadedRun", "ScoreProgress", "ScoreResult", "load_run", "predict", "predict_steps", "score_items",
-           "score_windows"]
+__all__ = ["ScorePlan", "ScoreProgress", "ScoreResult", "plan_scoring", "score", "score_items", "score_windows"]

@@ -97,7 +97,7 @@ def trained(tmp_path_factory, demo_corpus) -> dict:
     """A catalog with eGeMAPS + faces of 12 labelled clips and a tiny 2-fold TACFN run trained on them."""
     from emofuse.catalog.corpora.demo import generate
     from emofuse.flows.extract import extract
-    from emofuse.fusion import api
+    from emofuse.fusion import training_run
 
     base = tmp_path_factory.mktemp("archive")
     src = str(base / "train")
@@ -108,8 +108,8 @@ def trained(tmp_path_factory, demo_corpus) -> dict:
     generate(src, actors=[3], emotions=EMOTIONS, statements=(1,))
     catalog = str(base / "catalog")
     extract(source=src, catalog=catalog, corpus="ravdess", feature_sets=FEATURE_SETS, n_workers=2)
-    res = api.train(catalog, model="tacfn", feature_sets=FEATURE_SETS, model_config=TINY_TACFN, epochs=2,
-                    folds=PLAN, seed=0, threads=1)
+    res = training_run.train(catalog, model="tacfn", feature_sets=FEATURE_SETS, model_config=TINY_TACFN, epochs=2,
+                             folds=PLAN, seed=0, threads=1)
     pristine = str(base / "catalog-after-training")
     shutil.copytree(catalog, pristine)
     return {"base": base, "catalog": catalog, "pristine": pristine, "run_id": res.run_id}
@@ -244,7 +244,7 @@ def test_windows_of_a_long_video_cover_its_whole_duration(trained, archive, scor
 @pytest.mark.slow
 def test_long_items_give_the_same_rows_block_by_block_and_range_by_range(trained, archive, scored):
     from emofuse.fusion.align import load_aligned
-    from emofuse.fusion.score import load_run, predict
+    from emofuse.fusion.predict import load_run, predict
 
     cat = Catalog(trained["catalog"])
     run = load_run(trained["catalog"], trained["run_id"])

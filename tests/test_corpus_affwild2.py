@@ -196,16 +196,16 @@ def test_evaluation_plan_holds_out_official_validation_and_keeps_videos_together
 def test_rcma_trains_per_frame_on_the_corpus_and_scores_every_step(extracted):
     """Per-frame RCMA end to end, a 2-epoch smoke run (tests/test_rcma_per_frame.py checks that it learns)."""
     from emofuse.catalog.schemas import FRAME_WINDOW  # noqa: F401 - used by the query string below
-    from emofuse.fusion import api
+    from emofuse.fusion import score as scoring, training_run
 
     root = extracted["catalog"]
-    res = api.train(root, model="rcma", epochs=2, threads=1,
-                    model_config={"channels": {"face": 16, "audio": 8}, "n_levels": 2, "regressor_hidden": 16})
+    res = training_run.train(root, model="rcma", epochs=2, threads=1,
+                             model_config={"channels": {"face": 16, "audio": 8}, "n_levels": 2, "regressor_hidden": 16})
     (fold,) = res.folds
     assert fold["test_speakers"] == ["2-25-192x192"] and fold["test"]["n_videos"] == 1
     assert np.isfinite([fold["test"]["ccc_valence"], fold["test"]["ccc_arousal"]]).all()
     assert "Trained per frame" in res.markdown
-    scored = api.score(root, res.run_id, threads=1)
+    scored = scoring.score(root, res.run_id, threads=1)
     steps = pd.read_parquet(scored.path).query("window == @FRAME_WINDOW")
     per_item = steps.groupby("item_id").agg(n=("start", "size"), end=("end", "max"))
     assert scored.n_frame_rows == len(steps) and len(per_item) == 4

@@ -97,11 +97,11 @@ def test_extract_fills_every_label_column(extracted):
 
 
 def test_tacfn_trains_on_the_corpus_speaker_folds_and_beats_chance(extracted):
-    from emofuse.fusion import api
+    from emofuse.fusion import training_run
 
     catalog = extracted["catalog"]
-    res = api.train(catalog, model="tacfn", model_config=TINY_TACFN, align={"steps": 16}, epochs=25, lr=3e-3,
-                    seed=0, threads=1)
+    res = training_run.train(catalog, model="tacfn", model_config=TINY_TACFN, align={"steps": 16}, epochs=25, lr=3e-3,
+                             seed=0, threads=1)
     cfg = RunConfig.load(RunFolder(res.run_dir))
     assert cfg.folds == crema_d.evaluation_plan(Catalog(catalog).media())  # the recipe's plan, saved with the run
     assert cfg.classes == list(crema_d.CLASSES)  # the recipe's class order

@@ -139,10 +139,10 @@ def test_every_turn_is_extracted_on_its_own_timeline(extracted):
 
 
 def test_tacfn_beats_chance_on_held_out_sessions(extracted):
-    from emofuse.fusion import api
+    from emofuse.fusion import training_run
 
-    res = api.train(extracted["catalog"], model="tacfn", model_config={"n_layers": 1, "d_ff": 64, "n_heads": 4},
-                    align={"steps": 16}, epochs=30, lr=3e-3, seed=0, threads=1)
+    res = training_run.train(extracted["catalog"], model="tacfn", model_config={"n_layers": 1, "d_ff": 64, "n_heads": 4},
+                             align={"steps": 16}, epochs=30, lr=3e-3, seed=0, threads=1)
     assert [f["test_speakers"] for f in res.folds] == [["Session1"], ["Session2"], ["Session3"]]  # the plan's values
     assert all(f["n_test_items"] == 16 for f in res.folds)
     assert res.metrics["accuracy"]["mean"] >= 0.45, res.markdown  # chance is 0.25

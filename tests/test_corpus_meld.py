@@ -120,10 +120,10 @@ def test_extract_fills_every_label_column_and_reports_what_does_not_match(extrac
 
 
 def test_tacfn_trains_on_the_official_split(extracted):
-    from emofuse.fusion import api
+    from emofuse.fusion import training_run
 
-    res = api.train(extracted["catalog"], model="tacfn", model_config=TINY_TACFN, align={"steps": 16}, epochs=3,
-                    seed=0, threads=1)
+    res = training_run.train(extracted["catalog"], model="tacfn", model_config=TINY_TACFN, align={"steps": 16}, epochs=3,
+                             seed=0, threads=1)
     cfg = RunConfig.load(RunFolder(res.run_dir))
     assert cfg.folds.to_dicts() == [{"fold": 0, "by": "split", "train": ["train"], "val": ["dev"], "test": ["test"]}]
     assert cfg.classes == [c for c in meld.CLASSES]  # every class is present: MELD's order

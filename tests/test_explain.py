@@ -22,13 +22,15 @@ import torch
 from emofuse.catalog.records import ExtractResult, FeatureSetDescription, Sequence
 from emofuse.catalog.schemas import TIME_ATTRIBUTION_COLUMNS, Status, prediction_schema
 from emofuse.catalog.store import Catalog
-from emofuse.fusion import api
+from emofuse.fusion import training_run
+from emofuse.fusion.torch_threads import torch_threads
 from emofuse.fusion.align import load_aligned
 from emofuse.fusion.dataset import FusionDataset
 from emofuse.fusion.explain import explain, step_edges
 from emofuse.fusion.inference import step_mask
 from emofuse.fusion.models.common import masked_mean
-from emofuse.fusion.score import load_run, score_items
+from emofuse.fusion.predict import load_run
+from emofuse.fusion.score import score_items
 from tests.snapshots import file_snapshot
 
 FACE_DIM = 16
@@ -93,10 +95,10 @@ def runs(tmp_path_factory) -> dict:
     """One catalog, a concat_mlp (occlusion) and a TACFN (attention) run trained on it; nothing scored."""
     root = str(tmp_path_factory.mktemp("explain") / "cat")
     cat = build_catalog(root)
-    mlp = api.train(root, model="concat_mlp", model_config={"hidden": [16]}, align={"steps": 8}, epochs=10,
-                    lr=1e-2, folds=PLAN, seed=0, threads=1)
-    tacfn = api.train(root, model="tacfn", align={"steps": 8}, epochs=8, lr=5e-3, folds=PLAN[:1], seed=0,
-                      threads=1, model_config={"n_layers": 1, "d_model": 16, "n_heads": 2, "d_ff": 32,
+    mlp = training_run.train(root, model="concat_mlp", model_config={"hidden": [16]}, align={"steps": 8}, epochs=10,
+                             lr=1e-2, folds=PLAN, seed=0, threads=1)
+    tacfn = training_run.train(root, model="tacfn", align={"steps": 8}, epochs=8, lr=5e-3, folds=PLAN[:1], seed=0,
+                               threads=1, model_config={"n_layers": 1, "d_model": 16, "n_heads": 2, "d_ff": 32,
                                                "attn_dim": 16})
     no_face = set(cat.status(KEYS["faces"]).query("status == 'no_face'")["item_id"])
     return {"root": root, "mlp": mlp.run_id, "tacfn": tacfn.run_id, "no_face": no_face}
@@ -106,7 +108,7 @@ def runs(tmp_path_factory) -> dict:
 def explained(runs, tmp_path_factory) -> dict:
     """A copy of the catalog scored with explain (clips and 1 s windows) by both runs."""
     root = _copy(runs["root"], tmp_path_factory.mktemp("explained"))
-    with api.torch_threads(1):
+    with torch_threads(1):
         for run_id in (runs["mlp"], runs["tacfn"]):
             res = score_items(root, run_id, windows=WINDOWS, explain=True, device="cpu")
             assert res.explained and res.n_written == 30
@@ -154,7 +156,7 @@ def test_two_runs_give_the_same_numbers_and_explain_leaves_predictions_alone(run
     predictions are those of before (same values, no attr_ column)."""
     again = _copy(runs["root"], tmp_path / "again")
     plain = _copy(runs["root"], tmp_path / "plain")
-    with api.torch_threads(1):
+    with torch_threads(1):
         score_items(again, runs["mlp"], windows=WINDOWS, explain=True, device="cpu")
         score_items(plain, runs["mlp"], windows=WINDOWS, device="cpu")
     key = ["window", "item_id", "start"]
@@ -206,7 +208,7 @@ def test_an_absent_modality_changes_nothing(runs, explained):
 def test_explain_upgrades_rows_scored_without_it_in_place(runs, tmp_path):
     root = _copy(runs["root"], tmp_path)
     cat = Catalog(root)
-    with api.torch_threads(1):
+    with torch_threads(1):
         first = score_items(root, runs["mlp"], windows=WINDOWS, device="cpu")
         parts = sorted(os.path.basename(p) for p in first.parts)
         second = score_items(root, runs["mlp"], windows=WINDOWS, explain=True, device="cpu")
@@ -240,13 +242,13 @@ def test_dimensional_runs_explain_valence_and_arousal_over_several_model_windows
     root = str(tmp_path / "cat")
     build_catalog(root, dimensional=True, n_speakers=4, reps=2)
     plan = [{"fold": 0, "train": ["Actor_01", "Actor_02"], "val": ["Actor_03"], "test": ["Actor_04"]}]
-    res = api.train(root, model="rcma", align={"steps": 5, "hop": 3, "rate": 5.0}, epochs=2, folds=plan, seed=0,
-                    threads=1, model_config={"channels": {"face": 8, "audio": 8}, "n_levels": 1,
+    res = training_run.train(root, model="rcma", align={"steps": 5, "hop": 3, "rate": 5.0}, epochs=2, folds=plan, seed=0,
+                             threads=1, model_config={"channels": {"face": 8, "audio": 8}, "n_levels": 1,
                                              "regressor_hidden": 8})
     cat = Catalog(root)
     run = load_run(root, res.run_id, device="cpu")
     assert run.task.dimensional == ("valence", "arousal") and not run.task.n_classes
-    with api.torch_threads(1):
+    with torch_threads(1):
         score_items(root, res.run_id, explain=True, device="cpu")
     p = cat.predictions(run_id=res.run_id)
     attr = sorted(c for c in p if c.startswith("attr_"))

@@ -15,11 +15,11 @@ import torch
 
 from emofuse.catalog.runs import RunFolder, RunIntegrityError
 from emofuse.catalog.store import Catalog
-from emofuse.fusion import api, runs
+from emofuse.fusion import runs, score as scoring, training_run
 from emofuse.fusion.align import load_aligned
 from emofuse.fusion.inference import Task
 from emofuse.fusion.run_config import RunConfig, latest_run
-from emofuse.fusion.score import load_run, predict
+from emofuse.fusion.predict import load_run, predict
 from synthetic_catalog import build_synthetic_catalog
 from test_fusion_train import TINY_TACFN
 
@@ -33,8 +33,8 @@ PLAN = [
 def trained(tmp_path_factory) -> dict:
     root = str(tmp_path_factory.mktemp("fusion-runs") / "cat")
     _, media = build_synthetic_catalog(root, n_speakers=6, reps=2)
-    res = api.train(root, model="tacfn", model_config=TINY_TACFN, align={"steps": 16}, epochs=4, folds=PLAN,
-                    seed=1, threads=1)
+    res = training_run.train(root, model="tacfn", model_config=TINY_TACFN, align={"steps": 16}, epochs=4, folds=PLAN,
+                             seed=1, threads=1)
     return {"root": root, "res": res, "media": media}
 
 
@@ -87,7 +87,7 @@ def test_reloaded_run_scores_bit_identically_on_cpu(trained, tmp_path):
     per_fold = [predict(run, data, fold=f)[cols].to_numpy(np.float64) for f in (0, 1)]
     np.testing.assert_allclose(outs[0][cols].to_numpy(), (per_fold[0] + per_fold[1]) / 2, rtol=1e-6)
     copy, _ = _copy_run(trained, tmp_path)
-    api.score(copy, run_id, threads=1)
+    scoring.score(copy, run_id, threads=1)
     written = pd.read_parquet(os.path.join(copy, "predictions")).set_index("item_id").loc[outs[0]["item_id"]]
     assert np.array_equal(written[cols].to_numpy(), outs[0][cols].to_numpy())
     assert (written["label"].to_numpy() == outs[0]["label"].to_numpy()).all()
@@ -110,7 +110,7 @@ def test_pickled_and_tampered_weights_are_refused(trained, tmp_path):
     with pytest.raises(RunIntegrityError, match="pickle"):
         load_run(root, run_id)
     with pytest.raises(RunIntegrityError, match="pickle|safetensors"):
-        api.score(root, run_id)
+        scoring.score(root, run_id)
     # 2) one changed byte in the tensor data: the checksum no longer matches
     man["files"]["fold-0.safetensors"]["sha256"] = hashlib.sha256(original).hexdigest()
     open(os.path.join(run_dir, "manifest.json"), "w").write(json.dumps(man))
@@ -140,17 +140,17 @@ def test_pickled_and_tampered_weights_are_refused(trained, tmp_path):
 def test_rescoring_writes_nothing_new_and_pandas_reads_the_partitions(trained, tmp_path):
     root, run_id = _copy_run(trained, tmp_path)
     ids = [m["item_id"] for m in trained["media"]]
-    first = api.score(root, run_id, item_ids=ids[:10], threads=1)
+    first = scoring.score(root, run_id, item_ids=ids[:10], threads=1)
     assert (first.n_written, first.n_skipped) == (10, 0)
-    rest = api.score(root, run_id, threads=1)  # all items: only the 38 new ones are written
+    rest = scoring.score(root, run_id, threads=1)  # all items: only the 38 new ones are written
     assert (rest.n_written, rest.n_skipped) == (len(ids) - 10, 10)
     pred_dir = rest.path
     before = {f: os.path.getmtime(os.path.join(pred_dir, f)) for f in os.listdir(pred_dir)}
-    again = api.score(root, run_id, threads=1)
+    again = scoring.score(root, run_id, threads=1)
     assert (again.n_written, again.n_skipped) == (0, len(ids))
     assert {f: os.path.getmtime(os.path.join(pred_dir, f)) for f in os.listdir(pred_dir)} == before
-    one_fold = api.score(root, run_id, fold=1, item_ids=ids[:5], threads=1)
-    assert one_fold.n_written == 5 and api.score(root, run_id, fold=1, item_ids=ids[:5], threads=1).n_written == 0
+    one_fold = scoring.score(root, run_id, fold=1, item_ids=ids[:5], threads=1)
+    assert one_fold.n_written == 5 and scoring.score(root, run_id, fold=1, item_ids=ids[:5], threads=1).n_written == 0
     df = pd.read_parquet(os.path.join(root, "predictions"))
     assert {"model", "run", "item_id", "fold", "start", "end", "label", "score", "p_happy", "scored_at"} <= set(df)
     assert set(df["model"].astype(str)) == {"tacfn"} and set(df["run"].astype(str)) == {run_id}

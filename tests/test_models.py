@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from emofuse.fusion.losses import ccc, ccc_loss, cross_entropy
-from emofuse.fusion.models import MODELS, build_model, count_parameters
+from emofuse.fusion.models import build_model, count_parameters, model_names
 from emofuse.fusion.models.common import MaskedBatchNorm, position_embedding
 from emofuse.fusion.models.rcma import RCMA, RCMAConfig, TemporalEncoder
 from emofuse.fusion.models.tacfn import TACFN, TACFNConfig
@@ -317,10 +317,10 @@ def test_batch_sum_attention_makes_outputs_batch_dependent(bidirectional: bool):
 
 
 def test_registry_builds_every_model_and_round_trips_config():
-    assert set(MODELS) == {"tacfn", "rcma", "concat_mlp", "unimodal"}
+    assert {"tacfn", "rcma", "concat_mlp", "unimodal"} <= set(model_names())
     with pytest.raises(ValueError, match="unknown model"):
         build_model("nope")
-    for name in MODELS:
+    for name in ("tacfn", "rcma", "concat_mlp", "unimodal"):
         model = build_model(name)
         again = build_model(name, **dataclasses.asdict(model.config))
         assert again.config == model.config

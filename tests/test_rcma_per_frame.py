@@ -1,4 +1,4 @@
-"""RCMA trained per frame (fusion.api.train on a catalog with per-frame labels), its metrics and its per-step predictions.
+"""RCMA trained per frame (fusion.training_run.train on a catalog with per-frame labels), its metrics and its per-step predictions.
 
 The catalog (``synthetic_frames``): per clip, smooth latent signals drive the per-frame
 valence/arousal labels (10 fps, with unannotated runs) and the features (face along a valence
@@ -14,11 +14,11 @@ import pytest
 from emofuse.catalog.runs import RunFolder
 from emofuse.catalog.schemas import CLIP_WINDOW, FRAME_WINDOW
 from emofuse.catalog.store import Catalog
-from emofuse.fusion import api, runs
+from emofuse.fusion import runs, score as scoring, training_run
 from emofuse.fusion.align import load_aligned
 from emofuse.fusion.metrics import frame_regression_metrics
 from emofuse.fusion.run_config import RunConfig
-from emofuse.fusion.score import load_run
+from emofuse.fusion.predict import load_run
 from emofuse.fusion.targets import stitch_steps
 from synthetic_frames import build_frame_catalog
 
@@ -30,8 +30,8 @@ PLAN = [{"fold": 0, "train": ["S01", "S02", "S03", "S04"], "val": ["S05"], "test
 def trained(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("rcma-frames") / "cat")
     build_frame_catalog(root, n_speakers=6, clips=3)
-    res = api.train(root, model="rcma", model_config=TINY_RCMA, epochs=15, lr=3e-3, folds=PLAN, seed=0,
-                    threads=1, patience=50)
+    res = training_run.train(root, model="rcma", model_config=TINY_RCMA, epochs=15, lr=3e-3, folds=PLAN, seed=0,
+                             threads=1, patience=50)
     return root, res
 
 
@@ -70,13 +70,13 @@ def test_rcma_trains_per_frame_and_beats_a_per_clip_constant(trained):
     metrics = RunFolder(res.run_dir).read_json(runs.METRICS)
     assert metrics["summary"]["ccc_video_mean"]["mean"] == pytest.approx(test["ccc_video_mean"])
     # a finished per-frame run resumed trains nothing more and reports the same
-    again = api.train(root, model="rcma", run_id=res.run_id, threads=1)
+    again = training_run.train(root, model="rcma", run_id=res.run_id, threads=1)
     assert again.metrics == res.metrics
 
 
 def test_scoring_a_per_frame_run_writes_one_row_per_step(trained):
     root, res = trained
-    scored = api.score(root, res.run_id, threads=1)
+    scored = scoring.score(root, res.run_id, threads=1)
     df = pd.read_parquet(scored.path)
     assert set(df["window"]) == {CLIP_WINDOW, FRAME_WINDOW} and scored.n_written == 18
     steps = df[df["window"] == FRAME_WINDOW]
@@ -98,4 +98,4 @@ def test_scoring_a_per_frame_run_writes_one_row_per_step(trained):
     for key in ("ccc_valence", "ccc_arousal", "ccc_video_mean"):
         assert m[key] == pytest.approx(test[key], abs=tol)
     # scoring again writes nothing new
-    assert api.score(root, res.run_id, threads=1).n_frame_rows == 0
+    assert scoring.score(root, res.run_id, threads=1).n_frame_rows == 0

@@ -146,7 +146,7 @@ def scored(tmp_path_factory, demo_corpus) -> dict:
     from emofuse.catalog.corpora.demo import generate
     from emofuse.flows.extract import extract
     from emofuse.flows.score import score
-    from emofuse.fusion import api
+    from emofuse.fusion import training_run
 
     base = tmp_path_factory.mktemp("report")
     src = str(base / "videos")
@@ -163,8 +163,8 @@ def scored(tmp_path_factory, demo_corpus) -> dict:
     open(empty, "wb").close()
     catalog = str(base / "catalog")
     extract(source=src, catalog=catalog, corpus="ravdess", feature_sets=FEATURE_SETS, n_workers=2)
-    run = api.train(catalog, model="tacfn", feature_sets=FEATURE_SETS, model_config=TINY_TACFN, epochs=2,
-                    folds=PLAN, seed=0, threads=1).run_id
+    run = training_run.train(catalog, model="tacfn", feature_sets=FEATURE_SETS, model_config=TINY_TACFN, epochs=2,
+                             folds=PLAN, seed=0, threads=1).run_id
     # the score/catalog path: every item of the catalog, nothing to extract (no second cluster)
     out = score(catalog=catalog, run_id=run, window=1.0, hop=0.5, explain=True)
     return {"catalog": catalog, "run_id": run, "out": out, "mute": mute, "empty": empty, "base": base}

@@ -137,11 +137,11 @@ def test_extract_into_s3_with_an_external_cluster_equals_a_local_folder(extracte
 
 
 def test_train_and_score_archive_on_s3(extracted, corpus, env, dask_cluster, tmp_path):
-    from emofuse.fusion import api
+    from emofuse.fusion import training_run
 
     root = extracted["s3"]
-    res = api.train(root, model="tacfn", feature_sets=FEATURE_SETS, model_config=TINY_TACFN, epochs=2, folds=PLAN,
-                    seed=0, threads=1)
+    res = training_run.train(root, model="tacfn", feature_sets=FEATURE_SETS, model_config=TINY_TACFN, epochs=2, folds=PLAN,
+                             seed=0, threads=1)
     cat = Catalog(root)
     assert res.run_id in cat.runs() and res.run_dir.startswith("s3://")
     assert any(f.endswith(".safetensors") for f in cat.run(res.run_id).manifest()["files"])

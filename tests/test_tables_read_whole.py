@@ -28,7 +28,6 @@ from emofuse.catalog.records import ExtractResult, FeatureSetDescription
 from emofuse.catalog.status import StatusEntry
 from emofuse.catalog.store import Catalog
 from emofuse.fusion import training_run
-from emofuse.fusion.torch_threads import torch_threads
 from emofuse.fusion.score import score_items
 from emofuse.fusion.torch_threads import torch_threads
 from tests.test_explain import KEYS, PLAN, build_catalog

@@ -1,4 +1,8 @@
-"""Fusion models by name: ``build_model("tacfn" | "rcma" | "concat_mlp" | "unimodal", **config)``.
+"""Fusion models, one registered :class:`~emofuse.fusion.models.registry.ModelSpec` each.
+
+Built in: ``tacfn`` (:mod:`.tacfn`), ``rcma`` (:mod:`.rcma`), ``concat_mlp`` and ``unimodal``
+(:mod:`.baselines`); other packages add models through the ``emofuse.models`` entry points
+(see :mod:`.registry`). ``build_model(name, **config)`` builds one.
 
 Every model takes ``forward(inputs, masks=None)`` with ``inputs`` a dict modality ->
 (N, L, d) tensor and ``masks`` a dict modality -> bool (N, L) (True = valid step), and
@@ -12,6 +16,9 @@ current one (:func:`with_revision`), a saved config without one predates revisio
 (:func:`saved_model_config`: revision 1). An old RCMA still builds (its head is restored);
 an old TACFN cannot be built and says to retrain.
 
+This package imports no model module by itself (the registry loads them on its first lookup),
+so :mod:`.common` can be imported by the training code without a cycle.
+
 Example:
     >>> from emofuse.fusion.models import build_model, count_parameters
     >>> model = build_model("tacfn", input_dims={"audio": 25, "face": 512}, n_classes=8)
@@ -20,37 +27,22 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from torch import nn
-
-from emofuse.fusion.models.baselines import ConcatMLP, ConcatMLPConfig, Unimodal, UnimodalConfig
 from emofuse.fusion.models.common import count_parameters
-from emofuse.fusion.models.rcma import RCMA, RCMAConfig
-from emofuse.fusion.models.tacfn import TACFN, TACFNConfig
-
-#: name -> (model class, config dataclass)
-MODELS: dict[str, tuple[type[nn.Module], type]] = {
-    "tacfn": (TACFN, TACFNConfig),
-    "rcma": (RCMA, RCMAConfig),
-    "concat_mlp": (ConcatMLP, ConcatMLPConfig),
-    "unimodal": (Unimodal, UnimodalConfig),
-}
-
-
-def build_model(name: str, **config: Any) -> nn.Module:
-    """Build the model registered as ``name`` from keyword config fields."""
-    try:
-        model_cls, config_cls = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}") from None
-    return model_cls(config_cls(**config))
-
-
-def _has_revision(name: str) -> bool:
-    return name in MODELS and any(f.name == "revision" for f in dataclasses.fields(MODELS[name][1]))
+from emofuse.fusion.models.registry import (
+    Abilities,
+    ModelInputs,
+    ModelSpec,
+    build_model,
+    find_preset,
+    get_model,
+    model_names,
+    models,
+    preset_names,
+    register_model,
+)
 
 
 def with_revision(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,10 +53,8 @@ def with_revision(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
     >>> with_revision("concat_mlp", {"n_classes": 8})
     {'n_classes': 8}
     """
-    cfg = dict(config)
-    if _has_revision(name):
-        cfg.setdefault("revision", MODELS[name][1]().revision)
-    return cfg
+    spec = models().get(name)
+    return spec.new_config(config) if spec is not None else dict(config)
 
 
 def saved_model_config(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,14 +67,11 @@ def saved_model_config(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
     ...
     ValueError: TACFN revision 1 (e.g. a run trained by an older emofuse) cannot be built: ...
     """
-    cfg = dict(config)
-    if _has_revision(name):
-        cfg.setdefault("revision", 1)
-    return cfg
+    spec = models().get(name)  # an unknown name fails when the model is built
+    return spec.saved_config(config) if spec is not None else dict(config)
 
 
 __all__ = [
-    "MODELS", "build_model", "count_parameters", "saved_model_config", "with_revision",
-    "TACFN", "TACFNConfig", "RCMA", "RCMAConfig",
-    "ConcatMLP", "ConcatMLPConfig", "Unimodal", "UnimodalConfig",
+    "Abilities", "ModelInputs", "ModelSpec", "build_model", "count_parameters", "find_preset", "get_model",
+    "model_names", "models", "preset_names", "register_model", "saved_model_config", "with_revision",
 ]

@@ -20,6 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from emofuse.fusion.models.common import as_sequence, count_parameters, get_mask, masked_mean
+from emofuse.fusion.models.registry import Abilities, ModelSpec, register_model
+from emofuse.fusion.presets import Preset
 
 
 @dataclass
@@ -96,3 +98,28 @@ class Unimodal(ConcatMLP):
         if cfg.modality not in cfg.input_dims:
             raise ValueError(f"no input_dims for modality {cfg.modality!r}")
         self._build(cfg.input_dims, (cfg.modality,), cfg.n_classes, tuple(cfg.hidden), cfg.dropout)
+
+
+@register_model
+class ConcatMLPModel(ModelSpec):
+    """Early fusion in the registry: classes per clip, from face and audio (and text when present)."""
+
+    name = "concat_mlp"
+    network = ConcatMLP
+    config_class = ConcatMLPConfig
+    abilities = Abilities(per_clip=True, categorical=True)
+    presets = (Preset("concat_mlp", {"face": "faces", "audio": "egemaps"}, {"text": "text"}),)
+    demo_epochs = 40
+
+
+@register_model
+class UnimodalModel(ModelSpec):
+    """One modality alone in the registry (what fusion adds is measured against it)."""
+
+    name = "unimodal"
+    network = Unimodal
+    config_class = UnimodalConfig
+    abilities = Abilities(per_clip=True, categorical=True)
+    presets = (Preset("unimodal_audio", {"audio": "egemaps"}, model_config={"modality": "audio"}),
+               Preset("unimodal_face", {"face": "faces"}, model_config={"modality": "face"}))
+    demo_epochs = 40

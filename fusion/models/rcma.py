@@ -42,10 +42,10 @@ RCMA commit):
   regressor 512 -> 256, v1 ``DCNLayer(512, 128, 512)``); ours follow the TCN widths.
 * Targets: the official code trains one model per target (one output); ``n_targets=2``
   predicts valence and arousal from one model (``n_targets=1`` is the official shape).
-* TCN dropout is element-wise ``nn.Dropout``. The RJCMA repository publishes its TCN module
-  only as bytecode; of the same-lineage TCN files in text, the authors' JCA repository's
-  uses ``Dropout2d`` (whole channels) and the ABAW3 one ``nn.Dropout``; both give the
-  xavier gain sqrt(2) used here.
+* TCN: as the RJCMA repository's ``models/temporal_convolutional_model.py`` (plain source in
+  every commit from the first upload on): element-wise ``nn.Dropout``, xavier gain sqrt(2)
+  on the residual conv. (The authors' earlier JCA repository's TCN drops whole channels,
+  ``Dropout2d``.)
 * Weight norm uses ``torch.nn.utils.parametrizations.weight_norm``: the official
   ``weight_g``/``weight_v`` are our ``parametrizations.weight.original0``/``original1``.
 * Additions with no official counterpart: the classification head (``n_classes``), any
@@ -66,6 +66,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -79,6 +80,10 @@ from emofuse.fusion.models.common import (
     masked_mean,
     zero_masked,
 )
+from emofuse.fusion.data_config import AlignConfig
+from emofuse.fusion.models.registry import Abilities, ModelInputs, ModelSpec, register_model
+from emofuse.fusion.presets import Preset
+from emofuse.fusion.train import TrainConfig
 
 #: TCN output width per modality when ``channels`` does not name it (models.md: official
 #: video 512, eGeMAPS audio 64, text 512). Other modality names fall back to 128.
@@ -289,3 +294,24 @@ class RCMA(nn.Module):
     def n_parameters(self) -> int:
         """Trainable parameter count."""
         return count_parameters(self)
+
+
+@register_model
+class RCMAModel(ModelSpec):
+    """RCMA in the registry: valence/arousal per clip or per frame (1 - CCC), classes per clip (the
+    pooled classification head); face, audio and text (when the catalog has it) on windows."""
+
+    name = "rcma"
+    network = RCMA
+    config_class = RCMAConfig
+    abilities = Abilities(per_clip=True, per_frame=True, categorical=True, dimensional=True)
+    presets = (Preset("rcma", {"face": "faces", "audio": "egemaps"}, {"text": "text"},
+                      align=AlignConfig(mode="window", steps=100, hop=50, rate=25.0),
+                      train=TrainConfig(epochs=50, batch_size=12, lr=1e-4, weight_decay=1e-3)),)
+    demo_epochs = 30
+
+    def heads(self, inputs: ModelInputs, roles: Mapping[str, Any]) -> dict[str, Any]:
+        """W_k acts over time, so the window length is part of the model; a classifier when the run
+        has classes, one regression output per dimensional target."""
+        return {"seq_len": inputs.steps, "n_classes": inputs.task.n_classes or None,
+                "n_targets": len(inputs.task.dimensional)}

@@ -58,6 +58,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -71,6 +72,8 @@ from emofuse.fusion.models.common import (
     position_embedding,
     zero_masked,
 )
+from emofuse.fusion.models.registry import Abilities, ModelInputs, ModelSpec, register_model
+from emofuse.fusion.presets import Preset
 
 #: Revision of this model's definition; saved runs record it (``revision`` in the config).
 #: 1: interleaved position table from 0, head on the Transformer summary q. 2: as the
@@ -219,3 +222,21 @@ class TACFN(nn.Module):
     def n_parameters(self) -> int:
         """Trainable parameter count."""
         return count_parameters(self)
+
+
+@register_model
+class TACFNModel(ModelSpec):
+    """TACFN in the registry: classes per clip; target = face, query = audio by default (text, when
+    asked for, is an extra input of the head)."""
+
+    name = "tacfn"
+    network = TACFN
+    config_class = TACFNConfig
+    abilities = Abilities(per_clip=True, per_frame=False, categorical=True, dimensional=False)
+    presets = (Preset("tacfn", {"face": "faces", "audio": "egemaps"}, model_config={"target": "face", "query": "audio"}),)
+    demo_epochs = 40
+
+    def heads(self, inputs: ModelInputs, roles: Mapping[str, Any]) -> dict[str, Any]:
+        """The classes, and every input that is neither target nor query as an ``extra`` head input."""
+        return {"n_classes": inputs.task.n_classes,
+                "extra": [m for m in inputs.dims if m not in (roles["target"], roles["query"])]}
