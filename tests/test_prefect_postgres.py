@@ -31,7 +31,8 @@ def test_serve_with_postgres_database_runs_a_deployment(tmp_path, postgres):
     crema_d.generate(corpus, actors=1, sentences=("IEO",), emotions=("ANG", "HAP"))
     catalog = str(tmp_path / "catalog")
     stack = ls.LocalStack(tmp_path / "state", ls.free_port())
-    env = ls.server_env(stack.api_url, home=str(tmp_path / "prefect-home"))  # no SQLite database of a test session
+    env = {**ls.server_env(stack.api_url, home=str(tmp_path / "prefect-home")),  # no SQLite database of the session
+           "EMOFUSE_DATA": str(tmp_path / "data")}  # the server's log
     since = dt.datetime.now(dt.timezone.utc)
     ls.start_serve(stack, ["--catalog", catalog, "--port", str(stack.port), "--database", postgres.url], env=env)
     try:
