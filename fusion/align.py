@@ -67,10 +67,10 @@ Example (a catalog of two 2 s clips with 100 Hz features):
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -110,21 +110,6 @@ log = logging.getLogger(__name__)
 WINDOW_SPAN_S = 600.0
 
 
-@dataclass
-class AlignedRows:
-    """The align stage's output: ``items`` (one row per clip or window) and the model rows."""
-
-    items: pd.DataFrame
-    row_item: np.ndarray
-    row_start: np.ndarray
-    row_end: np.ndarray
-    x: dict[str, np.ndarray]
-    mask: dict[str, np.ndarray]
-    row_step: np.ndarray | None = None
-    frame_targets: np.ndarray | None = None
-    frame_mask: np.ndarray | None = None
-
-
 # --------------------------------------------------------------------------- 4. align
 def segment_edges(cfg: DataConfig, modality: str, ws: float, we: float) -> np.ndarray:
     """Bin edges of ``modality`` over the segment ``[ws, we)`` (a clip from 0, or one time window).
@@ -143,13 +128,14 @@ def segment_edges(cfg: DataConfig, modality: str, ws: float, we: float) -> np.nd
 def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dict[str, int], *,
                 windows: tuple[float, float] | None = None,
                 time_range: tuple[float, float] | None = None,
-                targets: dict[str, TargetFrames] | None = None) -> AlignedRows:
+                targets: dict[str, TargetFrames] | None = None) -> AlignedData:
     """Every item of ``items`` (item_id, duration, …) on the timeline of ``cfg.align``.
 
     Without ``windows`` a clip is one segment ``[0, duration)``; with ``(length_s, hop_s)``
     each time window (starting in ``time_range`` when given) is one. A segment is one row
     (``fixed``) or several RCMA windows (``window``). Returned ``items`` has one row per
-    segment, with its ``start``/``end`` (and ``window`` number with ``windows``).
+    segment, with its ``start``/``end`` (and ``window`` number with ``windows``); the label
+    order (``classes``), timings and drop counts are :func:`load_aligned`'s to fill in.
     ``targets`` (item_id -> label frames, :func:`~emofuse.fusion.targets.read_frame_targets`;
     whole clips only): per-step targets on the same edges, windowed like the features.
     """
@@ -266,8 +252,9 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
              for m, v in xs.items()}
     m_all = {m: (np.concatenate(v) if v else np.zeros((0, al.steps_for(m)), bool)) for m, v in ms.items()}
     se = np.asarray(row_se, np.float64).reshape(-1, 2)
-    rows = AlignedRows(items, np.asarray(row_item, np.int64), se[:, 0], se[:, 1], x_all, m_all,
-                       row_step=np.asarray(row_step, np.int64))
+    rows = AlignedData(config=cfg, items=items, row_item=np.asarray(row_item, np.int64), row_start=se[:, 0],
+                       row_end=se[:, 1], x=x_all, mask=m_all, classes=[], dims=dims,
+                       feature_sets=dict(feats.feature_sets), windows=windows, row_step=np.asarray(row_step, np.int64))
     if targets is not None:
         rows.frame_targets = (np.concatenate(ys) if ys else np.zeros((0, al.steps, n_targets), np.float32))
         rows.frame_mask = np.concatenate(yms) if yms else np.zeros((0, al.steps), bool)
@@ -404,7 +391,4 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
                "items": float(len(ids))}
     log.info("loaded %d items (%d segments, %d rows) of %s in %.2f s (read %.2f s, align %.2f s)", len(ids),
              len(rows.items), len(rows.row_item), feats.feature_sets, timings["total_s"], t_read, timings["align_s"])
-    return AlignedData(config=cfg, items=rows.items, row_item=rows.row_item, row_start=rows.row_start,
-                       row_end=rows.row_end, x=rows.x, mask=rows.mask, classes=cls, dims=dims,
-                       feature_sets=feats.feature_sets, timings=timings, dropped=dropped, windows=win,
-                       row_step=rows.row_step, frame_targets=rows.frame_targets, frame_mask=rows.frame_mask)
+    return dataclasses.replace(rows, classes=cls, timings=timings, dropped=dropped)
