@@ -50,7 +50,8 @@ def _lists(names: Sequence[str], values: np.ndarray, n: int, *, null: bool = Fal
     offsets = pa.array(np.arange(n + 1, dtype=np.int32) * k)
     if null:
         return pa.nulls(n, pa.list_(pa.string())), pa.nulls(n, pa.list_(pa.float32()))
-    name_list = pa.ListArray.from_arrays(offsets, pa.array(list(names) * n, pa.string()))
+    repeated = pc.take(pa.array(list(names), pa.string()), np.tile(np.arange(k), n))
+    name_list = pa.ListArray.from_arrays(offsets, repeated)
     value_list = pa.ListArray.from_arrays(offsets, pa.array(values.astype(np.float32).ravel(), pa.float32()))
     return name_list, value_list
 
@@ -73,33 +74,29 @@ def to_table(rows: pd.DataFrame, classes: Sequence[str], attributions: Sequence[
     return pa.Table.from_arrays(columns, schema=PREDICTION_SCHEMA)
 
 
-def _spread(df: pd.DataFrame, names: np.ndarray, parents: np.ndarray, values: np.ndarray) -> None:
-    """Add one float32 column per distinct name (first seen first), NaN where a row has no entry."""
-    for name in pd.unique(names):
+def _spread(df: pd.DataFrame, keys: pa.Array, parents: np.ndarray, values: np.ndarray, name) -> None:
+    """Add one float32 column ``name(key)`` per distinct key (first seen first), NaN where a row has none."""
+    encoded = pc.dictionary_encode(keys)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    for k, key in enumerate(encoded.dictionary.to_pylist()):
         col = np.full(len(df), np.nan, np.float32)
-        sel = names == name
+        sel = codes == k
         col[parents[sel]] = values[sel]
-        df[name] = col
-
-
-def _flat(column: pa.ChunkedArray) -> np.ndarray:
-    return pc.list_flatten(column.combine_chunks()).to_numpy(zero_copy_only=False)
+        df[name(key)] = col
 
 
 def to_wide(table: pa.Table) -> pd.DataFrame:
     """A table of current parts (and any partition columns) as the wide frame: ``p_<class>``, ``attr_*``."""
     df = table.drop_columns(LIST_NAMES).to_pandas()
-    classes = table.column("classes").combine_chunks()
-    if len(pc.list_flatten(classes)):
-        names = np.asarray(["p_" + c for c in _flat(table.column("classes"))], object)
-        _spread(df, names, pc.list_parent_indices(classes).to_numpy(), _flat(table.column("probs")).astype(np.float32))
-    mods = table.column("attribution_modality").combine_chunks()
-    if len(pc.list_flatten(mods)):
-        names = np.asarray([attribution_column(m, t) for m, t in zip(_flat(table.column("attribution_modality")),
-                                                                     _flat(table.column("attribution_target")))],
-                           object)
-        _spread(df, names, pc.list_parent_indices(mods).to_numpy(),
-                _flat(table.column("attribution")).astype(np.float32))
+    lists = {n: table.column(n).combine_chunks() for n in LIST_NAMES}
+    flat = {n: pc.list_flatten(a) for n, a in lists.items()}
+    if len(flat["classes"]):
+        _spread(df, flat["classes"], pc.list_parent_indices(lists["classes"]).to_numpy(),
+                flat["probs"].to_numpy(zero_copy_only=False), lambda c: f"p_{c}")
+    if len(flat["attribution_modality"]):
+        keys = pc.binary_join_element_wise(flat["attribution_modality"], flat["attribution_target"], "\x00")
+        _spread(df, keys, pc.list_parent_indices(lists["attribution_modality"]).to_numpy(),
+                flat["attribution"].to_numpy(zero_copy_only=False), lambda k: attribution_column(*k.split("\x00")))
     return df
 
 
