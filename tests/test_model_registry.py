@@ -106,7 +106,8 @@ def test_the_registry_lists_the_builtins_with_their_abilities():
     for name in ("concat_mlp", "unimodal"):
         assert not get_model(name).abilities.dimensional and not get_model(name).abilities.per_frame
     spec, preset = find_preset("unimodal_face")
-    assert spec.name == "unimodal" and preset.inputs == {"face": "faces"} and preset.model_config == {"modality": "face"}
+    assert spec.name == "unimodal" and preset.inputs == {"face": "faces"}
+    assert preset.model_config == {"modality": "face"}
     assert (get_model("tacfn").demo_epochs, get_model("rcma").demo_epochs) == (40, 30)
     # each built-in registers in its own module
     assert {n: type(get_model(n)).__module__.rsplit(".", 1)[-1] for n in ("tacfn", "rcma", "concat_mlp", "unimodal")} \

@@ -233,7 +233,8 @@ class TACFNModel(ModelSpec):
     network = TACFN
     config_class = TACFNConfig
     abilities = Abilities(per_clip=True, per_frame=False, categorical=True, dimensional=False)
-    presets = (Preset("tacfn", {"face": "faces", "audio": "egemaps"}, model_config={"target": "face", "query": "audio"}),)
+    presets = (Preset("tacfn", {"face": "faces", "audio": "egemaps"},
+                      model_config={"target": "face", "query": "audio"}),)
     demo_epochs = 40
 
     def heads(self, inputs: ModelInputs, roles: Mapping[str, Any]) -> dict[str, Any]:
