@@ -94,7 +94,10 @@ def prediction_table(n: int, seed: int = 0) -> Any:
                 cols[f.name] = pa.array(rng.integers(0, 100, n), pa.int64()).cast(f.type)
             else:
                 cols[f.name] = pa.nulls(n, f.type)
-    return pa.table({f.name: cols[f.name] for f in schema}, schema=schema)
+    from emofuse.catalog.prediction_rows import to_table
+
+    wide = pa.table({f.name: cols[f.name] for f in schema}, schema=schema).to_pandas()
+    return to_table(wide, CLASSES)  # as the catalog stores it: the parts' one schema (probabilities as lists)
 
 
 def write_layouts(base: str, n: int) -> dict[str, str]:
