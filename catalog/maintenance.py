@@ -136,7 +136,15 @@ def table_summary(cat: Catalog) -> pd.DataFrame:
     layout = cat.layout
     rows = [{"table": "media", "path": layout.media, "rows": len(cat.media(dedupe=False)), "unit": "(item, path)",
              "items": len(cat.media())}]
+    log_rows = cat.status(latest=False)
     st = cat.status()
+    if len(log_rows):
+        rows.append({"table": "status", "path": layout.status, "rows": len(log_rows), "unit": "attempt",
+                     "items": int(st["item_id"].nunique()), "details": f"{st['feature_set'].nunique()} feature sets"})
+    labels = cat.frame_labels()
+    if len(labels):
+        rows.append({"table": "labels", "path": layout.labels, "rows": len(labels), "unit": "(item, frame)",
+                     "items": int(labels["item_id"].nunique())})
     for key in cat.feature_sets():
         sub = st[st["feature_set"] == key]
         counts = sub["status"].value_counts().to_dict()

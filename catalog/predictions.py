@@ -38,6 +38,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Sequence
 
+import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -78,7 +79,7 @@ def part_name(fold: str, item_ids: Iterable[str], window: str = CLIP_WINDOW) -> 
     return f"{fold}-w{tag}-{h}"
 
 
-def prediction_parts(folder: str) -> tuple[object, list[str]]:
+def prediction_parts(folder: str) -> tuple[fsspec.AbstractFileSystem, list[str]]:
     """(filesystem, sorted paths) of the prediction parts under ``folder`` (a run's or the whole table)."""
     fs, path = url_to_fs(folder)
     if not fs.exists(path):
