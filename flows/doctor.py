@@ -59,6 +59,41 @@ def _onnxruntime() -> Check:
     return Check("onnxruntime", True, f"{ort.__version__}, providers {ort.get_available_providers()}")
 
 
+def cluster_security(env: dict[str, str] | None = None) -> list[Check]:
+    """The Prefect API and Dask scheduler this process would use: off loopback, with credentials."""
+    import os
+    from urllib.parse import urlsplit
+
+    from emofuse.flows.security import CLIENT_AUTH_ENV, DASK_TLS_ENV, dask_security, is_loopback
+
+    if env is None:  # the environment, and the active Prefect profile's settings where it says nothing
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL
+
+        env = dict(os.environ)
+        env.setdefault("PREFECT_API_URL", PREFECT_API_URL.value() or "")
+        env.setdefault(CLIENT_AUTH_ENV, PREFECT_API_AUTH_STRING.value() or "")
+    out: list[Check] = []
+    api = env.get("PREFECT_API_URL")
+    if api and not is_loopback(urlsplit(api).hostname or ""):
+        ok = bool(env.get(CLIENT_AUTH_ENV))
+        out.append(Check("Prefect API off loopback: auth string", ok, f"{api}, {CLIENT_AUTH_ENV} {'set' if ok else 'unset'}",
+                         "" if ok else f"export {CLIENT_AUTH_ENV}=… (the server's PREFECT_SERVER_API_AUTH_STRING)"))
+    address = env.get("EMOFUSE_DASK_ADDRESS")
+    if address and not address.startswith("tls://"):
+        host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""
+        if not is_loopback(host):
+            out.append(Check("Dask scheduler off loopback: TLS", False, f"{address} is plain TCP",
+                             f"start the cluster with TLS and use tls://… with {DASK_TLS_ENV}=CERT_DIR (README, Scale-out)"))
+    if env.get(DASK_TLS_ENV):
+        try:
+            dask_security(env[DASK_TLS_ENV])
+            out.append(Check("Dask TLS certificates", True, env[DASK_TLS_ENV]))
+        except FileNotFoundError as e:
+            out.append(Check("Dask TLS certificates", False, str(e),
+                             f"python -m emofuse.flows.certificates {env[DASK_TLS_ENV]} --host <scheduler address>"))
+    return out
+
+
 def _model_checks() -> list[Check]:
     out: list[Check] = []
     for module in ("emofuse.pipeline.model_files", "emofuse.pipeline.text"):
@@ -87,9 +122,11 @@ CHECKS: list[Callable[[], Check | list[Check]]] = [
     lambda: _import("pyarrow", "pip install 'pyarrow==26.*'"),
     lambda: _import("prefect", "pip install prefect==3.8.8"),
     lambda: _import("prefect_dask", "pip install prefect-dask==0.3.7"),
+    lambda: _import("asyncpg", "pip install asyncpg   (Prefect's PostgreSQL driver: emofuse serve --database)"),
     _fastapi,
     _espeak,
     _model_checks,
+    cluster_security,
 ]
 
 

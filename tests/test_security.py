@@ -49,6 +49,18 @@ def test_serve_refuses_non_loopback_host_without_auth_string(tmp_path):
         ls.spawn_server(ls.LocalStack(tmp_path / "state", port, host="0.0.0.0"), _clean_env(tmp_path))
 
 
+def test_doctor_flags_off_loopback_servers_without_credentials(tmp_path):
+    from emofuse.flows.doctor import cluster_security
+
+    remote = {"PREFECT_API_URL": "http://10.0.0.5:4200/api", "EMOFUSE_DASK_ADDRESS": "tcp://10.0.0.6:8786"}
+    assert [c.ok for c in cluster_security(remote)] == [False, False]
+    certs = make_certificates(tmp_path / "certs")
+    secured = {"PREFECT_API_URL": "http://10.0.0.5:4200/api", CLIENT_AUTH_ENV: SECRET,
+               "EMOFUSE_DASK_ADDRESS": "tls://10.0.0.6:8786", DASK_TLS_ENV: str(certs)}
+    assert [c.ok for c in cluster_security(secured)] == [True, True]
+    assert cluster_security({"PREFECT_API_URL": "http://127.0.0.1:4200/api", "EMOFUSE_DASK_ADDRESS": "127.0.0.1:8786"}) == []
+
+
 # --------------------------------------------------------------------------- Prefect: the auth string
 @pytest.mark.slow
 def test_prefect_server_with_auth_string_refuses_clients_without_it(tmp_path):
