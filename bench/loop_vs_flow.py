@@ -151,16 +151,13 @@ def loop_child(p: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- parent
 def flow_task_count(files: list[str]) -> int:
     """Tasks a first extract run submits: each set's batches at the flow's defaults (registration runs in the flow)."""
-    import inspect
-
-    from emofuse.flows.extract import extract
     from emofuse.pipeline.decode import probe
     from emofuse.pipeline.plan import batches
+    from emofuse.pipeline.registry import MediaRef
+    from emofuse.pipeline.request import ExtractRequest
 
-    defaults = inspect.signature(extract.fn).parameters
-    items = [{"duration": probe(f).duration} for f in files]
-    per_set = len(batches(items, max_items=defaults["batch_size"].default,
-                          max_seconds=defaults["batch_seconds"].default))
+    items = [MediaRef(f, f, duration=probe(f).duration) for f in files]
+    per_set = len(batches(items, max_items=ExtractRequest.batch_size, max_seconds=ExtractRequest.batch_seconds))
     return len(FEATURE_SETS) * per_set
 
 FLOW_CONFIGS = {  # name: (workers, expected mode; the table shows what flows.runner actually gave)

@@ -99,21 +99,22 @@ def mem_child(p: dict[str, Any]) -> dict[str, Any]:
     from emofuse.catalog.store import Catalog
     from emofuse.pipeline.batch import run_batch
     from emofuse.pipeline.decode import probe
+    from emofuse.pipeline.registry import MediaRef
     from emofuse.pipeline.threads import limit_threads
 
     limit_threads(1)
     name = p["name"]
     warm_cat = Catalog(os.path.join(p["wd"], "warm")).init().root
-    run_batch(warm_cat, name, {}, [{"item_id": "warm", "path": p["warm"], "transcript": TRANSCRIPT,
-                                    "has_audio": True, "has_video": True}])
+    run_batch(warm_cat, name, {}, [MediaRef("warm", p["warm"], transcript=TRANSCRIPT, has_audio=True,
+                                            has_video=True)])
     rss_warm = rss_mib()
     peak_before = peak_rss_mib()
     reset_ok = reset_peak_rss()
     cat = Catalog(os.path.join(p["wd"], "cat")).init()
     dur = probe(p["path"]).duration
     t0 = time.perf_counter()
-    s = run_batch(cat.root, name, {}, [{"item_id": "target", "path": p["path"], "duration": dur,
-                                        "transcript": TRANSCRIPT, "has_audio": True, "has_video": True}])
+    s = run_batch(cat.root, name, {}, [MediaRef("target", p["path"], duration=dur, transcript=TRANSCRIPT,
+                                                has_audio=True, has_video=True)])
     wall = time.perf_counter() - t0
     peak = peak_rss_mib()
     stored = dir_bytes(cat.layout.feature_set(s.feature_set))

@@ -17,10 +17,20 @@ LAYOUT_VERSION = 2
 
 
 class Status(str, Enum):
-    """Outcome of one (item, feature set) extraction. Anything but ``ok`` is retried.
+    """Outcome of one (item, feature set) extraction.
+
+    ``ok`` and the failures the content decides (:data:`FINAL_FAILURES`: ``no_face``,
+    ``no_speech``, ``no_audio``, ``no_video``, ``decode_error``, ``too_short``) are final: an
+    item id is a hash of the bytes, so the same id gives the same outcome again, and a
+    run does not try it again unless asked to (``retry_failed``). ``error`` (an unexpected
+    failure) is transient and retried by the next run, as are items without a status (a
+    killed worker, a storage failure).
 
     Scoring records its own outcome per (item, run) in the same table under the pseudo
     feature set ``score-<run_id>``: ``ok`` or ``no_features`` (see :class:`ScoreStatus`).
+
+    >>> Status.NO_FACE.final, Status.DECODE_ERROR.final, Status.ERROR.final, Status.OK.final
+    (True, True, False, False)
     """
 
     OK = "ok"
@@ -31,6 +41,17 @@ class Status(str, Enum):
     DECODE_ERROR = "decode_error"
     TOO_SHORT = "too_short"
     ERROR = "error"
+
+    @property
+    def final(self) -> bool:
+        """Whether this is a failure the content decides (see :data:`FINAL_FAILURES`)."""
+        return self.value in FINAL_FAILURES
+
+
+#: Failures the content decides: final for an unchanged file (not retried unless ``retry_failed``).
+FINAL_FAILURES: frozenset[str] = frozenset(
+    s.value for s in (Status.NO_FACE, Status.NO_SPEECH, Status.NO_AUDIO, Status.NO_VIDEO, Status.DECODE_ERROR,
+                      Status.TOO_SHORT))
 
 
 class ScoreStatus(str, Enum):

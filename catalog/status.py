@@ -29,6 +29,18 @@ Example:
     ['87fc47ac8c3f502c73dd', 'task-1']
     >>> score_status_key("tacfn-20250101-120000-abcdef")
     'score-tacfn-20250101-120000-abcdef'
+
+Which items a run still has to attempt follows from the current rows (:func:`settled`):
+``ok`` and the failures the content decides are settled, ``error`` and missing rows are not.
+
+    >>> record_status(layout, "demo-v1", [StatusEntry("c", "error", "worker lost")])
+    1
+    >>> sorted(settled(read_status(layout, "demo-v1"))), sorted(settled(read_status(layout, "demo-v1"), retry_failed=True))
+    (['a', 'b'], ['a', 'b'])
+    >>> record_status(layout, "demo-v1", [StatusEntry("b", "no_audio", "no audio stream")])
+    1
+    >>> sorted(settled(read_status(layout, "demo-v1"))), sorted(settled(read_status(layout, "demo-v1"), retry_failed=True))
+    (['a', 'b'], ['a'])
 """
 from __future__ import annotations
 
@@ -42,7 +54,7 @@ import pyarrow as pa
 
 from emofuse.catalog import atomic
 from emofuse.catalog.layout import Layout
-from emofuse.catalog.schemas import STATUS_SCHEMA, Status
+from emofuse.catalog.schemas import FINAL_FAILURES, STATUS_SCHEMA, Status
 from emofuse.catalog.tables import read_table, utcnow
 
 
@@ -112,4 +124,13 @@ def record_status(layout: Layout, feature_set: str, entries: Iterable[StatusEntr
     return len(rows)
 
 
-__all__ = ["StatusEntry", "committed_tasks", "read_status", "record_status", "score_status_key"]
+def settled(current: pd.DataFrame, *, retry_failed: bool = False) -> set[str]:
+    """Items of ``current`` (the newest row per item, as :func:`read_status` gives) that a run does not attempt
+    again: ``ok``, and the failures the content decides (:data:`~emofuse.catalog.schemas.FINAL_FAILURES`)
+    unless ``retry_failed``. ``error`` and items without a row (a killed worker, a storage failure) are retried.
+    """
+    keep = {Status.OK.value} if retry_failed else {Status.OK.value, *FINAL_FAILURES}
+    return set(current.loc[current["status"].isin(keep), "item_id"])
+
+
+__all__ = ["StatusEntry", "committed_tasks", "read_status", "record_status", "score_status_key", "settled"]

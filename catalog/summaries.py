@@ -24,6 +24,8 @@ Example:
     2
     >>> print(run.markdown().splitlines()[5])
     | `egemaps-v1-0123` | 3 | 1 | 2 | no_speech=1, ok=1 | 5.0 | 1.5 |
+    >>> print(run.markdown().splitlines()[7])   # what the recipe took from the source (run.seen, .taken, .rejections)
+    source: `src` (ravdess): 0 media files seen, 0 taken, 0 rejected
     >>> layout = Layout.at(tempfile.mkdtemp())
     >>> path = write_extract_run(layout, run)
     >>> path.endswith("/extract_runs/20250101-120000-abcdef.json")
@@ -102,6 +104,11 @@ class ExtractRunSummary:
     provenance: dict[str, Any] = field(default_factory=dict)
     #: Media rows the run added (new files, or new paths of known content).
     registered: int = 0
+    #: Media files the corpus recipe saw under ``source``, and those it took (items of them).
+    seen: int = 0
+    taken: int = 0
+    #: The rest by reason: reason -> ``{"count": files, "examples": [a few paths]}``.
+    rejections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @staticmethod
     def new_run_id() -> str:
@@ -140,7 +147,20 @@ class ExtractRunSummary:
             lines.append(f"| `{key}` | {fs.items} | {fs.already_done} | {fs.attempted} | {statuses} | "
                          f"{fs.media_seconds:.1f} | {fs.task_wall_s:.1f} |")
         return "\n".join([f"# extract run {self.run_id}", f"catalog: `{self.catalog}`", "", *lines, "",
+                          *self._intake_lines(),
                           f"{self.registered} media rows registered; wall time {self.wall_s:.1f} s"])
+
+    def _intake_lines(self) -> list[str]:
+        """What the run took from its source: files seen, taken, and the rejected ones by reason, with examples."""
+        if not self.source:
+            return []
+        rejected = sum(g["count"] for g in self.rejections.values())
+        out = [f"source: `{self.source}` ({self.corpus}): {self.seen} media files seen, {self.taken} taken, "
+               f"{rejected} rejected"]
+        for reason, g in sorted(self.rejections.items(), key=lambda kv: -kv[1]["count"]):
+            more = ", …" if g["count"] > len(g["examples"]) else ""
+            out.append(f"- {g['count']} × {reason} (e.g. {', '.join(g['examples'])}{more})")
+        return [*out, ""]
 
     def to_dict(self) -> dict[str, Any]:
         """The record as plain JSON-able data (what the flow returns and the file holds)."""

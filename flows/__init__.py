@@ -1,12 +1,6 @@
 """Prefect flows, deployments and the ``emofuse`` command line.
 
-Nothing leaves the machine: the temporary Prefect server that a flow run starts when no
-server is configured inherits ``PREFECT_SERVER_ANALYTICS_ENABLED=false`` (unless set).
-That server may wait up to 90 s to come up (Prefect's default, 20 s, fails a run on a
-machine whose cores are busy with another job) unless
-``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` says otherwise.
+Importing this package changes no global state: the Prefect settings emofuse relies on
+(no analytics from a temporary server, a patient start-up timeout) are applied when a
+flow is called or ``emofuse serve`` starts (see :mod:`emofuse.flows.prefect_env`).
 """
-import os as _os
-
-_os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-_os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

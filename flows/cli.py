@@ -134,18 +134,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from emofuse.flows.extract import extract, idle_run, run_params
+    from emofuse.flows.extract import extract, idle_run
+    from emofuse.pipeline.intake import NothingTaken
+    from emofuse.pipeline.request import ExtractRequest
 
     kwargs = COMMANDS["extract"].kwargs(args)
-    params = run_params(**{k: v for k, v in kwargs.items() if k not in ("dask_address", "n_workers")})
+    request = ExtractRequest.resolve(**{k: v for k, v in kwargs.items() if k not in ("dask_address", "n_workers")})
     try:  # a finished corpus is answered here: no Prefect server, no Dask cluster
-        idle, _ = idle_run(params)  # read-only: new files make it a flow run
+        idle, _ = idle_run(request)  # read-only: new files make it a flow run
+    except NothingTaken:  # the recipe took none of the files: main() prints why and the fix, exits 1
+        raise
     except (OSError, ValueError, KeyError):  # a bad source or option: the flow run reports it, in its logs
         idle = None
     if idle is not None:
         print(idle.markdown())
         print("nothing to do: every item is registered and extracted already (no flow run started)")
-        _print_outputs(params["catalog"])
+        _print_outputs(request.catalog)
         return 0
     record = extract(**kwargs)
     _print_outputs(record["catalog"])

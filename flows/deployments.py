@@ -91,5 +91,8 @@ def serve(source: str | None = None, catalog: str | None = None) -> None:
     """Serve all deployments in this process until interrupted (the long-running ``emofuse serve``)."""
     from prefect import serve as prefect_serve
 
+    from emofuse.flows.prefect_env import apply_defaults
+
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")
+    apply_defaults()
     prefect_serve(*deployments(source, catalog))

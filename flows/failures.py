@@ -6,7 +6,8 @@ The failure travels up as a :class:`~emofuse.catalog.storage_errors.StorageError
 (path, cause, what to do). Here:
 
 * :func:`failure_line` is what the command line prints for it (``emofuse extract: cannot
-  write /cat/…: No space left on device (…)``), exiting non-zero;
+  write /cat/…: No space left on device (…)``), exiting non-zero; it also gives the message of
+  a source whose corpus recipe took none of its files (which names the fix);
 * :func:`quiet_storage_tracebacks` keeps Prefect's log lines about such a failure but drops
   their tracebacks (they say nothing the message does not, and bury it);
 * :func:`retry_unless_permanent` is the tasks' retry condition: a store that did not answer
@@ -30,13 +31,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from emofuse.catalog.storage_errors import StorageError, find_storage_error
+from emofuse.pipeline.intake import NothingTaken
 
 #: Prefect's loggers of flow and task runs (their ERROR records carry the tracebacks).
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
 
 def failure_line(command: str, exc: BaseException, catalog: str | None) -> str | None:
-    """The one line the command prints when ``exc`` is a storage failure (None for anything else)."""
+    """What the command prints when ``exc`` is a storage failure, or a source whose recipe took none of
+    its files (:class:`~emofuse.pipeline.intake.NothingTaken`: why, and the fix); None for anything else."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, NothingTaken):
+            return f"emofuse {command}: {cause}"
+        cause = cause.__cause__ or cause.__context__
     err = find_storage_error(exc, catalog)
     return None if err is None else f"emofuse {command}: {err}"
 

@@ -21,9 +21,14 @@ DASK_ADDRESS_ENV = "EMOFUSE_DASK_ADDRESS"
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-# Dask's per-worker INFO chatter drowns the flow's own progress lines.
-for _name in ("distributed", "distributed.scheduler", "distributed.worker", "distributed.core"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+#: Loggers whose per-worker INFO chatter drowns a flow's own progress lines (quiet once a cluster is asked for).
+DASK_LOGGERS = ("distributed", "distributed.scheduler", "distributed.worker", "distributed.core")
+
+
+def quiet_dask_logs() -> None:
+    """Keep Dask's loggers at WARNING in this process."""
+    for name in DASK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def default_workers() -> int:
@@ -39,6 +44,7 @@ def dask_runner(address: str | None = None, n_workers: int | None = None,
     ``api_url`` — the server this flow itself uses, a temporary one included —
     so no worker starts a Prefect server of its own.
     """
+    quiet_dask_logs()
     address = address or os.environ.get(DASK_ADDRESS_ENV) or None
     if address:  # TLS with the certificates of $EMOFUSE_DASK_TLS when set (emofuse.flows.security)
         return DaskTaskRunner(address=address, client_kwargs=dask_client_kwargs())

@@ -30,16 +30,16 @@ import os
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
 from emofuse.catalog.corpora import recipes
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.predictions import window_label
 from emofuse.catalog.store import Catalog
-from emofuse.catalog.summaries import ExtractRunSummary
-from emofuse.flows.extract import extract_on_dask, nothing_to_do
-from emofuse.flows.runner import current_api_url, dask_runner
+from emofuse.flows.extract import DEFAULT, run_extraction
+from emofuse.flows.prefect_env import flow
+from emofuse.pipeline.request import ExtractRequest
 
 
 @flow(name="score", log_prints=True)
@@ -55,12 +55,13 @@ def score(
     hop: float | None = None,
     dask_address: str | None = None,
     n_workers: int | None = None,
-    batch_size: int = 32,
-    batch_seconds: float | None = 120.0,
+    batch_size: int = DEFAULT.batch_size,
+    batch_seconds: float | None = DEFAULT.batch_seconds,
     device: str | None = None,
     threads: int | None = 1,
     explain: bool = False,
     report: bool = True,
+    retry_failed: bool = DEFAULT.retry_failed,
 ) -> dict[str, Any]:
     """Score with a run: catalog items (``item_ids`` or all), or every file under ``source``.
 
@@ -89,6 +90,9 @@ def score(
             for emofuse report.
         report: after scoring, write the run's HTML report (``<catalog>/reports/<run_id>/index.html``:
             every file the run scored, opens offline) and link it from the flow run.
+        retry_failed: with ``source``, also extract again the files whose earlier outcome their
+            content decided (no_face, no_speech, no_audio, no_video, too_short, decode_error),
+            which a run otherwise keeps (error and unfinished items are always retried).
     """
     from emofuse.fusion.run_config import latest_run, run_feature_sets
     from emofuse.fusion.score import ScoreProgress, score_items, score_windows
@@ -112,12 +116,11 @@ def score(
         source = os.path.abspath(source) if "://" not in source else source
         configs = run_feature_sets(cat, run_id, default_key=lambda name: get_extractor(name).key)
         logger.info("extracting %s for run %s (cached items are skipped)", ", ".join(configs), run_id)
-        params = dict(source=source, catalog=root, corpus=corpus, feature_sets=list(configs), fps=5.0,
-                      batch_size=batch_size, batch_seconds=batch_seconds, selection=None, configs=configs,
-                      run_id=ExtractRunSummary.new_run_id())
-        extraction, registered = nothing_to_do(**params)  # registers new files; no cluster when all is extracted
-        extraction = extraction or extract_on_dask.with_options(
-            task_runner=dask_runner(dask_address, n_workers, api_url=current_api_url()))(**params, registered=registered)
+        request = ExtractRequest.resolve(source=source, catalog=root, corpus=corpus, feature_sets=list(configs),
+                                         batch_size=batch_size, batch_seconds=batch_seconds, configs=configs,
+                                         retry_failed=retry_failed)
+        # registers new files; no cluster when all is extracted
+        extraction = run_extraction(request, dask_address=dask_address, n_workers=n_workers)
         # the files under source now (files deleted since an earlier run are not scored)
         paths = [e.path for e in recipes.discover(corpus, source) if not e.error]
         item_ids = cat.item_ids(paths)
@@ -156,4 +159,3 @@ def write_report(catalog: str, run_id: str, *, fold: str, window: str | None) ->
                                      "open index.html from disk (it works offline)")
     get_run_logger().info("report: %s (%d files written, %.1f MB)", res.url, res.written, res.bytes / 1e6)
     return res.index
-

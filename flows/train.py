@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from emofuse.catalog.layout import Layout
+from emofuse.flows.prefect_env import flow
 
 
 @flow(name="train", log_prints=True)

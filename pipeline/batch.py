@@ -50,9 +50,9 @@ class BatchSummary:
         return asdict(self)
 
 
-def run_batch(catalog_root: str, name: str, config: dict[str, Any] | None, items: list[dict[str, Any]],
+def run_batch(catalog_root: str, name: str, config: dict[str, Any] | None, items: list[MediaRef],
               *, run_id: str = "", task_id: str | None = None) -> BatchSummary:
-    """Extract ``items`` (MediaRef fields as dicts) with one extractor and commit them.
+    """Extract ``items`` (as :func:`emofuse.pipeline.plan.plan_run` plans them) with one extractor and commit them.
 
     Items another live task holds, or that are already ``ok``, are skipped.
     """
@@ -62,7 +62,7 @@ def run_batch(catalog_root: str, name: str, config: dict[str, Any] | None, items
     key = extractor.key
     task_id = task_id or new_id()
     summary = BatchSummary(feature_set=key, task_id=task_id)
-    refs = {i["item_id"]: MediaRef(**i) for i in items}
+    refs = {ref.item_id: ref for ref in items}
     mine = catalog.claim(key, task_id, refs)
     summary.skipped = len(refs) - len(mine)
     try:
