@@ -35,7 +35,7 @@ PACKAGES = ("catalog", "pipeline", "fusion", "flows")
 #: Module -> the narrowest test files that exercise it.
 MODULES: dict[str, list[str]] = {
     "catalog/atomic.py": ["tests/test_survivors_atomic.py", "tests/test_properties_commit.py"],
-    "catalog/identity.py": ["tests/test_properties_identity.py", "tests/test_segments.py"],
+    "catalog/identity.py": ["tests/test_properties_identity.py"],
     "catalog/commit.py": ["tests/test_properties_commit.py"],
     "catalog/status.py": ["tests/test_properties_commit.py"],
     "catalog/locks.py": ["tests/test_locks.py"],
