@@ -161,8 +161,8 @@ def test_plan_registers_segments_once_and_knows_them_by_content(videos, tmp_path
     cid = content_id(video)
     assert plan.added == 2 and set(plan.media["parent_id"]) == {cid}
     assert sorted(plan.media["item_id"]) == sorted(part_id(cid, start=s, end=e) for s, e in ((1.0, 2.5), (3.0, 4.0)))
-    todo = sorted(plan.feature_sets[0].todo, key=lambda it: it["segment_start"])
-    assert [(it["segment_start"], it["segment_end"], it["duration"]) for it in todo] == [(1.0, 2.5, 1.5), (3.0, 4.0, 1.0)]
+    todo = sorted(plan.feature_sets[0].todo, key=lambda it: it.segment_start)
+    assert [(it.segment_start, it.segment_end, it.duration) for it in todo] == [(1.0, 2.5, 1.5), (3.0, 4.0, 1.0)]
 
     # again: nothing to register; a new turn of the same (unchanged) video is registered without hashing it
     assert plan_run(cat, src, "iemocap", None, ex).register == []
