@@ -132,6 +132,8 @@ def _overlap_pairs(v: np.ndarray, fstart: np.ndarray, fend: np.ndarray, edges: n
     w = np.minimum(fe[frame], edges[bins + 1]) - np.maximum(fs[frame], edges[bins])
     widths = np.diff(edges)
     keep = w > _EPS * np.maximum(widths[bins], 1.0)
+    if not keep.any():  # valid frames, but none overlaps a bin (e.g. one starting at the clip end)
+        return None
     return v, fs, fe, frame[keep], bins[keep], w[keep]
 
 
