@@ -94,33 +94,23 @@ def score(
             content decided (no_face, no_speech, no_audio, no_video, too_short, decode_error),
             which a run otherwise keeps (error and unfinished items are always retried).
     """
-    from emofuse.fusion.run_config import latest_run, run_feature_sets
     from emofuse.fusion.score import ScoreProgress, score_items, score_windows
     from emofuse.fusion.score_report import score_summary
     from emofuse.fusion.torch_threads import torch_threads
-    from emofuse.pipeline.registry import get_extractor
 
     logger = get_run_logger()
     t0 = time.perf_counter()
     root = Layout.at(catalog).root
     cat = Catalog(root)
-    if run_id is None:
-        if model is None:
-            raise ValueError("pass run_id, or model to use its latest run")
-        run_id = latest_run(cat, model)
-        logger.info("using the latest %s run: %s", model, run_id)
+    run_id = _the_run(cat, run_id, model)
     windows = score_windows(window, hop)
     extraction = None
     paths: list[str] = []
     if source:
         source = os.path.abspath(source) if "://" not in source else source
-        configs = run_feature_sets(cat, run_id, default_key=lambda name: get_extractor(name).key)
-        logger.info("extracting %s for run %s (cached items are skipped)", ", ".join(configs), run_id)
-        request = ExtractRequest.resolve(source=source, catalog=root, corpus=corpus, feature_sets=list(configs),
-                                         batch_size=batch_size, batch_seconds=batch_seconds, configs=configs,
-                                         retry_failed=retry_failed)
-        # registers new files; no cluster when all is extracted
-        extraction = run_extraction(request, dask_address=dask_address, n_workers=n_workers)
+        extraction = _extract_for_run(cat, run_id, source=source, corpus=corpus, batch_size=batch_size,
+                                      batch_seconds=batch_seconds, retry_failed=retry_failed,
+                                      dask_address=dask_address, n_workers=n_workers)
         # the files under source now (files deleted since an earlier run are not scored)
         paths = [e.path for e in recipes.discover(corpus, source) if not e.error]
         item_ids = cat.item_ids(paths)
@@ -145,6 +135,35 @@ def score(
             "media_seconds": media_seconds, "extraction": extraction, "explained": result.explained,
             "attributions_path": cat.layout.attributions_dir(run_id) if result.explained else None,
             "report": page}
+
+
+def _the_run(cat: Catalog, run_id: str | None, model: str | None) -> str:
+    """``run_id``, or the latest finished run of ``model``."""
+    from emofuse.fusion.run_config import latest_run
+
+    if run_id is not None:
+        return run_id
+    if model is None:
+        raise ValueError("pass run_id, or model to use its latest run")
+    run_id = latest_run(cat, model)
+    get_run_logger().info("using the latest %s run: %s", model, run_id)
+    return run_id
+
+
+def _extract_for_run(cat: Catalog, run_id: str, *, source: str, corpus: str, batch_size: int,
+                     batch_seconds: float | None, retry_failed: bool, dask_address: str | None,
+                     n_workers: int | None) -> dict[str, Any]:
+    """Register ``source`` and extract exactly the feature sets ``run_id`` was trained on (cached items are
+    skipped; no cluster when all is extracted); the extract run's summary."""
+    from emofuse.fusion.run_config import run_feature_sets
+    from emofuse.pipeline.registry import get_extractor
+
+    configs = run_feature_sets(cat, run_id, default_key=lambda name: get_extractor(name).key)
+    get_run_logger().info("extracting %s for run %s (cached items are skipped)", ", ".join(configs), run_id)
+    request = ExtractRequest.resolve(source=source, catalog=cat.root, corpus=corpus, feature_sets=list(configs),
+                                     batch_size=batch_size, batch_seconds=batch_seconds, configs=configs,
+                                     retry_failed=retry_failed)
+    return run_extraction(request, dask_address=dask_address, n_workers=n_workers)
 
 
 @task(name="report")
