@@ -17,8 +17,8 @@ stable (``tests/test_public_api.py`` checks the list):
   place it is written).
 
 This module is a facade: names resolve on first use (module ``__getattr__``), so
-``import emofuse`` imports neither pandas, torch nor Prefect and changes nothing (the flows
-package sets Prefect defaults in the environment when a flow is first used).
+``import emofuse`` imports neither pandas, torch nor Prefect and changes no global state
+(:mod:`emofuse.flows.prefect_env` applies Prefect's defaults when a flow is called).
 
 Example (the flows as in ``tests/smoke_run.py``, which runs them on a generated corpus):
     >>> import emofuse
