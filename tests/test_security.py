@@ -39,10 +39,16 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- Prefect: refusing to bind
 def test_serve_refuses_non_loopback_host_without_auth_string(tmp_path):
     port = ls.free_port()
-    r = subprocess.run([ls.emofuse_bin(), "serve", "--host", "0.0.0.0", "--port", str(port)],
-                       env=_clean_env(tmp_path), capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "refusing to bind the Prefect API to 0.0.0.0" in r.stderr and SERVER_AUTH_ENV in r.stderr
+    proc = subprocess.Popen([ls.emofuse_bin(), "serve", "--host", "0.0.0.0", "--port", str(port)],
+                            env=_clean_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # it started serving: stop it (and the server it started) before failing
+        ls.stop_group(proc.pid)
+        out, err = proc.communicate()
+    assert proc.returncode == 2, out[-2000:] + err[-2000:]
+    assert "refusing to bind the Prefect API to 0.0.0.0" in err and SERVER_AUTH_ENV in err
     assert not ls.healthy(f"http://127.0.0.1:{port}/api")
     # every server emofuse starts goes through the same check
     with pytest.raises(InsecureBind):
