@@ -54,7 +54,7 @@ def test_run_folder_holds_everything_the_design_asks_for(trained):
     cfg = json.load(open(os.path.join(res.run_dir, "config.json")))
     assert cfg["model"] == "tacfn" and cfg["registry_model"] == "tacfn" and cfg["seed"] == 1
     assert cfg["feature_sets"] == {"face": "faces-v1-synthetic", "audio": "egemaps-v1-synthetic"}
-    assert cfg["folds"] == PLAN and cfg["completed_folds"] == [0, 1] and cfg["n_parameters"] == res.n_parameters > 0
+    assert cfg["folds"] == [{**f, "by": "speaker"} for f in PLAN] and cfg["completed_folds"] == [0, 1] and cfg["n_parameters"] == res.n_parameters > 0
     assert cfg["data"]["align"]["steps"] == 16 and cfg["device"] == "cpu"
     assert "torch" in cfg["provenance"]["packages"]
     metrics = json.load(open(os.path.join(res.run_dir, "metrics.json")))
