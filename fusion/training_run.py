@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emofuse.catalog.corpora.evaluation import EvaluationPlan
+from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
 from emofuse.catalog.provenance import collect, pick_device
 from emofuse.catalog.runs import RunFolder, new_run_id
 from emofuse.catalog.store import Catalog
@@ -336,7 +336,7 @@ def train_folds(run: RunFolder, config: RunConfig, data: AlignedData, splits: di
     return fold_results, throughput
 
 
-def fold_result(fold: Any, data: AlignedData, split: dict[str, np.ndarray], n_train_rows: int,
+def fold_result(fold: Fold, data: AlignedData, split: dict[str, np.ndarray], n_train_rows: int,
                 outcome: FoldOutcome, task: Task) -> dict[str, Any]:
     """A trained fold's ``fold-<k>.json``: its plan, sizes, epochs, metrics, history and test predictions."""
     preds: dict[str, Any] = {"item_id": data.items["item_id"].to_numpy()[outcome.test_items].tolist()}
