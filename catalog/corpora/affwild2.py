@@ -309,11 +309,8 @@ def evaluation_plan(media: pd.DataFrame) -> EvaluationPlan:
     n_val = min(len(groups) - 1, max(1, round(VAL_FRACTION * len(groups))))
     held = set(groups[:n_val])
     val = [s for s in train if video_group(s) in held]
-    return EvaluationPlan((Fold(0, train=tuple(s for s in train if s not in set(val)), val=tuple(val), test=tuple(test)),))
-
-
-__all__ = ["CLASSES", "AffWild2Recipe", "EXPR_FOLDER", "LINE_TOLERANCE", "SPLIT_FOLDERS", "VA_FOLDER", "clip_columns", "discover",
-           "evaluation_plan", "frame_labels", "read_expr", "read_va", "video_group"]
+    kept = tuple(s for s in train if s not in set(val))
+    return EvaluationPlan((Fold(0, train=kept, val=tuple(val), test=tuple(test)),))
 
 
 @register_corpus
@@ -341,3 +338,7 @@ class AffWild2Recipe(CorpusRecipe):
         from emofuse.catalog.corpora.demo import affwild2 as demo
 
         return demo.generate(out, actors=actors, seed=seed)
+
+
+__all__ = ["CLASSES", "EXPR_FOLDER", "LINE_TOLERANCE", "SPLIT_FOLDERS", "VA_FOLDER", "AffWild2Recipe", "clip_columns",
+           "discover", "evaluation_plan", "frame_labels", "read_expr", "read_va", "video_group"]

@@ -220,13 +220,9 @@ def evaluation_plan(media: pd.DataFrame) -> EvaluationPlan:
              val=tuple(groups[(i + 1) % k]), test=tuple(groups[i])) for i in range(k)))
 
 
-__all__ = ["ACTORS", "CLASSES", "CremaDRecipe", "EMOTIONS", "LEVELS", "SENTENCES", "CremaNameError", "discover",
-           "evaluation_plan", "make_name", "media_columns", "parse_name", "read_demographics"]
-
-
 @register_corpus
 class CremaDRecipe(CorpusRecipe):
-    """CREMA-D: ``VideoFlash/*.flv`` (``AudioWAV/*.wav``) named ``ActorID_Sentence_Emotion_Level``, five speaker folds."""
+    """CREMA-D: ``VideoFlash/*.flv`` (``AudioWAV/*.wav``) named ``ActorID_Sentence_Emotion_Level``, speaker folds."""
 
     name = "crema-d"
     naming_hint = ("CREMA-D names: VideoFlash/<ActorID>_<Sentence>_<Emotion>_<Level>.flv or AudioWAV/<same>.wav "
@@ -245,3 +241,7 @@ class CremaDRecipe(CorpusRecipe):
         from emofuse.catalog.corpora.demo import crema_d as demo
 
         return demo.generate(out, actors=actors, seed=seed)
+
+
+__all__ = ["ACTORS", "CLASSES", "EMOTIONS", "LEVELS", "SENTENCES", "CremaDRecipe", "CremaNameError", "discover",
+           "evaluation_plan", "make_name", "media_columns", "parse_name", "read_demographics"]

@@ -250,10 +250,6 @@ def evaluation_plan(media: pd.DataFrame) -> EvaluationPlan:
     return EvaluationPlan(tuple(plan))
 
 
-__all__ = ["CLASSES", "FOUR_CLASS", "FULL_LABELS", "IemocapFormatError", "IemocapRecipe", "Turn", "discover", "evaluation_plan",
-           "parse_evaluation", "parse_transcription", "turn_columns"]
-
-
 @register_corpus
 class IemocapRecipe(CorpusRecipe):
     """IEMOCAP: annotated turns of ``Session*/dialog`` videos as segment items, leave one session out."""
@@ -275,3 +271,7 @@ class IemocapRecipe(CorpusRecipe):
         from emofuse.catalog.corpora.demo import iemocap as demo
 
         return demo.generate(out, actors=actors, seed=seed)
+
+
+__all__ = ["CLASSES", "FOUR_CLASS", "FULL_LABELS", "IemocapFormatError", "IemocapRecipe", "Turn", "discover",
+           "evaluation_plan", "parse_evaluation", "parse_transcription", "turn_columns"]

@@ -246,10 +246,6 @@ def evaluation_plan(media: pd.DataFrame) -> EvaluationPlan:
     return EvaluationPlan((Fold(0, train=("train",), val=("dev",), test=("test",), by="split"),))
 
 
-__all__ = ["CLASSES", "COLUMNS", "MeldRecipe", "SENTIMENTS", "SPLITS", "TEST_PREFIX", "Row", "discover", "evaluation_plan",
-           "locate", "parse_time", "parse_video_name", "read_annotations", "read_text", "read_text_bytes"]
-
-
 @register_corpus
 class MeldRecipe(CorpusRecipe):
     """MELD: ``dia{D}_utt{U}.mp4`` clips of the three split folders with their CSVs, the official split."""
@@ -271,3 +267,8 @@ class MeldRecipe(CorpusRecipe):
         from emofuse.catalog.corpora.demo import meld as demo
 
         return demo.generate(out, actors=actors, seed=seed)
+
+
+__all__ = ["CLASSES", "COLUMNS", "SENTIMENTS", "SPLITS", "TEST_PREFIX", "MeldRecipe", "Row", "discover",
+           "evaluation_plan", "locate", "parse_time", "parse_video_name", "read_annotations", "read_text",
+           "read_text_bytes"]

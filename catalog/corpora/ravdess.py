@@ -258,7 +258,7 @@ class RavdessRecipe(CorpusRecipe):
 
     def generate_demo(self, out: str, *, actors: int | None = None, seed: int = 0,
                       progress: Progress | None = None, **options: Any) -> list[str]:
-        """The demo corpus (:mod:`emofuse.catalog.corpora.demo`): ``actors`` (default 2), its format and clip options."""
+        """The demo corpus (:mod:`emofuse.catalog.corpora.demo`): ``actors`` (default 2), format and clip options."""
         from emofuse.catalog.corpora import demo
 
         kwargs = demo.corpus_options(**options)
