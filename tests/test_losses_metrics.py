@@ -189,3 +189,73 @@ def test_cross_entropy_label_smoothing_and_weights_of_any_float_type():
     weights = torch.tensor([1.0, 1.0, 3.0], dtype=torch.float64)  # computed in float32 whatever they come as
     weighted = (-logp[0, 0].item() * 1 - logp[1, 2].item() * 3) / 4
     assert cross_entropy(logits.half(), labels, class_weights=weights).item() == pytest.approx(weighted, rel=1e-3)
+
+
+# Edge cases the mutation run (docs/mutation.md) showed untested: empty input, wrong shapes, mask and
+# label types as they come from storage (uint8), keys of the summary dicts.
+
+
+def test_metrics_of_nothing_are_nan_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a mean of an empty slice would warn: none may be taken
+        for fn in (metrics.accuracy, metrics.unweighted_average_recall, metrics.macro_f1, metrics.rmse):
+            assert math.isnan(fn([], [])), fn.__name__
+        assert math.isnan(metrics.ccc([1.0], [2.0]))  # fewer than two values
+        assert math.isnan(metrics.ccc([2.0, 2.0], [2.0, 2.0]))  # no variance and no mean gap: undefined
+        assert metrics.confusion_matrix([], []).shape == (0, 0)
+        out = metrics.frame_regression_metrics([[0.0], [1.0]], [[0.0], [1.0]], ["a", "b"], names=("valence",))
+        assert math.isnan(out["ccc_video_valence"]) and math.isnan(out["ccc_video_mean"])  # no video has 2 frames
+        assert out["ccc_valence"] == pytest.approx(1.0) and (out["n_frames"], out["n_videos"]) == (2, 2)
+
+
+def test_metrics_refuse_mismatched_inputs_with_a_message():
+    with pytest.raises(ValueError, match="y_true has 3 labels, y_pred 2"):
+        metrics.accuracy([0, 1, 1], [0, 1])
+    with pytest.raises(ValueError, match=r"shapes \(3, 2\) / \(4, 2\) do not match 2 targets"):
+        metrics.regression_metrics(np.zeros((3, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="do not match 2 targets"):
+        metrics.regression_metrics(np.zeros((3, 3)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="3 frames but 2 video labels"):
+        metrics.frame_regression_metrics(np.zeros(3), np.zeros(3), ["a", "b"], names=("valence",))
+
+
+def test_confusion_matrix_size_and_type():
+    cm = metrics.confusion_matrix([0, 0], [0, 0])
+    assert cm.shape == (1, 1) and cm.dtype == np.int64 and cm[0, 0] == 2
+    assert metrics.confusion_matrix([0, 2], [1, 0]).tolist() == [[0, 1, 0], [0, 0, 0], [1, 0, 0]]
+    assert metrics.confusion_matrix([1], [3]).shape == (4, 4)  # the larger of the two label ranges
+    assert metrics.classification_metrics([0, 1], [1, 1], n_classes=5)["confusion_matrix"].shape == (5, 5)
+
+
+def test_regression_metrics_over_windows_with_stored_masks_and_unsigned_values():
+    rng = np.random.default_rng(5)
+    t, p = rng.normal(size=(3, 4, 2)), rng.normal(size=(3, 4, 2))  # windows x steps x targets
+    mask = (rng.random((3, 4)) > 0.3).astype(np.uint8)  # a mask as Zarr stores it (uint8, not bool)
+    mask[0, :2] = 1
+    out = metrics.regression_metrics(t, p, mask=mask)
+    keep = mask.astype(bool)
+    for i, name in enumerate(("valence", "arousal")):
+        assert out[f"ccc_{name}"] == pytest.approx(numpy_ccc(t[keep][:, i], p[keep][:, i]))
+        assert out[f"rmse_{name}"] == pytest.approx(np.sqrt(np.mean((t[keep][:, i] - p[keep][:, i]) ** 2)))
+    assert out["rmse_mean"] == pytest.approx((out["rmse_valence"] + out["rmse_arousal"]) / 2)
+    assert out["ccc_mean"] == pytest.approx((out["ccc_valence"] + out["ccc_arousal"]) / 2)
+    # unsigned inputs (8-bit annotations) must not wrap around when subtracted
+    assert metrics.rmse(np.array([0, 3], np.uint8), np.array([1, 0], np.uint8)) == pytest.approx(math.sqrt(5))
+
+
+def test_frame_metrics_per_video_and_one_dimensional_input():
+    t = np.array([0.0, 1.0, 2.0, 0.0, 1.0, 5.0])
+    p = np.array([0.0, 1.0, 2.0, 1.0, 0.0, 5.0])
+    video = ["a", "a", "a", "b", "b", "c"]  # c has one frame: no per-video CCC
+    out = metrics.frame_regression_metrics(t, p, video, names=("arousal",))
+    assert out["ccc_video_arousal"] == pytest.approx((1.0 + numpy_ccc(t[3:5], p[3:5])) / 2)
+    assert out["ccc_video_mean"] == out["ccc_video_arousal"] and out["n_videos"] == 3
+    assert out["ccc_arousal"] == pytest.approx(numpy_ccc(t, p)) and "ccc_valence" not in out
+
+
+def test_summarise_folds_skips_non_scalars_wherever_they_are():
+    folds = [{"confusion_matrix": np.eye(2), "accuracy": 0.5, "flag": True}, {"accuracy": 0.7}]
+    assert metrics.summarise_folds(folds) == {"accuracy": {"mean": pytest.approx(0.6), "std": pytest.approx(
+        math.sqrt(0.02)), "n": 2}}
