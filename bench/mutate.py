@@ -34,9 +34,9 @@ PACKAGES = ("catalog", "pipeline", "fusion", "flows")
 
 #: Module -> the narrowest test files that exercise it.
 MODULES: dict[str, list[str]] = {
-    "catalog/atomic.py": ["tests/test_survivors_atomic.py", "tests/test_properties_commit.py"],
+    "catalog/atomic.py": ["tests/test_survivors_atomic.py", "tests/test_catalog.py"],
     "catalog/identity.py": ["tests/test_properties_identity.py"],
-    "catalog/commit.py": ["tests/test_properties_commit.py"],
+    "catalog/commit.py": ["tests/test_properties_commit.py", "tests/test_catalog.py"],
     "catalog/status.py": ["tests/test_properties_commit.py"],
     "catalog/locks.py": ["tests/test_locks.py"],
     "pipeline/plan.py": ["tests/test_extract_flow.py"],
