@@ -64,7 +64,8 @@ def cluster_security(env: dict[str, str] | None = None) -> list[Check]:
     import os
     from urllib.parse import urlsplit
 
-    from emofuse.flows.security import CLIENT_AUTH_ENV, DASK_TLS_ENV, dask_security, is_loopback
+    from emofuse.flows.security import (CLIENT_AUTH_ENV, DASK_TLS_ENV, InsecureBind, check_dask_bind,
+                                        dask_client_kwargs, dask_security, is_loopback)
 
     if env is None:  # the environment, and the active Prefect profile's settings where it says nothing
         from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL
@@ -79,10 +80,12 @@ def cluster_security(env: dict[str, str] | None = None) -> list[Check]:
         out.append(Check("Prefect API off loopback: auth string", ok, f"{api}, {CLIENT_AUTH_ENV} {'set' if ok else 'unset'}",
                          "" if ok else f"export {CLIENT_AUTH_ENV}=… (the server's PREFECT_SERVER_API_AUTH_STRING)"))
     address = env.get("EMOFUSE_DASK_ADDRESS")
-    if address and not address.startswith("tls://"):
-        host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""
-        if not is_loopback(host):
-            out.append(Check("Dask scheduler off loopback: TLS", False, f"{address} is plain TCP",
+    if address:
+        try:
+            check_dask_bind(address, dask_client_kwargs(env).get("security"))
+        except (InsecureBind, FileNotFoundError) as e:
+            detail = f"{address} without TLS certificates" if isinstance(e, InsecureBind) else str(e)
+            out.append(Check("Dask scheduler off loopback: TLS", False, detail,
                              f"start the cluster with TLS and use tls://… with {DASK_TLS_ENV}=CERT_DIR (README, Scale-out)"))
     if env.get(DASK_TLS_ENV):
         try:

@@ -66,7 +66,11 @@ def check_prefect_bind(host: str, env: Mapping[str, str] | None = None) -> None:
 
 
 def check_dask_bind(address: str, security: Any | None) -> None:
-    """Raise :class:`InsecureBind` when a Dask scheduler would listen on ``address`` beyond loopback without TLS."""
+    """Raise :class:`InsecureBind` when a Dask scheduler at ``address`` is beyond loopback without TLS.
+
+    For a scheduler to start, and for one to connect to (``emofuse doctor``): off
+    loopback, only ``tls://`` with a TLS-only ``security`` passes.
+    """
     from distributed.comm import parse_address, parse_host_port
 
     protocol, loc = parse_address(address)
@@ -76,9 +80,9 @@ def check_dask_bind(address: str, security: Any | None) -> None:
     if protocol == "tls" and security is not None and getattr(security, "require_encryption", False):
         return
     raise InsecureBind(
-        f"refusing to start a Dask scheduler on {address} without TLS: anyone who reaches it could run code on "
-        f"the workers. Use a tls:// address with certificates (python -m emofuse.flows.certificates DIR), "
-        f"or bind 127.0.0.1.")
+        f"Dask scheduler {address} off loopback without TLS: anyone who reaches it could run code on the workers. "
+        f"Use a tls:// address with certificates (python -m emofuse.flows.certificates DIR, ${DASK_TLS_ENV}), "
+        f"or 127.0.0.1.")
 
 
 def dask_security(cert_dir: str | os.PathLike[str]) -> Any:

@@ -64,6 +64,7 @@ def test_doctor_flags_off_loopback_servers_without_credentials(tmp_path):
     secured = {"PREFECT_API_URL": "http://10.0.0.5:4200/api", CLIENT_AUTH_ENV: SECRET,
                "EMOFUSE_DASK_ADDRESS": "tls://10.0.0.6:8786", DASK_TLS_ENV: str(certs)}
     assert [c.ok for c in cluster_security(secured)] == [True, True]
+    assert [c.ok for c in cluster_security({"EMOFUSE_DASK_ADDRESS": "tls://10.0.0.6:8786"})] == [False]  # no certificates
     assert cluster_security({"PREFECT_API_URL": "http://127.0.0.1:4200/api", "EMOFUSE_DASK_ADDRESS": "127.0.0.1:8786"}) == []
 
 
