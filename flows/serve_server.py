@@ -17,6 +17,10 @@ Example:
     >>> o = ServerOptions.from_args(a)
     >>> o.host, o.port, o.database.split("@")[1]
     ('127.0.0.1', 4200, '127.0.0.1:5432/prefect')
+    >>> database_url("postgresql://u:pw@db/prefect")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: postgresql:// is not a driver Prefect's server uses: write postgresql+asyncpg://...
     >>> ServerOptions.from_args(p.parse_args([])) is None  # serve against the configured API
     True
     >>> ServerOptions(database="postgresql+asyncpg://u:pw@db:5432/prefect").server_env({})
@@ -42,6 +46,19 @@ from emofuse.flows.security import CLIENT_AUTH_ENV, DASK_TLS_ENV, client_auth_en
 DATABASE_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 
 
+#: The drivers Prefect's server talks to its database with (async SQLAlchemy dialects).
+DRIVERS = ("postgresql+asyncpg://", "sqlite+aiosqlite://")
+
+
+def database_url(url: str) -> str:
+    """``--database``'s type: a URL with one of Prefect's async drivers (``postgresql://`` alone fails late)."""
+    if not url.startswith(DRIVERS):
+        raise argparse.ArgumentTypeError(
+            f"{url.split('://')[0]}:// is not a driver Prefect's server uses: write "
+            "postgresql+asyncpg://USER:PASSWORD@HOST:5432/DATABASE (or sqlite+aiosqlite:///PATH)")
+    return url
+
+
 def add_options(p: argparse.ArgumentParser) -> None:
     """Add ``--host``, ``--port``, ``--database`` and ``--dask-tls`` to ``emofuse serve``'s parser."""
     g = p.add_argument_group("a Prefect server of its own (any of --host/--port/--database starts one; "
@@ -49,7 +66,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--host", default=None, help="its address (default 127.0.0.1); off loopback only with "
                    "$PREFECT_SERVER_API_AUTH_STRING set")
     g.add_argument("--port", type=int, default=None, help=f"its port (default {DEFAULT_PORT})")
-    g.add_argument("--database", default=None, metavar="URL",
+    g.add_argument("--database", default=None, metavar="URL", type=database_url,
                    help="its database, e.g. postgresql+asyncpg://prefect:PW@127.0.0.1:5432/prefect "
                         f"(default ${DATABASE_ENV}, else SQLite in PREFECT_HOME)")
     p.add_argument("--dask-tls", default=None, metavar="CERT_DIR",
