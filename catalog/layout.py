@@ -16,6 +16,8 @@
 <root>/locks/                                        claims of running tasks, lock files of short critical sections
 <root>/extract_runs/<run_id>.json                    summary of each extract run that changed the catalog
 <root>/reports/<run_id>/index.html                   the HTML report of a scored run (``emofuse report``)
+<root>/results/part-<evaluation>.parquet             RESULTS_SCHEMA: metrics with intervals of runs and evaluations
+<root>/reports/board/index.html                      the results board (``emofuse board``)
 ```
 """
 from __future__ import annotations
@@ -122,6 +124,10 @@ class Layout:
     @property
     def attributions(self) -> str:
         return self.join("attributions")
+
+    @property
+    def results(self) -> str:
+        return self.join("results")
 
     def attributions_dir(self, run_id: str) -> str:
         """Time attributions of one run (index parts and Zarr shards)."""

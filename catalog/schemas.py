@@ -275,3 +275,34 @@ TIME_ATTRIBUTION_INDEX_SCHEMA = pa.schema(
 #: Columns of :meth:`~emofuse.catalog.store.Catalog.time_attributions` (one row per step).
 TIME_ATTRIBUTION_COLUMNS = ["item_id", "fold", "window", "window_start", "window_end", "start", "end", "weight",
                             "kind", "target"]
+
+#: Metrics of training runs and evaluations (``results/part-<evaluation>.parquet``, see
+#: :mod:`emofuse.catalog.results`): one row per (evaluation, fold, split, metric). ``fold`` is a
+#: fold number, ``"pooled"`` (every fold's test items together) or ``"ensemble"`` (the folds'
+#: mean prediction, cross-corpus); ``low``/``high`` the bootstrap interval at ``level`` over
+#: ``n_items`` test items (``n_boot`` draws, ``seed``); ``classes`` the classes scored (the
+#: shared classes of a cross-corpus evaluation); ``n_left_out`` test items without a mapped label.
+RESULTS_SCHEMA = pa.schema(
+    [
+        ("evaluation", pa.string()),
+        ("kind", pa.string()),  # "train" (the run's own folds) or "cross-corpus"
+        ("run", pa.string()),
+        ("model", pa.string()),
+        ("feature_sets", pa.string()),  # "modality=key,…"
+        ("train_corpus", pa.string()),
+        ("test_corpus", pa.string()),
+        ("fold", pa.string()),
+        ("split", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("low", pa.float64()),
+        ("high", pa.float64()),
+        ("level", pa.float64()),
+        ("n_items", pa.int64()),
+        ("n_left_out", pa.int64()),
+        ("n_boot", pa.int64()),
+        ("seed", pa.int64()),
+        ("classes", pa.list_(pa.string())),
+        ("written_at", pa.timestamp("us", tz="UTC")),
+    ]
+)

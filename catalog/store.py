@@ -38,7 +38,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from emofuse.catalog import atomic, attributions, commit, labels, locks, maintenance, predictions, sequences, urls
+from emofuse.catalog import (atomic, attributions, commit, labels, locks, maintenance, predictions, results, sequences,
+                              urls)
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.records import ExtractResult, FeatureSetDescription
 from emofuse.catalog.runs import RunFolder
@@ -351,6 +352,16 @@ class Catalog:
         """Per-step weights of a run's explained predictions (item_id, fold, window, window_start,
         window_end, start, end, weight, kind, target); see :mod:`emofuse.catalog.attributions`."""
         return attributions.read_time_attributions(self.layout, run_id, item_ids)
+
+    # -- results ------------------------------------------------------------------
+    def write_results(self, evaluation: str, rows: pd.DataFrame) -> str:
+        """Write an evaluation's metric rows (kept as they are when ``evaluation`` is written already);
+        see :mod:`emofuse.catalog.results`."""
+        return results.write_results(self.layout, evaluation, rows)
+
+    def results(self) -> pd.DataFrame:
+        """Every metric row of the results table (RESULTS_SCHEMA columns)."""
+        return results.read_results(self.layout)
 
     # -- runs ---------------------------------------------------------------------
     def run(self, run_id: str) -> RunFolder:

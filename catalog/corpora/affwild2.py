@@ -321,6 +321,7 @@ class AffWild2Recipe(CorpusRecipe):
     naming_hint = ("Aff-Wild2 layout: <name>.mp4/.avi videos and Annotations/VA_Estimation_Challenge or "
                    "EXPR_Classification_Challenge/Train_Set|Validation_Set/<name>.txt (or <name>_left/_right.txt)")
     classes = tuple(CLASSES)
+    class_map = {"Neutral": "neutral", "Happiness": "happy", "Sadness": "sad", "Anger": "angry"}
 
     def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
         return discover(source, selection)

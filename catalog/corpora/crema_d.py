@@ -40,7 +40,7 @@ import pandas as pd
 from emofuse.catalog.corpora.csv_records import csv_records
 from emofuse.catalog.corpora.entry import Entry
 from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
-from emofuse.catalog.corpora.recipe import CorpusRecipe, Progress
+from emofuse.catalog.corpora.recipe import IDENTITY_MAP, CorpusRecipe, Progress
 from emofuse.catalog.corpora.registry import register_corpus
 
 log = logging.getLogger(__name__)
@@ -228,6 +228,7 @@ class CremaDRecipe(CorpusRecipe):
     naming_hint = ("CREMA-D names: VideoFlash/<ActorID>_<Sentence>_<Emotion>_<Level>.flv or AudioWAV/<same>.wav "
                    "(e.g. VideoFlash/1001_DFA_ANG_XX.flv)")
     classes = CLASSES
+    class_map = IDENTITY_MAP  # fearful, disgust: not shared
 
     def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
         return discover(source, selection)

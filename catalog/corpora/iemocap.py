@@ -57,7 +57,7 @@ import pandas as pd
 
 from emofuse.catalog.corpora.entry import Entry
 from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
-from emofuse.catalog.corpora.recipe import CorpusRecipe, Progress
+from emofuse.catalog.corpora.recipe import IDENTITY_MAP, CorpusRecipe, Progress
 from emofuse.catalog.corpora.registry import register_corpus
 
 #: Class order of ``emotion`` (the usual 4-class IEMOCAP task; excited counts as happy).
@@ -258,6 +258,7 @@ class IemocapRecipe(CorpusRecipe):
     naming_hint = ("IEMOCAP layout: Session1 ... Session5/dialog/avi/DivX/<dialog>.avi with "
                    "Session*/dialog/EmoEvaluation/<dialog>.txt (e.g. Session1/dialog/avi/DivX/Ses01F_impro01.avi)")
     classes = tuple(CLASSES)
+    class_map = IDENTITY_MAP
 
     def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
         return discover(source, selection)

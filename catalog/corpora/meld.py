@@ -254,6 +254,7 @@ class MeldRecipe(CorpusRecipe):
     naming_hint = ("MELD layout: train_splits/, dev_splits_complete/, output_repeated_splits_test/ of "
                    "dia<D>_utt<U>.mp4 next to train_sent_emo.csv, dev_sent_emo.csv, test_sent_emo.csv")
     classes = CLASSES
+    class_map = {"neutral": "neutral", "joy": "happy", "sadness": "sad", "anger": "angry"}
 
     def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
         return discover(source, selection)

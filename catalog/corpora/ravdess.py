@@ -34,7 +34,7 @@ import pandas as pd
 
 from emofuse.catalog.corpora.entry import Entry
 from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
-from emofuse.catalog.corpora.recipe import CorpusRecipe, Progress
+from emofuse.catalog.corpora.recipe import IDENTITY_MAP, CorpusRecipe, Progress
 from emofuse.catalog.corpora.registry import register_corpus
 MODALITIES = {1: "full-AV", 2: "video-only", 3: "audio-only"}
 VOCAL_CHANNELS = {1: "speech", 2: "song"}
@@ -238,6 +238,7 @@ class RavdessRecipe(CorpusRecipe):
     naming_hint = ("RAVDESS names: Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4 or .wav (seven two-digit codes, "
                    "e.g. Actor_12/01-01-05-02-01-01-12.mp4)")
     classes = tuple(EMOTION_CLASSES)
+    class_map = IDENTITY_MAP  # calm, fearful, disgust, surprised: not shared
     demo_options = ("ravdess_shape", "size", "fps", "audio_rate", "song", "intensities", "repetitions")
     root_env = "EMOFUSE_RAVDESS_ROOT"
     demo_folder = "demo-corpus"

@@ -39,6 +39,11 @@ from emofuse.catalog.corpora.evaluation import EvaluationPlan
 #: ``progress(done, total, path)`` of a demo generator.
 Progress = Callable[[int, int, str], None]
 
+#: The classes that cross-corpus evaluation maps every corpus's labels to (``CorpusRecipe.class_map``).
+SHARED_CLASSES: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
+#: The class map of corpora that name the shared classes as they are.
+IDENTITY_MAP: dict[str, str] = {c: c for c in SHARED_CLASSES}
+
 
 class CorpusRecipe:
     """Base class of a corpus recipe; subclasses set ``name`` and ``naming_hint`` and implement :meth:`discover`."""
@@ -51,6 +56,9 @@ class CorpusRecipe:
     labelled: ClassVar[bool] = True
     #: The order of the ``emotion`` classes of models trained on the corpus (None: it has none).
     classes: ClassVar[tuple[str, ...] | None] = None
+    #: The corpus's ``emotion`` labels -> the shared classes (:data:`SHARED_CLASSES`) that
+    #: cross-corpus evaluation scores (:mod:`emofuse.fusion.evaluate`); labels not in it are left out.
+    class_map: ClassVar[dict[str, str]] = {}
     #: The ``emofuse demo-corpus`` options :meth:`generate_demo` takes beyond ``actors`` and ``seed``.
     demo_options: ClassVar[tuple[str, ...]] = ()
 
