@@ -122,12 +122,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from emofuse.flows.deployments import serve
-    from emofuse.flows.security import InsecureBind
 
     try:
         with serve_server.own_server(args):
             serve(args.source, args.catalog)
-    except InsecureBind as e:
+    except serve_server.REFUSED as e:  # off loopback without auth, port taken, certificates missing
         print(f"emofuse serve: {e}", file=sys.stderr)
         return 2
     return 0

@@ -64,8 +64,8 @@ def cluster_security(env: dict[str, str] | None = None) -> list[Check]:
     import os
     from urllib.parse import urlsplit
 
-    from emofuse.flows.security import (CLIENT_AUTH_ENV, DASK_TLS_ENV, InsecureBind, check_dask_bind,
-                                        dask_client_kwargs, dask_security, is_loopback)
+    from emofuse.flows.security import (CLIENT_AUTH_ENV, DASK_TLS_ENV, InsecureBind, MissingCertificates,
+                                        check_dask_bind, dask_client_kwargs, dask_security, is_loopback)
 
     if env is None:  # the environment, and the active Prefect profile's settings where it says nothing
         from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL
@@ -83,7 +83,7 @@ def cluster_security(env: dict[str, str] | None = None) -> list[Check]:
     if address:
         try:
             check_dask_bind(address, dask_client_kwargs(env).get("security"))
-        except (InsecureBind, FileNotFoundError) as e:
+        except (InsecureBind, MissingCertificates) as e:
             detail = f"{address} without TLS certificates" if isinstance(e, InsecureBind) else str(e)
             out.append(Check("Dask scheduler off loopback: TLS", False, detail,
                              f"start the cluster with TLS and use tls://… with {DASK_TLS_ENV}=CERT_DIR (README, Scale-out)"))
@@ -91,7 +91,7 @@ def cluster_security(env: dict[str, str] | None = None) -> list[Check]:
         try:
             dask_security(env[DASK_TLS_ENV])
             out.append(Check("Dask TLS certificates", True, env[DASK_TLS_ENV]))
-        except FileNotFoundError as e:
+        except MissingCertificates as e:
             out.append(Check("Dask TLS certificates", False, str(e),
                              f"python -m emofuse.flows.certificates {env[DASK_TLS_ENV]} --host <scheduler address>"))
     return out

@@ -43,6 +43,10 @@ class InsecureBind(ValueError):
     """A server would listen beyond loopback without authentication."""
 
 
+class MissingCertificates(FileNotFoundError):
+    """A certificate folder lacks ``ca.pem``, ``cert.pem`` or ``key.pem``."""
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or address, no port) is reachable from this machine only."""
     host = host.strip("[]")
@@ -97,7 +101,7 @@ def dask_security(cert_dir: str | os.PathLike[str]) -> Any:
     files = {name: d / name for name in (CA_FILE, CERT_FILE, KEY_FILE)}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"Dask TLS: missing {', '.join(missing)} (make them with "
+        raise MissingCertificates(f"Dask TLS: missing {', '.join(missing)} (make them with "
                                 f"`python -m emofuse.flows.certificates {d}`)")
     return Security(tls_ca_file=str(files[CA_FILE]), tls_client_cert=str(files[CERT_FILE]),
                     tls_client_key=str(files[KEY_FILE]), require_encryption=True)

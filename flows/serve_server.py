@@ -40,11 +40,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emofuse.flows.local_server import DEFAULT_PORT, LocalStack, healthy, server_env, spawn_server, wait_healthy
-from emofuse.flows.security import CLIENT_AUTH_ENV, DASK_TLS_ENV, client_auth_env, dask_security
+from emofuse.flows.security import (CLIENT_AUTH_ENV, DASK_TLS_ENV, InsecureBind, MissingCertificates, client_auth_env,
+                                    dask_security)
 
 #: The server's database URL (SQLAlchemy, async driver); Prefect's default is SQLite under PREFECT_HOME.
 DATABASE_ENV = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 
+
+class PortTaken(RuntimeError):
+    """Another Prefect server answers on the port serve would start its own on."""
+
+
+#: What stops ``emofuse serve`` before it serves, with a message that says what to change.
+REFUSED = (InsecureBind, PortTaken, MissingCertificates)
 
 #: The drivers Prefect's server talks to its database with (async SQLAlchemy dialects).
 DRIVERS = ("postgresql+asyncpg://", "sqlite+aiosqlite://")
@@ -101,8 +109,8 @@ class ServerOptions:
 def own_server(args: argparse.Namespace, state_dir: Path | None = None) -> Iterator[str | None]:
     """Set up what ``emofuse serve`` options ask for; yield the API URL of the server started (None: none started).
 
-    Raises :class:`~emofuse.flows.security.InsecureBind` before starting anything
-    when ``--host`` is off loopback and no auth string is set.
+    Raises one of :data:`REFUSED` before starting anything: ``--host`` off loopback
+    without an auth string, the port taken, ``--dask-tls`` files missing.
     """
     if args.dask_tls:
         dask_security(args.dask_tls)  # missing files: say so now, not in the first flow run
@@ -115,7 +123,7 @@ def own_server(args: argparse.Namespace, state_dir: Path | None = None) -> Itera
 
     stack = LocalStack(state_dir or Path(data_dir()) / "state" / f"serve-{opts.port}", opts.port, opts.host)
     if healthy(stack.api_url):
-        raise RuntimeError(f"a Prefect server already answers at {stack.api_url}: stop it or choose another --port")
+        raise PortTaken(f"a Prefect server already answers at {stack.api_url}: stop it or choose another --port")
     proc = spawn_server(stack, opts.server_env())
     if threading.current_thread() is threading.main_thread():  # SIGTERM (emofuse stop, kill): stop the server too
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
