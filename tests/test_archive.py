@@ -162,8 +162,7 @@ def scored(trained, archive) -> dict:
 
 def _tables(catalog: str, run_id: str) -> dict[str, pd.DataFrame]:
     media = pd.read_parquet(os.path.join(catalog, "media"))
-    preds = pd.read_parquet(os.path.join(catalog, "predictions"))
-    preds = preds[preds["run"] == run_id]
+    preds = Catalog(catalog).predictions(run_id=run_id)  # the wide frame: p_<class> columns
     status = pd.read_parquet(os.path.join(catalog, "status"))
     return {"media": media, "preds": preds, "status": status,
             "score_status": status[status["feature_set"] == f"score-{run_id}"]}

@@ -88,7 +88,7 @@ def test_reloaded_run_scores_bit_identically_on_cpu(trained, tmp_path):
     np.testing.assert_allclose(outs[0][cols].to_numpy(), (per_fold[0] + per_fold[1]) / 2, rtol=1e-6)
     copy, _ = _copy_run(trained, tmp_path)
     scoring.score(copy, run_id, threads=1)
-    written = pd.read_parquet(os.path.join(copy, "predictions")).set_index("item_id").loc[outs[0]["item_id"]]
+    written = Catalog(copy).predictions().set_index("item_id").loc[outs[0]["item_id"]]  # p_<class> columns
     assert np.array_equal(written[cols].to_numpy(), outs[0][cols].to_numpy())
     assert (written["label"].to_numpy() == outs[0]["label"].to_numpy()).all()
     # the in-memory weights saved at training time are the ones loaded back
@@ -151,7 +151,7 @@ def test_rescoring_writes_nothing_new_and_pandas_reads_the_partitions(trained, t
     assert {f: os.path.getmtime(os.path.join(pred_dir, f)) for f in os.listdir(pred_dir)} == before
     one_fold = scoring.score(root, run_id, fold=1, item_ids=ids[:5], threads=1)
     assert one_fold.n_written == 5 and scoring.score(root, run_id, fold=1, item_ids=ids[:5], threads=1).n_written == 0
-    df = pd.read_parquet(os.path.join(root, "predictions"))
+    df = Catalog(root).predictions()  # the wide frame: p_<class> columns
     assert {"model", "run", "item_id", "fold", "start", "end", "label", "score", "p_happy", "scored_at"} <= set(df)
     assert set(df["model"].astype(str)) == {"tacfn"} and set(df["run"].astype(str)) == {run_id}
     assert len(df) == len(ids) + 5 and not df.duplicated(["item_id", "fold"]).any()

@@ -154,8 +154,8 @@ def test_train_and_score_archive_on_s3(extracted, corpus, env, dask_cluster, tmp
     out = emofuse("score-archive", str(archive), "--catalog", root, "--run", res.run_id, "--dask-address",
                   dask_cluster.address, env=env)
     assert out.returncode == 0, output(out)
-    preds = pd.read_parquet(f"{root}/predictions")
-    preds = preds[(preds["run"] == res.run_id) & (preds["window"] == "clip")]
+    preds = Catalog(root).predictions(run_id=res.run_id)  # the wide frame: p_<class> columns
+    preds = preds[preds["window"] == "clip"]
     assert len(preds) == 2, preds
     probs = preds[[c for c in preds.columns if c.startswith("p_")]].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
