@@ -14,7 +14,8 @@ applies a run to catalog items.
 5. :func:`write_run_config` — normalisation statistics (training items only), the model config,
    ``config.json``;
 6. :func:`train_folds` — per fold, early stopping on the validation split, the weights and the
-   test predictions; then the report (:func:`emofuse.fusion.runs.write_report`).
+   test predictions; then the report (:func:`emofuse.fusion.runs.write_report`) and the rows of the
+   catalog's ``results/`` table (metrics with bootstrap intervals, :mod:`emofuse.fusion.evaluate`).
 
 Per-frame training: when the model can train per frame (``abilities.per_frame``, RCMA) and the
 catalog's labels table has per-frame valence/arousal for the items (Aff-Wild2), the run trains
@@ -53,6 +54,7 @@ from emofuse.fusion import runs
 from emofuse.fusion.align import load_aligned
 from emofuse.fusion.data_config import AlignConfig, DataConfig, ModalitySpec
 from emofuse.fusion.dataset import AlignedData, FusionDataset, NormStats, loader_throughput
+from emofuse.fusion.evaluate import record_run_results
 from emofuse.fusion.folds import check_plan, default_plan
 from emofuse.fusion.inference import Task
 from emofuse.fusion.models import ModelInputs, ModelSpec, count_parameters, find_preset
@@ -131,6 +133,7 @@ def train(
         config, norms = write_run_config(cat, spec, settings, data, task, plan, splits, model_config, dev)
         fold_results, throughput = train_folds(settings.run, config, data, splits, norms, dev, progress)
         metrics = runs.write_report(settings.run, config, fold_results, task, throughput, data.timings)
+        record_run_results(cat.root, config.run_id, seed=settings.seed)  # results/: metrics with intervals
         return RunResult(run_id=config.run_id, run_dir=settings.run.path, model=model, metrics=metrics["summary"],
                          markdown=runs.markdown_summary(config, metrics),
                          folds=[{k: v for k, v in f.items() if k != "history"} for f in fold_results],
