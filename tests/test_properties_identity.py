@@ -72,3 +72,16 @@ def test_part_id_anchors():
     assert part_id(parent, start=1.5, end=3.25, side="left") == hashlib.blake2b(
         f"{parent}|range=1.500-3.250|side=left".encode(), digest_size=20).hexdigest()
     assert part_id(parent, side="right") == hashlib.blake2b(f"{parent}|side=right".encode(), digest_size=20).hexdigest()
+
+
+def test_a_cached_digest_notices_a_change_of_size_or_of_mtime_alone(tmp_path):
+    p = _write(str(tmp_path), "w.bin", b"aaaa")
+    assert cached_file_digest(p) == hashlib.sha256(b"aaaa").hexdigest()
+    st = os.stat(p)
+    _write(str(tmp_path), "w.bin", b"aaaaaa")  # a new size, the old modification time
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert cached_file_digest(p) == hashlib.sha256(b"aaaaaa").hexdigest()
+    st = os.stat(p)
+    _write(str(tmp_path), "w.bin", b"bbbbbb")  # the same size, a new modification time
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert cached_file_digest(p) == hashlib.sha256(b"bbbbbb").hexdigest()
