@@ -7,6 +7,8 @@ from pathlib import Path
 
 from emofuse.flows import serve_server
 from emofuse.flows.demo_cmd import add_demo_corpus_parser, add_demo_parser, cmd_demo, cmd_demo_corpus
+from emofuse.flows.evaluate_cmd import HANDLERS as RESULTS_HANDLERS
+from emofuse.flows.evaluate_cmd import add_parsers as add_results_parsers
 from emofuse.flows.params import COMMANDS
 
 EPILOG = """examples:
@@ -15,6 +17,8 @@ EPILOG = """examples:
   emofuse train --model tacfn --catalog cat/
   emofuse score-archive /videos --model tacfn --catalog cat/ --window 4 --hop 2
   emofuse report --model tacfn --catalog cat/   # HTML report of the latest run's predictions
+  emofuse evaluate --run RUN --corpus crema-d --catalog cat/   # cross-corpus, metrics to results/
+  emofuse board --catalog cat/                  # results board: runs, intervals, matrix, comparisons
   emofuse catalog ls --catalog cat/
   prefect deployment run extract/ravdess -p source=/data/RAVDESS   # once `emofuse serve` runs
 """
@@ -52,6 +56,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         ("train", "train a fusion model on the catalog's cached features (in-process)"),
         ("score", "score catalog items with a run and write predictions"),
         ("score-archive", "register, extract and score every media file under SOURCE"),
+        ("evaluate", "score trained runs on other corpora; metrics with intervals to results/"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         if only is None or only == name:
@@ -82,11 +87,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _catalog_arg(p)
 
     add_demo_corpus_parser(sub)
+    add_results_parsers(sub, _catalog_arg)  # compare, board
     return ap
 
 
 #: Commands that run a flow in this process and so need the configured Prefect API (or none).
-IN_PROCESS = {"extract", "train", "score", "score-archive"}
+IN_PROCESS = {"extract", "train", "score", "score-archive", "evaluate"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     handler = {"demo": cmd_demo, "serve": cmd_serve, "stop": cmd_stop, "extract": cmd_extract, "train": cmd_train,
                "score": cmd_score, "score-archive": cmd_score, "catalog": cmd_catalog, "doctor": cmd_doctor,
-               "demo-corpus": cmd_demo_corpus, "report": cmd_report}[args.cmd]
+               "demo-corpus": cmd_demo_corpus, "report": cmd_report, **RESULTS_HANDLERS}[args.cmd]
     from emofuse.flows.failures import failure_line, quiet_storage_tracebacks
 
     quiet_storage_tracebacks()

@@ -164,4 +164,5 @@ COMMANDS: dict[str, Command] = {
                      choices={"corpus": _recipes}),
     "score-archive": Command("score", positional=("source",), required=("source",), one_of=("run_id", "model"),
                              flags={"run_id": "--run", "n_workers": "--workers"}, choices={"corpus": _recipes}),
+    "evaluate": Command("evaluate", flags={"run_id": "--run"}, choices={"corpus": _recipes}),
 }

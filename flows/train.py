@@ -70,5 +70,13 @@ def train(
     create_markdown_artifact(result.markdown, key=f"train-{model.replace('_', '-')}",
                              description=f"emofuse {model} run {result.run_id}")
     print(result.markdown)
+    from emofuse.catalog.store import Catalog
+    from emofuse.flows.evaluate import results_markdown
+
+    rows = Catalog(Layout.at(catalog).root).results()
+    rows = rows[(rows["run"] == result.run_id) & (rows["fold"] == "pooled")]
+    create_markdown_artifact(f"### results of `{result.run_id}` (pooled test items, 95 % bootstrap intervals)\n\n"
+                             + results_markdown(rows) + "\nAll runs side by side: `emofuse board`.",
+                             key=f"results-{model.replace('_', '-')}", description=f"emofuse results of {result.run_id}")
     return {"run_id": result.run_id, "run_dir": result.run_dir, "metrics": result.metrics,
             "n_parameters": result.n_parameters, "seconds": result.seconds}
