@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from emofuse.catalog.atomic import write_parquet
-from tests.scaleout_servers import remount, tmpfs
+from scaleout_servers import remount, tmpfs  # tests/ is on the path (conftest.py), as for synthetic_catalog
 
 
 def _used_kb(path: str) -> int:

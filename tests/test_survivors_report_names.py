@@ -17,7 +17,7 @@ import pytest
 from emofuse.catalog.store import Catalog
 from emofuse.flows.report import build_report
 from emofuse.flows.report.dummies import scored_catalog
-from tests.test_report_browser import CHROMIUM, Browser
+from test_report_browser import CHROMIUM, Browser  # tests/ is on the path (conftest.py)
 
 MARKUP = ('<b>x</b> & "q"', "<img src=x onerror=alert(1)>", "<script>alert(2)</script>")
 PLAIN = ("plain-a", "plain-b", "plain-c")
