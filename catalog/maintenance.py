@@ -1,7 +1,8 @@
 """Looking after a catalog: migrate older layouts, delete what crashed tasks left, list its tables.
 
 :func:`repair` first brings parts of an older layout to the current schemas
-(:func:`~emofuse.catalog.migration.migrate`), then removes the parts and shards of tasks that
+(:func:`~emofuse.catalog.migration.migrate`), finishes compactions a killed process left
+(:func:`~emofuse.catalog.compaction.finish_interrupted`), then removes the parts and shards of tasks that
 never committed (no status rows) and hold no live claim, attribution shards no index part
 names, temporary files older than a grace period, take-over markers no taker needs any more,
 and this host's owner lock files of processes that are gone. :func:`table_summary` is what
@@ -31,6 +32,7 @@ import pandas as pd
 
 from emofuse.catalog import locks
 from emofuse.catalog.attributions import read_time_attribution_index
+from emofuse.catalog.compaction import finish_all
 from emofuse.catalog.migration import migrate
 from emofuse.catalog.predictions import read_predictions
 from emofuse.catalog.urls import fs_path
@@ -47,7 +49,8 @@ def repair(cat: Catalog, *, grace_s: float = 3600.0) -> list[str]:
     Returns the removed catalog paths (migrated parts and owner lock files are logged, not listed).
     """
     migrate(cat.layout)
-    removed = _task_orphans(cat, grace_s) + _attribution_orphans(cat, grace_s)
+    removed = finish_all(cat)  # parts a killed compaction merged but did not delete
+    removed += _task_orphans(cat, grace_s) + _attribution_orphans(cat, grace_s)
     removed += _old_tmp(cat, cat.layout.media, grace_s)
     for marker in locks.stale_takeover_markers(cat.layout.locks):
         locks.remove(marker)

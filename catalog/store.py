@@ -38,8 +38,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from emofuse.catalog import (atomic, attributions, commit, labels, locks, maintenance, predictions, results, sequences,
-                              urls)
+from emofuse.catalog import (atomic, attributions, commit, compaction, labels, locks, maintenance, predictions,
+                              results, sequences, urls)
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.records import ExtractResult, FeatureSetDescription
 from emofuse.catalog.runs import RunFolder
@@ -386,6 +386,10 @@ class Catalog:
         """Migrate parts of an older layout, delete what crashed tasks left (see
         :func:`emofuse.catalog.maintenance.repair`); returns the removed paths."""
         return maintenance.repair(self, grace_s=grace_s)
+
+    def compact(self, *, min_parts: int = compaction.DEFAULT_MIN_PARTS) -> list[compaction.Compacted]:
+        """Merge many small parts of media, labels, status into one per folder (:mod:`~emofuse.catalog.compaction`)."""
+        return compaction.compact(self, min_parts=min_parts)
 
     def task_alive(self, task_id: str) -> bool:
         """Whether a task's claim is held by a live process."""

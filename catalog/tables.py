@@ -40,12 +40,30 @@ def utcnow() -> dt.datetime:
 
 
 def read_table(folder: str, schema: pa.Schema | None = None, *, partitioning: str | None = None) -> pd.DataFrame:
-    """Read a Parquet folder into pandas (empty frame with the schema's columns when absent)."""
+    """Read a Parquet folder into pandas (empty frame with the schema's columns when absent).
+
+    The parts a compacted part replaces are left out (see :mod:`~emofuse.catalog.compaction`);
+    a part deleted by a compaction between listing and reading makes it list and read again.
+    """
+    from emofuse.catalog.compaction import visible_parts
+
     fs, path = url_to_fs(folder)
-    if not fs.exists(path) or not any(not os.path.basename(p).startswith((".", "_")) for p in fs.find(path)):
-        return schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
-    dataset = ds.dataset(path, filesystem=fs, format="parquet", schema=schema, partitioning=partitioning)
-    return dataset.to_table().to_pandas()
+    for attempt in range(_READ_TRIES):
+        files = visible_parts(fs, path)
+        if not files:
+            return schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
+        try:
+            dataset = ds.dataset(files, filesystem=fs, format="parquet", schema=schema, partitioning=partitioning,
+                                 partition_base_dir=path)
+            return dataset.to_table().to_pandas()
+        except FileNotFoundError:
+            if attempt == _READ_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+#: Listings a read of a folder tries while compactions delete the parts it listed.
+_READ_TRIES = 5
 
 
 def _arrow_type(values: list[Any]) -> pa.DataType:

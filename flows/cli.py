@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from emofuse.flows import serve_server
+from emofuse.flows.catalog_cmd import add_compact_parser, cmd_compact
 from emofuse.flows.demo_cmd import add_demo_corpus_parser, add_demo_parser, cmd_demo, cmd_demo_corpus
 from emofuse.flows.evaluate_cmd import HANDLERS as RESULTS_HANDLERS
 from emofuse.flows.evaluate_cmd import add_parsers as add_results_parsers
@@ -68,6 +69,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                        ("repair", "remove leftovers of crashed tasks")):
         cp = csub.add_parser(name, help=text)
         _catalog_arg(cp)
+    add_compact_parser(csub, _catalog_arg)
 
     p = sub.add_parser("report", help="write the HTML report of a scored run: a folder that opens offline",
                        description="Write the HTML report of a scored run (summary, sortable table of files, emotion "
@@ -181,6 +183,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
     from emofuse.catalog.store import Catalog
 
+    if args.catalog_cmd == "compact":
+        return cmd_compact(args)
     cat = Catalog(args.catalog)
     if args.catalog_cmd == "repair":
         removed = cat.repair(grace_s=0)
