@@ -54,8 +54,8 @@ def _imported_after(code: str, tmp_path) -> list[str]:
 
 def test_import_emofuse_imports_nothing_heavy(tmp_path) -> None:
     assert _imported_after("import emofuse; emofuse.__version__; dir(emofuse)", tmp_path) == []
-    # the catalog alone needs pandas and pyarrow, not torch or Prefect
-    assert _imported_after("import emofuse; emofuse.Catalog", tmp_path) == [
-        "pandas", "pyarrow", "emofuse.catalog"]
+    # the catalog needs pandas and pyarrow, not torch, Prefect or the flows
+    catalog = set(_imported_after("import emofuse; emofuse.Catalog", tmp_path))
+    assert {"pandas", "emofuse.catalog"} <= catalog and not {"torch", "prefect", "emofuse.flows"} & catalog
     # and the probe sees what a name does import: the flows bring Prefect
     assert {"prefect", "emofuse.flows"} <= set(_imported_after("import emofuse; emofuse.train", tmp_path))
