@@ -48,6 +48,7 @@ from emofuse.catalog import atomic
 from emofuse.catalog.records import ExtractResult, Sequence
 from emofuse.catalog.schemas import MEDIA_SCHEMA, SEQ_INDEX_SCHEMA, STATUS_SCHEMA
 from emofuse.catalog.store import Catalog
+from emofuse.catalog.urls import fs_path
 from emofuse.pipeline.registry import available, get_extractor
 
 CORPUS = "meld"
@@ -201,13 +202,13 @@ def measure(root: str, task_items: int) -> dict[str, Any]:
     fs = cat.layout.fs
     for path in (f"{cat.layout.status_dir(key)}/part-{tid}.parquet", f"{cat.layout.clips(key)}/part-{tid}.parquet",
                  f"{cat.layout.seq_index(key)}/part-{tid}.parquet", cat.layout.shard(key, tid)):
-        fs.rm(path.split("://", 1)[-1], recursive=True)
+        fs.rm(fs_path(path), recursive=True)
     out["catalog ls s"], _ = _timed(cat.tables)
     out["read media s"], media = _timed(lambda: pd.read_parquet(cat.layout.media))
     out["read status s"], status = _timed(lambda: pd.read_parquet(cat.layout.status))
     out["media rows"], out["status rows"] = len(media), len(status)
-    out["status parts"] = sum(1 for p in fs.find(cat.layout.status.split("://", 1)[-1]) if p.endswith(".parquet"))
-    out["files"] = len(fs.find(cat.layout.root.split("://", 1)[-1]))
+    out["status parts"] = sum(1 for p in fs.find(fs_path(cat.layout.status)) if p.endswith(".parquet"))
+    out["files"] = len(fs.find(fs_path(cat.layout.root)))
     return out
 
 
@@ -223,7 +224,7 @@ def compacted_copy(root: str) -> tuple[str, float]:
 def upload(root: str, url: str) -> float:
     """Copy the local catalog ``root`` to ``url`` (s3fs, concurrent PUTs); seconds."""
     cat = Catalog(url)
-    t, _ = _timed(lambda: cat.layout.fs.put(root + "/", url.split("://", 1)[1], recursive=True))
+    t, _ = _timed(lambda: cat.layout.fs.put(root + "/", fs_path(url), recursive=True))
     return t
 
 
