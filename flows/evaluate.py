@@ -54,16 +54,16 @@ def evaluate(
     root = Layout.at(catalog).root
     if matrix:
         rows = ev.evaluate_matrix(root, n_boot=n_boot, seed=seed)
-        logger.info("results table: %d rows, %d evaluations", len(rows), rows["evaluation"].nunique())
+        summary = f"results table: {len(rows)} rows, {rows['evaluation'].nunique()} evaluations"
     else:
         if not (run_id and corpus):
             raise ValueError("give --run and --corpus, or --matrix")
         res = ev.evaluate_corpus(root, run_id, corpus, n_boot=n_boot, seed=seed)
         rows = res.rows
-        logger.info("run %s on %s: %d items scored, %d left out (no shared class), %d without features",
-                    run_id, corpus, res.n_scored, res.n_left_out, res.n_unscored)
+        summary = (f"run {run_id} on {corpus}: {res.n_scored} items scored, {res.n_left_out} left out "
+                   f"(no shared class), {res.n_unscored} without features")
+    logger.info(summary)
     shown = rows[rows["fold"].isin(["pooled", "ensemble"])]
     text = results_markdown(shown)
     create_markdown_artifact(text, key="evaluate", description="emofuse evaluation (results/ rows)")
-    print(text)
-    return {"rows": len(rows), "evaluations": sorted(set(rows["evaluation"]))}
+    return {"rows": len(rows), "evaluations": sorted(set(rows["evaluation"])), "summary": summary, "markdown": text}

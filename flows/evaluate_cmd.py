@@ -70,7 +70,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not kwargs["matrix"] and not (kwargs["run_id"] and kwargs["corpus"]):
         print("emofuse evaluate: give --run RUN --corpus NAME, or --matrix", flush=True)
         return 2
-    evaluate(**kwargs)
+    out = evaluate(**kwargs)
+    print(out["summary"])
+    print(out["markdown"])
     return 0
 
 

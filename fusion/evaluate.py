@@ -151,7 +151,7 @@ def run_results(cat: Catalog, run_id: str, *, n_boot: int = N_BOOT, seed: int = 
     rows += interval_rows(s, "pooled", n_boot=n_boot, seed=seed, groups=s.item_id if per_frame else None)
     corpus = corpus_of(cat, s.item_id.tolist())
     df = pd.DataFrame(rows)
-    df = df.assign(kind="train", train_corpus=corpus, test_corpus=corpus, split="test", n_left_out=0,
+    df = df.assign(evaluation=f"train-{run_id}", kind="train", train_corpus=corpus, test_corpus=corpus, split="test", n_left_out=0,
                    n_boot=n_boot, seed=seed, classes=[list(config.classes)] * len(df), **_describe(config))
     return df
 
@@ -161,7 +161,7 @@ def record_run_results(catalog_root: str | os.PathLike[str], run_id: str, *, n_b
     """Compute :func:`run_results` and write them (evaluation ``train-<run>``; kept if already there)."""
     cat = Catalog(catalog_root)
     df = run_results(cat, run_id, n_boot=n_boot, seed=seed)
-    cat.write_results(f"train-{run_id}", df)
+    cat.write_results(str(df["evaluation"].iloc[0]), df)
     return df
 
 
@@ -220,11 +220,11 @@ def evaluate_corpus(catalog_root: str | os.PathLike[str], run_id: str, corpus: s
                          f"({left_out} left out without a mapped label, {unscored} without features)")
     rows = pd.DataFrame(interval_rows(s, "ensemble", n_boot=n_boot, seed=seed))
     _, own = run_test_predictions(cat, run_id)
-    rows = rows.assign(kind="cross-corpus", train_corpus=corpus_of(cat, own.item_id.tolist()), test_corpus=corpus,
+    rows = rows.assign(evaluation=f"{run_id}@{corpus}", kind="cross-corpus", train_corpus=corpus_of(cat, own.item_id.tolist()), test_corpus=corpus,
                        split="test", n_left_out=left_out, n_boot=n_boot, seed=seed,
                        classes=[list(SHARED_CLASSES)] * len(rows), **_describe(config))
     if write:
-        cat.write_results(f"{run_id}@{corpus}", rows)
+        cat.write_results(str(rows["evaluation"].iloc[0]), rows)
     return CorpusEvaluation(run_id, corpus, rows, SHARED_CLASSES, len(s.item_id), left_out, unscored, s)
 
 

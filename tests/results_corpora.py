@@ -56,3 +56,35 @@ def add_corpus(root: str, corpus: str, labels: list[str], *, speakers: int = 4, 
         cat.register_feature_set(FeatureSetDescription(name=name, key=KEYS[name], version=1, sequence_dim=dim))
         cat.commit_task(KEYS[name], f"{name}-{corpus}", results)
     return media
+
+
+#: Labels of the two corpora: RAVDESS's ``calm`` and CREMA-D's ``fearful``/``disgust`` map to no shared class.
+RAVDESS_LABELS = ["neutral", "calm", "happy", "sad", "angry"]
+CREMA_LABELS = ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
+SPEAKERS, REPS = 4, 3
+#: Two speaker folds of the RAVDESS-named corpus.
+PLAN = [{"fold": 0, "train": ["ravdess-0", "ravdess-1"], "val": ["ravdess-2"], "test": ["ravdess-3"]},
+        {"fold": 1, "train": ["ravdess-2", "ravdess-3"], "val": ["ravdess-1"], "test": ["ravdess-0"]}]
+
+
+def run_cli(env: dict[str, str], *args: str):
+    """``python -m emofuse.flows.cli ARGS`` in ``env``; the completed process (asserting it succeeded)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "emofuse.flows.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, f"emofuse {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def two_runs(root: str) -> list[str]:
+    """The RAVDESS-named corpus in a catalog at ``root``, two small runs trained on it (3 and 1 epochs,
+    so the first is the better one), then the CREMA-D-named corpus added; the run ids."""
+    from emofuse.fusion.training_run import train
+
+    add_corpus(root, "ravdess", RAVDESS_LABELS, speakers=SPEAKERS, reps=REPS, seed=0)
+    runs = [train(root, model="concat_mlp", epochs=epochs, folds=PLAN, seed=seed, threads=1).run_id
+            for epochs, seed in ((4, 0), (1, 1))]
+    add_corpus(root, "crema-d", CREMA_LABELS, speakers=SPEAKERS, reps=REPS, seed=1)
+    return runs
