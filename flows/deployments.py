@@ -88,11 +88,17 @@ def deployments(source: str | None = None, catalog: str | None = None) -> list[A
 
 
 def serve(source: str | None = None, catalog: str | None = None) -> None:
-    """Serve all deployments in this process until interrupted (the long-running ``emofuse serve``)."""
+    """Serve all deployments in this process until interrupted (the long-running ``emofuse serve``), with a Dask
+    cluster kept warm for their runs and for commands against the same server (:mod:`emofuse.flows.warm_cluster`)."""
     from prefect import serve as prefect_serve
+    from prefect.settings import PREFECT_API_URL
 
     from emofuse.flows.prefect_env import apply_defaults
+    from emofuse.flows.warm_cluster import warm_cluster
 
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")
     apply_defaults()
-    prefect_serve(*deployments(source, catalog))
+    with warm_cluster(PREFECT_API_URL.value()) as address:
+        if address:
+            print(f"Dask cluster kept warm for flow runs at {address}", flush=True)
+        prefect_serve(*deployments(source, catalog))

@@ -37,17 +37,30 @@ def default_workers() -> int:
 
 def dask_runner(address: str | None = None, n_workers: int | None = None,
                 processes: bool = True, api_url: str | None = None) -> DaskTaskRunner:
-    """A DaskTaskRunner for ``address`` (or ``$EMOFUSE_DASK_ADDRESS``), else a new local cluster.
+    """A DaskTaskRunner for ``address`` (or ``$EMOFUSE_DASK_ADDRESS``), else the cluster ``emofuse serve`` keeps
+    warm for ``api_url`` (:mod:`emofuse.flows.warm_cluster`), else a new local cluster.
 
     Local workers are processes (dlib's face embedding holds the GIL, so threads
     of one process cannot run two face tasks at once). They report to
     ``api_url`` — the server this flow itself uses, a temporary one included —
     so no worker starts a Prefect server of its own.
     """
+    from emofuse.flows.warm_cluster import warm_address
+
     quiet_dask_logs()
     address = address or os.environ.get(DASK_ADDRESS_ENV) or None
     if address:  # TLS with the certificates of $EMOFUSE_DASK_TLS when set (emofuse.flows.security)
         return DaskTaskRunner(address=address, client_kwargs=dask_client_kwargs())
+    warm = warm_address(api_url, n_workers) if processes else None
+    if warm:  # serve's workers: started, imports done, models loaded
+        return DaskTaskRunner(address=warm)
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                          cluster_kwargs=local_cluster_kwargs(n_workers, processes=processes, api_url=api_url))
+
+
+def local_cluster_kwargs(n_workers: int | None = None, processes: bool = True,
+                         api_url: str | None = None) -> dict:
+    """``distributed.LocalCluster`` arguments: one-thread workers (processes get :data:`WORKER_ENV` and the API URL)."""
     kwargs: dict = {"n_workers": n_workers or default_workers(), "threads_per_worker": 1,
                     "processes": processes, "dashboard_address": None}
     if processes:
@@ -56,7 +69,7 @@ def dask_runner(address: str | None = None, n_workers: int | None = None,
         if api_url:
             env["PREFECT_API_URL"] = api_url
         kwargs["env"] = env
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+    return kwargs
 
 
 def current_api_url() -> str | None:
