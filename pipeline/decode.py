@@ -4,7 +4,7 @@ Audio comes out mono float32 at a fixed rate (16 kHz by default); video frames
 come out as RGB uint8 arrays sampled at a fixed rate (5 fps by default). Both
 are generators, so memory stays bounded whatever a file's length.
 
-Example:
+Examples:
     >>> import os, tempfile
     >>> import numpy as np
     >>> from emofuse.pipeline.dummies import tone, write_audio, write_video
@@ -333,14 +333,15 @@ def frames_at(path: str, times: Sequence[float], *, seek_gap: float = 1.0) -> It
     seconds ahead; then the file is sought to the key frame before it (``seek_gap=math.inf``:
     one pass from the start). Times past the last frame yield nothing.
 
-    >>> import tempfile
-    >>> from emofuse.pipeline.dummies import write_video
-    >>> frames = [np.full((32, 32, 3), 20 * k, np.uint8) for k in range(10)]     # frame k is 20*k gray
-    >>> clip = str(write_video(os.path.join(tempfile.mkdtemp(), "c.mp4"), frames, fps=10))
-    >>> [(t, round(float(rgb.mean()) / 20)) for t, rgb in frames_at(clip, [0.5, 0.2, 0.9, 1.5])]
-    [(0.2, 2), (0.5, 5), (0.9, 9)]
-    >>> frame_times(clip, key_frames=True).tolist()
-    [0.0]
+    Examples:
+        >>> import tempfile
+        >>> from emofuse.pipeline.dummies import write_video
+        >>> frames = [np.full((32, 32, 3), 20 * k, np.uint8) for k in range(10)]     # frame k is 20*k gray
+        >>> clip = str(write_video(os.path.join(tempfile.mkdtemp(), "c.mp4"), frames, fps=10))
+        >>> [(t, round(float(rgb.mean()) / 20)) for t, rgb in frames_at(clip, [0.5, 0.2, 0.9, 1.5])]
+        [(0.2, 2), (0.5, 5), (0.9, 9)]
+        >>> frame_times(clip, key_frames=True).tolist()
+        [0.0]
     """
     want = sorted({float(t) for t in times})
     if not want:

@@ -7,7 +7,7 @@ other packages add corpora through the entry-point group ``emofuse.corpora``
 (``name = package.module:RecipeClass`` in their ``entry_points.txt``), loaded on the first
 :func:`corpus_names` or lookup of a name that is not built in.
 
-Example:
+Examples:
     >>> corpus_names()[:6]
     ['ravdess', 'archive', 'crema-d', 'iemocap', 'meld', 'affwild2']
     >>> get_corpus("meld").class_order()[:2], get_corpus("archive").labelled
