@@ -105,3 +105,58 @@ def test_a_commit_that_fails_after_its_shard_leaves_nothing_of_the_task(spec):
     assert committed_tasks(layout, "fs-v1") == set()
     for folder in (layout.clips("fs-v1"), layout.seq_index("fs-v1"), os.path.dirname(layout.shard("fs-v1", "t"))):
         assert not os.path.exists(folder) or not [f for f in os.listdir(folder) if not f.startswith(".")], folder
+
+
+def test_a_commit_records_what_each_result_says_and_its_shard_says_whose_it_is(tmp_path):
+    """What the mutation run found unchecked: run id, messages, frame counts and times in the status rows,
+    the shard's attributes, the index schema, empty sequences, and parts conformed to the folder's schema."""
+    import zarr
+
+    from emofuse.catalog.schemas import SEQ_INDEX_SCHEMA
+    from emofuse.catalog.tables import read_table as read
+
+    layout = Layout.at(str(tmp_path))
+    seq = Sequence(np.arange(3) * 0.1, {"values": np.ones((3, 2), np.float32)})
+    empty = Sequence(np.zeros(0), {"values": np.zeros((0, 2), np.float32)})
+    res = [ExtractResult("a", row={"mean": 1.0}, sequence=seq, n_frames=3, wall_s=0.25),
+           ExtractResult("e", row={"mean": 0.5}, sequence=empty, n_frames=0, wall_s=0.5),
+           ExtractResult.failed("b", Status.NO_AUDIO, "no audio stream")]
+    commit_task(layout, "fs-v1", "task-1", res, run_id="run-7", sequence_attrs={"fps": 5.0})
+    status = read_status(layout, "fs-v1").set_index("item_id")
+    assert status.loc["b", "message"] == "no audio stream" and (status["run_id"] == "run-7").all()
+    assert status.loc["a", "n_frames"] == 3 and status.loc["a", "wall_s"] == pytest.approx(0.25)
+    index = read(layout.seq_index("fs-v1"))
+    assert index["item_id"].tolist() == ["a"]  # an empty sequence has no rows to index
+    assert pq_schema(layout.seq_index("fs-v1")).equals(SEQ_INDEX_SCHEMA)
+    attrs = dict(zarr.open_group(layout.shard("fs-v1", "task-1"), mode="r").attrs)
+    assert attrs == {"fps": 5.0, "feature_set": "fs-v1", "task_id": "task-1"}
+    # a later task's rows take the folder's types (an int mean is stored as the first part's double)
+    commit_task(layout, "fs-v1", "task-2", [ExtractResult("c", row={"mean": 2})])
+    assert read(layout.clips("fs-v1")).set_index("item_id")["mean"].to_dict() == {"a": 1.0, "e": 0.5, "c": 2.0}
+    assert commit_task(layout, "fs-v1", "task-3", []) == 0 and read_status(layout, "fs-v1")["run_id"].tolist().count("") == 1
+
+
+def test_a_failed_recommit_keeps_the_parts_of_the_earlier_commit_under_its_id(tmp_path):
+    layout = Layout.at(str(tmp_path))
+    seq = Sequence(np.arange(2) * 0.1, {"values": np.ones((2, 1), np.float32)})
+    commit_task(layout, "fs-v1", "task-1", [ExtractResult("a", row={"mean": 1.0}, sequence=seq, n_frames=2)])
+    before = sorted(os.listdir(layout.clips("fs-v1"))), sorted(os.listdir(layout.seq_index("fs-v1")))
+    with pytest.raises(Exception, match="convert|type"):
+        commit_task(layout, "fs-v1", "task-1", [ExtractResult("a", row={"mean": object()}, sequence=seq, n_frames=2)])
+    assert (sorted(os.listdir(layout.clips("fs-v1"))), sorted(os.listdir(layout.seq_index("fs-v1")))) == before
+    assert read_table(layout.clips("fs-v1"))["item_id"].tolist() == ["a"]
+
+
+def test_sequences_of_one_task_must_have_the_same_arrays(tmp_path):
+    layout = Layout.at(str(tmp_path))
+    a = Sequence(np.arange(2) * 0.1, {"values": np.ones((2, 1), np.float32)})
+    b = Sequence(np.arange(2) * 0.1, {"values": np.ones((2, 1), np.float32), "mask": np.ones(2, bool)})
+    with pytest.raises(ValueError, match=r"item y: sequence arrays \['values', 'mask'\] != \['values'\]"):
+        commit_task(layout, "fs-v1", "task-1", [ExtractResult("x", sequence=a), ExtractResult("y", sequence=b)])
+
+
+def pq_schema(folder: str):
+    import pyarrow.parquet as pq
+
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".parquet"))
+    return pq.read_schema(os.path.join(folder, files[0])).remove_metadata()
