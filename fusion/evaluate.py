@@ -150,7 +150,7 @@ def run_results(cat: Catalog, run_id: str, *, n_boot: int = N_BOOT, seed: int = 
         rows += interval_rows(part, k, n_boot=n_boot, seed=seed, groups=part.item_id if per_frame else None)
     rows += interval_rows(s, "pooled", n_boot=n_boot, seed=seed, groups=s.item_id if per_frame else None)
     corpus = corpus_of(cat, s.item_id.tolist())
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=["fold", "metric", "value", "low", "high", "level", "n_items"])
     df = df.assign(evaluation=f"train-{run_id}", kind="train", train_corpus=corpus, test_corpus=corpus, split="test", n_left_out=0,
                    n_boot=n_boot, seed=seed, classes=[list(config.classes)] * len(df), **_describe(config))
     return df
@@ -158,10 +158,12 @@ def run_results(cat: Catalog, run_id: str, *, n_boot: int = N_BOOT, seed: int = 
 
 def record_run_results(catalog_root: str | os.PathLike[str], run_id: str, *, n_boot: int = N_BOOT,
                        seed: int = SEED) -> pd.DataFrame:
-    """Compute :func:`run_results` and write them (evaluation ``train-<run>``; kept if already there)."""
+    """Compute :func:`run_results` and write them (evaluation ``train-<run>``; kept if already there).
+    A run without per-item test predictions to score (none kept) writes nothing."""
     cat = Catalog(catalog_root)
     df = run_results(cat, run_id, n_boot=n_boot, seed=seed)
-    cat.write_results(str(df["evaluation"].iloc[0]), df)
+    if len(df):
+        cat.write_results(f"train-{run_id}", df)
     return df
 
 
