@@ -77,6 +77,7 @@ def train(
     rows = rows[(rows["run"] == result.run_id) & (rows["fold"] == "pooled")]
     create_markdown_artifact(f"### results of `{result.run_id}` (pooled test items, 95 % bootstrap intervals)\n\n"
                              + results_markdown(rows) + "\nAll runs side by side: `emofuse board`.",
-                             key=f"results-{model.replace('_', '-')}", description=f"emofuse results of {result.run_id}")
+                             key=f"results-{model.replace('_', '-')}",
+                             description=f"emofuse results of {result.run_id}")
     return {"run_id": result.run_id, "run_dir": result.run_dir, "metrics": result.metrics,
             "n_parameters": result.n_parameters, "seconds": result.seconds}

@@ -124,8 +124,8 @@ def run_test_predictions(cat: Catalog, run_id: str) -> tuple[RunConfig, Scored]:
         true_va = np.stack([media.reindex(ids)[d].to_numpy(np.float64) if d in media else np.full(len(ids), np.nan)
                             for d in dims], axis=1)
         pred_va = np.asarray(va, np.float64).reshape(len(ids), -1)[:, :len(dims)]
-    return config, Scored(np.asarray(ids, object), np.asarray(folds, object), np.asarray(true, object) if true else None,
-                          np.asarray(pred, object) if pred else None, true_va, pred_va, dims)
+    labels = (np.asarray(true, object), np.asarray(pred, object)) if true else (None, None)
+    return config, Scored(np.asarray(ids, object), np.asarray(folds, object), *labels, true_va, pred_va, dims)
 
 
 def corpus_of(cat: Catalog, item_ids: Sequence[str]) -> str:
@@ -151,8 +151,9 @@ def run_results(cat: Catalog, run_id: str, *, n_boot: int = N_BOOT, seed: int = 
     rows += interval_rows(s, "pooled", n_boot=n_boot, seed=seed, groups=s.item_id if per_frame else None)
     corpus = corpus_of(cat, s.item_id.tolist())
     df = pd.DataFrame(rows, columns=["fold", "metric", "value", "low", "high", "level", "n_items"])
-    df = df.assign(evaluation=f"train-{run_id}", kind="train", train_corpus=corpus, test_corpus=corpus, split="test", n_left_out=0,
-                   n_boot=n_boot, seed=seed, classes=[list(config.classes)] * len(df), **_describe(config))
+    df = df.assign(evaluation=f"train-{run_id}", kind="train", train_corpus=corpus, test_corpus=corpus, split="test",
+                   n_left_out=0, n_boot=n_boot, seed=seed, classes=[list(config.classes)] * len(df),
+                   **_describe(config))
     return df
 
 
@@ -222,8 +223,9 @@ def evaluate_corpus(catalog_root: str | os.PathLike[str], run_id: str, corpus: s
                          f"({left_out} left out without a mapped label, {unscored} without features)")
     rows = pd.DataFrame(interval_rows(s, "ensemble", n_boot=n_boot, seed=seed))
     _, own = run_test_predictions(cat, run_id)
-    rows = rows.assign(evaluation=f"{run_id}@{corpus}", kind="cross-corpus", train_corpus=corpus_of(cat, own.item_id.tolist()), test_corpus=corpus,
-                       split="test", n_left_out=left_out, n_boot=n_boot, seed=seed,
+    rows = rows.assign(evaluation=f"{run_id}@{corpus}", kind="cross-corpus",
+                       train_corpus=corpus_of(cat, own.item_id.tolist()), test_corpus=corpus, split="test",
+                       n_left_out=left_out, n_boot=n_boot, seed=seed,
                        classes=[list(SHARED_CLASSES)] * len(rows), **_describe(config))
     if write:
         cat.write_results(str(rows["evaluation"].iloc[0]), rows)
@@ -257,8 +259,8 @@ def evaluate_matrix(catalog_root: str | os.PathLike[str], *, n_boot: int = N_BOO
             continue  # not a finished run
         record_run_results(catalog_root, run_id, n_boot=n_boot, seed=seed)
         home = corpus_of(cat, own.item_id.tolist())
-        if not config.classes:
-            continue
+        if not config.classes or not _class_map(home.split("+")[0]):
+            continue  # nothing to map into the shared classes
         for corpus in corpora:
             if corpus != home and not cat.results()["evaluation"].eq(f"{run_id}@{corpus}").any():
                 evaluate_corpus(catalog_root, run_id, corpus, n_boot=n_boot, seed=seed)

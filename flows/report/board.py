@@ -165,7 +165,8 @@ def comparisons(root: str, res: pd.DataFrame, *, n_boot: int, seed: int) -> pd.D
         for a, b in itertools.combinations(sorted(set(g["run"])), 2):
             kinds = set(g.loc[g["run"].isin([a, b]), "kind"])
             corpus = None if kinds == {"train"} else str(test)
-            if corpus is None and set(g.loc[g["run"] == a, "train_corpus"]) != set(g.loc[g["run"] == b, "train_corpus"]):
+            homes = [set(g.loc[g["run"] == r, "train_corpus"]) for r in (a, b)]
+            if corpus is None and homes[0] != homes[1]:
                 continue
             try:
                 c = compare(root, a, b, corpus=corpus, n_boot=n_boot, seed=seed)
