@@ -133,6 +133,10 @@ def test_a_commit_records_what_each_result_says_and_its_shard_says_whose_it_is(t
     # a later task's rows take the folder's types (an int mean is stored as the first part's double)
     commit_task(layout, "fs-v1", "task-2", [ExtractResult("c", row={"mean": 2})])
     assert read(layout.clips("fs-v1")).set_index("item_id")["mean"].to_dict() == {"a": 1.0, "e": 0.5, "c": 2.0}
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert pq.read_schema(f"{layout.clips('fs-v1')}/part-task-2.parquet").field("mean").type == pa.float64()
     assert commit_task(layout, "fs-v1", "task-3", []) == 0 and read_status(layout, "fs-v1")["run_id"].tolist().count("") == 1
 
 
