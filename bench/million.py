@@ -25,7 +25,7 @@ left out), ``done()``, one more task (claim, ``commit_task``, release; removed a
 ``emofuse catalog ls`` (``Catalog.tables``), and whole-table ``pd.read_parquet`` of media and
 status. ``--compact`` also measures the same on a hard-linked copy after ``Catalog.compact``.
 
-Usage: ``.venv/bin/python -m bench.million [--items 1000000] [--s3-items 50000] [--no-s3] [--compact]``
+Usage: ``.venv/bin/python -m bench.million [--items 1000000] [--s3-items 20000] [--no-s3] [--compact]``
 """
 from __future__ import annotations
 
@@ -78,10 +78,12 @@ def media_part(lo: int, hi: int, ids: list[str], now: pd.Timestamp) -> pa.Table:
         "corpus": [CORPUS] * n, "container": ["mp4"] * n, "duration": 1.0 + (idx % 70) / 10.0,
         "has_audio": np.ones(n, bool), "has_video": np.ones(n, bool), "sample_rate": np.full(n, 16000, np.int32),
         "fps": np.full(n, 25.0), "width": np.full(n, 640, np.int32), "height": np.full(n, 360, np.int32),
-        "speaker": [f"spk{i % 300}" for i in idx], "emotion": EMOTIONS[idx % 7], "emotion_code": (idx % 7).astype(np.int8),
+        "speaker": [f"spk{i % 300}" for i in idx], "emotion": EMOTIONS[idx % 7],
+        "emotion_code": (idx % 7).astype(np.int8),
         "transcript": [f"utterance number {i}" for i in idx], "split": ["train"] * n,
         "dialogue": [str(i // 10) for i in idx], "utterance": [str(i % 10) for i in idx],
-        "sentiment": ["neutral"] * n, "season": (1 + idx % 9).astype(np.int8), "episode": (1 + idx % 24).astype(np.int8),
+        "sentiment": ["neutral"] * n, "season": (1 + idx % 9).astype(np.int8),
+        "episode": (1 + idx % 24).astype(np.int8),
         "episode_start": (idx % 600).astype(float), "episode_end": (idx % 600 + 3).astype(float),
     }
     arrays = [pa.array(cols[f.name], type=f.type) if f.name in cols else pa.nulls(n, f.type) for f in MEDIA_SCHEMA]
@@ -103,7 +105,8 @@ def write_task(cat: Catalog, name: str, key: str, tid: str, ids: list[str], now:
                                                                   type=pa.list_(pa.float32()))})
         _put(cat, clips, lay.clips(key), tid)
         index = pa.table({"item_id": ok, "shard": [tid] * m, "offset": np.arange(m) * FRAMES,
-                          "length": np.full(m, FRAMES), "t_start": np.zeros(m), "t_end": np.full(m, 0.04 * (FRAMES - 1))},
+                          "length": np.full(m, FRAMES), "t_start": np.zeros(m),
+                          "t_end": np.full(m, 0.04 * (FRAMES - 1))},
                          schema=SEQ_INDEX_SCHEMA)
         _put(cat, index, lay.seq_index(key), tid)
     status = pa.table({"item_id": ids, "status": np.where(miss, "no_face", "ok"),
@@ -234,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--items", type=int, default=1_000_000, help="items of the local catalog (default 1,000,000)")
     ap.add_argument("--task-items", type=int, default=32, help="items per task (emofuse extract's default, 32)")
     ap.add_argument("--run-items", type=int, default=50_000, help="items registered per run (one media part each)")
-    ap.add_argument("--s3-items", type=int, default=50_000, help="items of the catalog copied to loopback S3")
+    ap.add_argument("--s3-items", type=int, default=20_000,
+                    help="items of the catalog copied to loopback S3 (default 20,000: moto takes ~60 PUTs/s here)")
     ap.add_argument("--no-s3", action="store_true", help="skip the loopback S3 variant")
     ap.add_argument("--compact", action="store_true", help="also measure after `emofuse catalog compact`")
     args = ap.parse_args(argv)
