@@ -16,6 +16,8 @@ from emofuse.catalog import compaction
 from emofuse.catalog.records import ExtractResult, Sequence
 from emofuse.catalog.schemas import Status
 from emofuse.catalog.store import Catalog
+from emofuse.catalog.urls import fs_path
+from tests.scaleout_servers import s3_server  # noqa: F401 - a fixture
 
 KEY = "demo-v1"
 
@@ -68,6 +70,32 @@ def test_compaction_keeps_every_row_and_column(tmp_path):
     cat.commit_task(KEY, "task-late", [ExtractResult("late", row={"mean": 1.0, "vec": np.zeros(3, np.float32)})])
     assert [c.parts for c in cat.compact(min_parts=2)] == [2]
     assert len(cat.status(latest=False)) == 19 and cat.compact(min_parts=2) == []
+
+
+def test_compaction_on_object_storage_keeps_every_row_and_repair_finishes_a_crash(s3_server):
+    """On S3 (moto on loopback) the merged part is one PUT and the old parts one bulk delete."""
+    cat = _catalog(f"s3://{s3_server.bucket}/compaction-{os.getpid()}")
+    folder = cat.layout.status_dir(KEY)
+    before = cat.status(latest=False).sort_values(["task_id", "item_id"]).reset_index(drop=True)
+    media = len(cat.media(dedupe=False))
+
+    def crash(name: str) -> None:
+        if name == "merged":
+            raise Crash(name)
+
+    with pytest.raises(Crash):
+        compaction.compact_folder(folder, compaction.STATUS_SCHEMA, on_step=crash)
+    fs = cat.layout.fs
+    assert len(fs.ls(fs_path(folder))) == 7  # the merged part and the six it replaces
+    pd.testing.assert_frame_equal(cat.status(latest=False).sort_values(["task_id", "item_id"]).reset_index(drop=True),
+                                  before)
+    cat.repair(grace_s=0)
+    cat.compact(min_parts=2)
+    assert len(fs.ls(fs_path(folder))) == 1 and len(fs.ls(fs_path(cat.layout.media))) == 1
+    plain = pd.read_parquet(cat.layout.status).drop(columns="feature_set")
+    assert len(plain) == len(before) and len(cat.media(dedupe=False)) == media
+    pd.testing.assert_frame_equal(cat.status(latest=False).sort_values(["task_id", "item_id"]).reset_index(drop=True),
+                                  before)
 
 
 class Crash(Exception):
