@@ -46,11 +46,17 @@ from emofuse.catalog.corpora.recipes import evaluation_plan
 
 
 def generic_plan(speakers: Sequence[str], *, k: int = 5, n_val: int | None = None, seed: int = 0) -> EvaluationPlan:
-    """k-fold over speakers with a validation group drawn from each fold's training speakers."""
+    """k-fold over speakers with a validation group drawn from each fold's training speakers.
+
+    ``k`` is clamped to [2, number of speakers] and raised where a fold would otherwise keep
+    fewer than two speakers outside its test group (3 speakers always give 3 folds).
+    """
     spk = sorted(set(speakers))
     if len(spk) < 3:
         raise ValueError(f"speaker-independent train/val/test needs at least 3 speakers, got {len(spk)}: {spk}")
     k = max(2, min(int(k), len(spk)))
+    while len(spk) - math.ceil(len(spk) / k) < 2:  # every fold keeps a train and a val speaker
+        k += 1
     order = [spk[i] for i in np.random.default_rng(seed).permutation(len(spk))]
     groups = [order[i::k] for i in range(k)]
     folds = []
