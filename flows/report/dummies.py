@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from emofuse.catalog.predictions import window_label
-from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.records import ExtractResult, FeatureSetDescription, Sequence
 from emofuse.catalog.status import StatusEntry, score_status_key
 from emofuse.catalog.store import Catalog
 from emofuse.catalog.summaries import ExtractRunSummary
@@ -179,7 +179,7 @@ def scored_catalog(root: str, *, n_files: int = 6, media_dir: str | None = None,
             f.duration = min(f.duration, 5.0)
     # -- extraction: face boxes per sampled frame, statuses of both feature sets
     for key, name in ((FACES, "faces"), (EGEMAPS, "egemaps")):
-        cat.register_feature_set({"key": key, "name": name, "version": 1, "config": {"fps": FACE_FPS}})
+        cat.register_feature_set(FeatureSetDescription(key=key, name=name, version=1, config={"fps": FACE_FPS}))
     results = []
     for f in files:
         if f.kind == "video":
