@@ -10,7 +10,7 @@ and one index part (:data:`~emofuse.catalog.schemas.TIME_ATTRIBUTION_INDEX_SCHEM
 ``attributions/run=<run_id>/``, both named after the prediction part they explain. The
 shard is written first and the index part last (atomically), so a reader never follows an
 index row to a missing shard. This module is the only code that writes or reads them;
-plain zarr/pandas read them too (see the README).
+plain zarr/pandas read them too (see docs/guides/report.md).
 
 Example:
     >>> import tempfile

@@ -34,9 +34,11 @@ def wait_for_text(browser, text: str, timeout: float = 90.0) -> None:
     deadline = time.time() + timeout
     while text not in (browser.js("document.body ? document.body.innerText : ''") or ""):
         if time.time() > deadline:
+            browser.screenshot(os.path.join(tempfile.gettempdir(), "emofuse-screenshot-timeout.png"))
             raise TimeoutError(f"the page never showed {text!r}")
         time.sleep(0.5)
     time.sleep(2.0)  # let charts and fonts settle
+    browser.js("document.querySelectorAll('.p-toast-container').forEach(e => e.remove())")
 
 
 def scored_catalog(work: Path) -> dict:
@@ -47,7 +49,7 @@ def scored_catalog(work: Path) -> dict:
     from emofuse.fusion import training_run
 
     src, catalog = str(work / "videos"), str(work / "catalog")
-    generate(src, actors=[1, 2, 3], emotions=(1, 3, 4, 5), statements=(1, 2))
+    generate(src, actors=[1, 2, 3], emotions=(1, 3, 4, 5), statements=(1,))
     extract(source=src, catalog=catalog, corpus="ravdess", feature_sets=["egemaps", "faces"], n_workers=2)
     run = training_run.train(catalog, model="tacfn", feature_sets=["egemaps", "faces"], epochs=3, folds=PLAN,
                              model_config={"n_layers": 1, "d_ff": 64, "n_heads": 4}, seed=0, threads=1).run_id
@@ -67,8 +69,13 @@ def latest_score_run(api: str) -> str:
 
 def main() -> int:
     sys.path.insert(0, str(REPO))
+    import tests.test_report_browser as browser_test
     from emofuse.flows import local_server as ls
     from tests.test_report_browser import CHROMIUM, Browser
+
+    # the browser may reach the loopback server, and nothing else (no name resolves)
+    browser_test.QUIET[:] = [f if not f.startswith("--host-resolver-rules") else
+                             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" for f in browser_test.QUIET]
 
     if CHROMIUM is None:
         print("chromium is not installed: run ./dev setup", file=sys.stderr)
@@ -78,7 +85,9 @@ def main() -> int:
     stack.state_dir.mkdir()
     home = str(work / "prefect-home")
     try:
-        api = ls.start_server(stack, env=ls.server_env(home=home))
+        env = ls.server_env(home=home)
+        env["PREFECT_UI_API_URL"] = stack.api_url  # the UI's API on this port, not the default 4200
+        api = ls.start_server(stack, env=env)
         os.environ.update({"PREFECT_API_URL": api, "PREFECT_HOME": home})
         scored = scored_catalog(work)
         run = latest_score_run(api)
@@ -88,11 +97,15 @@ def main() -> int:
             browser.open(f"{ui}/runs/flow-run/{run}")
             wait_for_text(browser, "Completed")
             browser.screenshot(str(OUT["flow_run"]), clip={"x": 0, "y": 0, "width": 1400, "height": 900})
-            browser.open(f"{ui}/runs/flow-run/{run}?tab=Artifacts")
+            browser.js("Array.from(document.querySelectorAll('*')).filter(e => e.children.length === 0"
+                       " && e.textContent.trim() === 'Artifacts').pop().click()")  # the tab's label
             wait_for_text(browser, "score-summary")
             browser.screenshot(str(OUT["artifacts"]), clip={"x": 0, "y": 0, "width": 1400, "height": 900})
             browser.open("file://" + scored["report"])
             browser.screenshot(str(OUT["summary"]), clip={"x": 0, "y": 0, "width": 1400, "height": 900})
+            browser.js("(async () => { const a = document.querySelector('article.item'); a.scrollIntoView();"
+                       " const imgs = Array.from(a.querySelectorAll('img')); imgs.forEach(i => i.loading = 'eager');"
+                       " await Promise.all(imgs.map(i => i.decode().catch(() => null))); })()")  # lazy thumbnails
             box = browser.js("(() => { const r = document.querySelector('article.item').getBoundingClientRect();"
                              " return {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}; })()")
             browser.screenshot(str(OUT["video"]), clip={k: float(v) for k, v in box.items()})

@@ -86,7 +86,8 @@ def cluster_security(env: dict[str, str] | None = None) -> list[Check]:
         except (InsecureBind, MissingCertificates) as e:
             detail = f"{address} without TLS certificates" if isinstance(e, InsecureBind) else str(e)
             out.append(Check("Dask scheduler off loopback: TLS", False, detail,
-                             f"start the cluster with TLS and use tls://… with {DASK_TLS_ENV}=CERT_DIR (README, Scale-out)"))
+                             f"start the cluster with TLS and use tls://… with {DASK_TLS_ENV}=CERT_DIR "
+                             "(docs/guides/scale-out.md)"))
     if env.get(DASK_TLS_ENV):
         try:
             dask_security(env[DASK_TLS_ENV])

@@ -38,7 +38,8 @@ KEYS = {"egemaps": "egemaps-v1-explain", "faces": "faces-v1-explain"}
 PLAN = [{"fold": 0, "train": ["Actor_01", "Actor_02", "Actor_03"], "val": ["Actor_04"], "test": ["Actor_05"]},
         {"fold": 1, "train": ["Actor_03", "Actor_04", "Actor_05"], "val": ["Actor_01"], "test": ["Actor_02"]}]
 WINDOWS = (1.0, 0.5)
-README = os.path.join(os.path.dirname(__file__), "..", "README.md")
+#: The documentation page whose attribution query the last tests run (it was the README's).
+REPORT_PAGE = os.path.join(os.path.dirname(__file__), "..", "docs", "guides", "report.md")
 
 
 def build_catalog(root: str, *, dimensional: bool = False, seed: int = 0, n_speakers: int = 5, reps: int = 3,
@@ -225,9 +226,9 @@ def test_explain_upgrades_rows_scored_without_it_in_place(runs, tmp_path):
 
 
 def test_readme_query_lists_the_windows_where_the_face_outweighed_the_voice(runs, explained):
-    text = open(README).read()
+    text = open(REPORT_PAGE).read()
     block = re.search(r"```python\n(# windows where the face outweighed the voice.*?)```", text, re.S)
-    assert block, "the README's attribution query is missing"
+    assert block, "the attribution query of docs/guides/report.md is missing"
     scope = {"root": explained["root"], "run_id": runs["tacfn"]}
     exec(block.group(1), scope)
     face = scope["face_won"]
