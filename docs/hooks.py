@@ -78,9 +78,9 @@ def deployments_markdown() -> str:
     return "\n".join(parts)
 
 
-def on_config(config):
+def on_config(config):  # noqa: ANN001, ANN201 - MkDocs's hook signature
     """Lay out ``build/docs-src/emofuse`` (links to emofuse/__init__.py and the sub-package folders)."""
-    root = os.path.dirname(os.path.abspath(config["config_file_path"]))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository (docs/..)
     pkg = os.path.join(root, SOURCE_TREE, "emofuse")
     os.makedirs(pkg, exist_ok=True)
     links = {"__init__.py": os.path.join(root, "emofuse", "__init__.py"),
