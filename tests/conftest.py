@@ -127,3 +127,28 @@ def prefect_server(session_dir):
     yield {"api": api, "home": home, "stack": stack, "env": ls.server_env(api, home=home)}
     ls.stop(stack, "emofuse-serve")
     ls.stop(stack, "prefect-server")
+
+
+def _plugin_names(registry: dict) -> list[str]:
+    """Names in a plug-in registry whose class is not emofuse's own (a test's or a docs example's)."""
+    def module(entry: object) -> str:
+        return (entry if isinstance(entry, type) else type(entry)).__module__
+    return [name for name, entry in registry.items() if not module(entry).startswith("emofuse.")]
+
+
+@pytest.fixture(autouse=True)
+def _forget_plugins_registered_in_process():
+    """A test (or a docs example it runs) that registers an extractor, corpus or model in this process
+    must not leave it behind: later runs would plan it, and Dask workers (other processes) do not know it."""
+    yield
+    import sys
+
+    extractors = sys.modules.get("emofuse.pipeline.registry")
+    corpora = sys.modules.get("emofuse.catalog.corpora.registry")
+    models = sys.modules.get("emofuse.fusion.models.registry")  # only registries a test imported: no torch here
+    for name in _plugin_names(extractors._REGISTRY) if extractors else ():
+        extractors._REGISTRY.pop(name)
+    for name in _plugin_names(corpora._REGISTRY) if corpora else ():
+        corpora.unregister_corpus(name)
+    for name in _plugin_names(models._MODELS) if models else ():
+        models.unregister_model(name)
