@@ -28,6 +28,7 @@ def train(
     device: str | None = None,
     run_id: str | None = None,
     threads: int | None = None,
+    corpus: str | None = None,
 ) -> dict[str, Any]:
     """Train a fusion model on the catalog's cached features over speaker-independent folds.
 
@@ -54,6 +55,8 @@ def train(
         device: cuda or cpu (default: cuda when available).
         run_id: an existing run to resume after an interruption (finished folds are kept).
         threads: torch CPU threads (default: torch's choice; 1 is fastest on a busy 2-core machine).
+        corpus: train on this corpus's items only, e.g. to evaluate the run on another corpus of the
+            same catalog with ``emofuse evaluate`` (default: every labelled item).
     """
     from emofuse.fusion import training_run
 
@@ -66,7 +69,8 @@ def train(
 
     result = training_run.train(Layout.at(catalog).root, model=model, feature_sets=feature_sets,
                                 model_config=model_options, epochs=epochs, batch_size=batch_size, lr=lr, folds=folds,
-                                seed=seed, device=device, progress=progress, run_id=run_id, threads=threads)
+                                seed=seed, device=device, progress=progress, run_id=run_id, threads=threads,
+                                corpus=corpus)
     create_markdown_artifact(result.markdown, key=f"train-{model.replace('_', '-')}",
                              description=f"emofuse {model} run {result.run_id}")
     print(result.markdown)

@@ -87,6 +87,8 @@ class DataConfig:
     (None: RAVDESS order for RAVDESS emotions present, then others sorted). ``targets``:
     ``clip`` (dimensional targets from the media table, one per clip) or ``frame``
     (per-frame labels of the catalog's labels table, aligned per step: :mod:`emofuse.fusion.targets`).
+    ``corpora``: the corpora whose items train (None: every labelled item of the catalog), so one
+    catalog holding two corpora can train on one and be evaluated on the other.
     """
 
     modalities: list[ModalitySpec]
@@ -96,8 +98,11 @@ class DataConfig:
     classes: list[str] | None = None
     dimensional: tuple[str, ...] = ("valence", "arousal")
     targets: str = "clip"
+    corpora: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.corpora is not None:
+            self.corpora = tuple(self.corpora)
         self.modalities = [m if isinstance(m, ModalitySpec) else ModalitySpec(**m) for m in self.modalities]
         if isinstance(self.align, dict):
             self.align = AlignConfig(**self.align)

@@ -104,6 +104,7 @@ def train(
     weight_decay: float | None = None,
     fold_ids: Sequence[int] | None = None,
     threads: int | None = None,
+    corpus: str | Sequence[str] | None = None,
 ) -> RunResult:
     """Train ``model`` on a catalog's cached features over a fold plan; write a run.
 
@@ -116,6 +117,7 @@ def train(
     (finished folds are kept, an interrupted fold continues from its last checkpoint; ``epochs``
     may be raised). ``progress`` gets an :class:`EpochReport` after every epoch. ``threads``:
     torch CPU threads for this call (None: torch's default; see :mod:`emofuse.fusion.torch_threads`).
+    ``corpus``: train on the items of this corpus (or these corpora) only (None: every labelled item).
     """
     with torch_threads(threads):
         t0 = time.perf_counter()
@@ -125,8 +127,8 @@ def train(
         seed_everything(seed)
         settings = run_settings(cat, spec, preset, run_id, feature_sets=feature_sets, align=align, missing=missing,
                                 seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                                weight_decay=weight_decay)
-        media = cat.media()
+                                weight_decay=weight_decay, corpus=corpus)
+        media = training_media(cat, settings.data)
         data = load_labelled(cat, media, spec, settings)
         task = run_task(spec, preset, data)
         plan, splits = fold_splits(data, media, settings, folds, fold_ids)
@@ -160,7 +162,7 @@ def run_settings(cat: Catalog, spec: ModelSpec, preset: Preset, run_id: str | No
                  feature_sets: Mapping[str, str] | Sequence[str | ModalitySpec] | None,
                  align: AlignConfig | Mapping[str, Any] | None, missing: str, seed: int, epochs: int | None,
                  batch_size: int | None, lr: float | None, patience: int | None,
-                 weight_decay: float | None) -> RunSettings:
+                 weight_decay: float | None, corpus: str | Sequence[str] | None = None) -> RunSettings:
     """A new run's settings (the preset's, overridden by the arguments), or a resumed run's saved ones."""
     run_id = run_id or new_run_id(preset.name)
     run = cat.run(run_id)
@@ -182,8 +184,9 @@ def run_settings(cat: Catalog, spec: ModelSpec, preset: Preset, run_id: str | No
     if frame_ids:  # per-frame training: the paper's windows, steps at the labels' frame rate
         base.update(mode="window", steps=FRAME_WINDOW_STEPS, hop=FRAME_WINDOW_HOP, rate=frame_rate or base["rate"])
     al = align if isinstance(align, AlignConfig) else AlignConfig(**{**base, **(align or {})})
+    corpora = None if corpus is None else ((corpus,) if isinstance(corpus, str) else tuple(corpus))
     data_cfg = DataConfig(modalities=preset_modalities(cat, preset, feature_sets), align=al, missing=missing,
-                          targets="frame" if frame_ids else "clip")
+                          targets="frame" if frame_ids else "clip", corpora=corpora)
     over = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                   weight_decay=weight_decay).items() if v is not None}
     tcfg = dataclasses.replace(preset.train, seed=seed, **over)
@@ -202,6 +205,19 @@ def frame_labelled(cat: Catalog, spec: ModelSpec) -> tuple[list[str], float | No
 
 
 # --------------------------------------------------------------------------- 2. data, 3. task
+def training_media(cat: Catalog, data: DataConfig) -> pd.DataFrame:
+    """The media rows a run may train on: all of them, or those of ``data.corpora``."""
+    media = cat.media()
+    if data.corpora is None:
+        return media
+    have = sorted(set(media["corpus"].dropna())) if len(media) else []
+    missing = [c for c in data.corpora if c not in have]
+    if missing:
+        raise ValueError(f"the catalog {cat.root} has no items of corpus {', '.join(missing)} (it has: "
+                         f"{', '.join(have) or 'none'})")
+    return media[media["corpus"].isin(data.corpora)].reset_index(drop=True)
+
+
 def load_labelled(cat: Catalog, media: pd.DataFrame, spec: ModelSpec, settings: RunSettings) -> AlignedData:
     """The items with a training target (class, valence/arousal, per-frame labels) on the run's timeline.
 

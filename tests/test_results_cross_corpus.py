@@ -112,3 +112,10 @@ def test_compare_command_prints_the_table(trained):
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert {"accuracy", "uar", "macro_f1"} <= set(lines)
     assert "McNemar" in out and "items" in out and lines["accuracy"].split()[-1] == "48"
+
+
+def test_training_on_a_corpus_the_catalog_lacks_says_which_it_has(trained):
+    from emofuse.fusion.training_run import train
+
+    with pytest.raises(ValueError, match=r"no items of corpus meld \(it has: crema-d, ravdess\)"):
+        train(trained["root"], model="concat_mlp", epochs=1, folds=PLAN, corpus="meld", threads=1)
