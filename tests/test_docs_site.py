@@ -110,3 +110,14 @@ def test_a_page_that_fetches_a_font_is_caught(site, tmp_path):
     open(index, "w").write(html)
     requested, _initiated, _connected = open_every_page(copy, str(tmp_path / "chromium"))
     assert [u for u in requested if not local(u, copy)] == ["https://fonts.googleapis.com/css?family=Roboto"]
+
+
+def test_the_readme_links_into_the_site_resolve():
+    """README.md's relative links and images (docs/…) name files that exist, so they work on GitHub too."""
+    import re
+
+    text = open(os.path.join(REPO, "README.md")).read()
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if not t.startswith(("http", "#"))]
+    assert len(targets) >= 15 and all(t.startswith("docs/") for t in targets), targets
+    missing = [t for t in targets if not os.path.exists(os.path.join(REPO, t))]
+    assert not missing, missing
