@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 
+from mkdocs.plugins import event_priority
+
 #: The source tree as installed (emofuse/ + the folders pyproject's package-dir maps under it), as
 #: symbolic links, for mkdocstrings to read statically (it cannot follow a package-dir mapping).
 SOURCE_TREE = os.path.join("build", "docs-src")
@@ -78,6 +80,7 @@ def deployments_markdown() -> str:
     return "\n".join(parts)
 
 
+@event_priority(100)  # before mkdocstrings' on_config, which drops search paths that do not exist yet
 def on_config(config):  # noqa: ANN001, ANN201 - MkDocs's hook signature
     """Lay out ``build/docs-src/emofuse`` (links to emofuse/__init__.py and the sub-package folders)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository (docs/..)
