@@ -212,8 +212,16 @@ def test_the_object_store_going_away_mid_run(corpus, store, extract_cmd):
     proc = extract_cmd(corpus["all"], catalog, wait=False)
 
     def committed_and_claimed() -> bool:
-        """Some task committed, and another one holds claims on items it is extracting now."""
-        return bool(fs.glob(f"{BUCKET}/cat/status/*/part-*") and fs.glob(f"{BUCKET}/cat/locks/egemaps-*/*.lock"))
+        """Some task committed, and another one holds claims on items it is extracting now.
+
+        The run releases claims while this looks, so a lock folder can vanish between the
+        listing and its stat: that look says "not yet" and the next one looks again.
+        """
+        fs.invalidate_cache()
+        try:
+            return bool(fs.glob(f"{BUCKET}/cat/status/*/part-*") and fs.glob(f"{BUCKET}/cat/locks/egemaps-*/*.lock"))
+        except FileNotFoundError:
+            return False
 
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not committed_and_claimed():
