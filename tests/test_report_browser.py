@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from emofuse.catalog.store import Catalog
-from tests.conftest import strip_audio
+from conftest import strip_audio
 
 TINY_TACFN = {"n_layers": 1, "d_ff": 64, "n_heads": 4}
 PLAN = [{"fold": 0, "train": ["Actor_01"], "val": ["Actor_03"], "test": ["Actor_02"]},
