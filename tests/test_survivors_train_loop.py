@@ -1,0 +1,283 @@
+"""``train_fold``'s promises, checked directly on hand-made data with a tiny model (about a second in all).
+
+The end-to-end protocol tests (``test_survivors_training.py``, ``test_fusion_train.py``) train
+TACFN on a synthetic catalog; these feed :func:`emofuse.fusion.train.train_fold` a small
+:class:`AlignedData` and a linear probe, so every rule of the loop can be checked against its
+own definition: the best epoch is chosen on validation by the monitored metric (ties to the
+lower validation loss, ``min_delta``, ``-val_loss`` when the metric is missing), training stops
+after ``patience`` epochs without improvement, the best weights are restored and score
+validation and test, the test split never steers anything, the history's figures are what
+they say, and a fold interrupted and resumed ends bit for bit where an uninterrupted one does
+(model, optimiser, best weights, every RNG).
+"""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from emofuse.catalog.runs import Checkpoints
+from emofuse.fusion.data_config import DataConfig, ModalitySpec
+from emofuse.fusion.dataset import AlignedData, FusionDataset, NormStats
+from emofuse.fusion.inference import Task, evaluate
+from emofuse.fusion.train import TrainConfig, load_checkpoint, seed_everything, train_fold, train_step
+
+CLASSES = ["neutral", "happy", "sad"]
+TIMING = {"seconds", "train_items_per_s"}
+
+
+def _data(seed: int = 0) -> AlignedData:
+    """6 speakers × 9 clips (3 per class), 4 steps of 3 features: a class signal in noise."""
+    rng = np.random.default_rng(seed)
+    speakers = np.repeat([f"s{i}" for i in range(6)], 9)
+    labels = np.tile(np.repeat(np.arange(3), 3), 6)
+    n = len(labels)
+    x = rng.normal(size=(n, 4, 3)).astype(np.float32) * 1.5
+    x[np.arange(n), :, labels] += 1.0
+    mask = np.ones((n, 4), bool)
+    mask[::5, 3] = False
+    items = pd.DataFrame({"item_id": [f"i{i:03d}" for i in range(n)], "speaker": speakers,
+                          "duration": 1.0, "label": labels})
+    return AlignedData(DataConfig([ModalitySpec("audio", "egemaps")]), items, row_item=np.arange(n),
+                       row_start=np.zeros(n), row_end=np.ones(n), x={"audio": x}, mask={"audio": mask},
+                       classes=CLASSES, dims={"audio": 3}, feature_sets={"audio": "egemaps-v1"})
+
+
+def _splits(test: str = "s5") -> tuple[FusionDataset, FusionDataset, FusionDataset]:
+    data = _data()
+    rows = {part: data.rows_of_items(data.items_of_speakers(spk)) for part, spk in
+            (("train", ["s0", "s1", "s2"]), ("val", ["s3"]), ("test", [test]))}
+    norm = NormStats.compute(data, rows["train"])
+    return tuple(FusionDataset(data, rows[p], norm) for p in ("train", "val", "test"))  # type: ignore[return-value]
+
+
+class Probe(nn.Module):
+    """Masked mean over steps, dropout, a linear layer: logits."""
+
+    def __init__(self, dropout: float = 0.3) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.drop = nn.Dropout(dropout)
+        self.lin = nn.Linear(3, len(CLASSES))
+
+    def forward(self, inputs: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        m = masks["audio"].float().unsqueeze(-1)
+        pooled = (inputs["audio"] * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return {"logits": self.lin(self.drop(pooled))}
+
+
+TASK = Task(n_classes=len(CLASSES))
+#: A large learning rate makes validation scores jump about: training stops early.
+NOISY = dict(epochs=30, batch_size=4, lr=0.5, patience=3, seed=0, amp=False, eval_batch_size=5)
+
+
+class Interrupted(Exception):
+    """Raised by the progress hook to stop a fold (as a crash would) after a checkpoint."""
+
+
+def _train(cfg: TrainConfig, test: str | None = "s5", task: Task = TASK, **kw):
+    train_ds, val_ds, test_ds = _splits(test or "s5")
+    model = kw.pop("model", None) or Probe()
+    reports: list = []
+    saved: list[dict[str, torch.Tensor]] = []
+    stop_after = kw.pop("stop_after", None)
+
+    def hook(r) -> None:
+        reports.append(r)
+        saved.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        if stop_after == r.epoch:
+            raise Interrupted(r.epoch)
+
+    out = train_fold(model, train_ds, val_ds, test_ds if test else None, cfg, task, progress=hook, **kw)
+    return out, reports, saved, model, (train_ds, val_ds, test_ds)
+
+
+def _selected(history: list[dict], key: str, min_delta: float, sign: float = 1.0) -> list[bool]:
+    """The selection rule, by its definition: better by more than min_delta, or as good with a lower loss."""
+    best, best_loss, out = float("-inf"), float("inf"), []
+    for h in history:
+        v = sign * h[key]
+        better = v > best + min_delta
+        tie = v >= best and not better and h["val_loss"] < best_loss
+        out.append(better or tie or not out)
+        if out[-1]:
+            best, best_loss = v, h["val_loss"]
+    return out
+
+
+def _same_metrics(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    return _train(TrainConfig(**NOISY, min_delta=0.02))
+
+
+def test_stops_after_patience_and_keeps_the_best_validation_epoch(noisy):
+    out, reports, saved, model, (_, val_ds, test_ds) = noisy
+    h = out.history
+    assert out.stopped_early and out.epochs_run == out.best_epoch + NOISY["patience"] < NOISY["epochs"], h
+    assert [e["epoch"] for e in h] == list(range(1, out.epochs_run + 1)) == [r.epoch for r in reports]
+    chosen = _selected(h, "val_uar", 0.02)
+    assert sum(chosen) >= 2 and [r.improved for r in reports] == chosen
+    assert out.best_epoch == max(i + 1 for i, c in enumerate(chosen) if c)
+    assert [r.best_epoch for r in reports] == [max(i + 1 for i, c in enumerate(chosen[:j + 1]) if c)
+                                               for j in range(len(h))]
+    assert reports[-1].best_value == h[out.best_epoch - 1]["val_uar"]
+    # the best epoch's weights are kept, restored into the model, and they score validation and test
+    assert not _same_state(saved[-1], saved[out.best_epoch - 1])
+    assert _same_state(out.state, saved[out.best_epoch - 1]) and _same_state(model.state_dict(), out.state)
+    assert out.val_metrics["uar"] == h[out.best_epoch - 1]["val_uar"]
+    val_loss, val_metrics, _ = evaluate(model, val_ds, TASK)
+    assert val_loss == pytest.approx(h[out.best_epoch - 1]["val_loss"]) and _same_metrics(val_metrics, out.val_metrics)
+    _, test_metrics, preds = evaluate(model, test_ds, TASK)
+    assert _same_metrics(test_metrics, out.test_metrics)
+    np.testing.assert_array_equal(out.test_items, preds["items"])
+    np.testing.assert_array_equal(out.test_probs, preds["probs"])
+    assert out.test_va is None and out.fold == 0 and out.resumed_from == 0 and out.seconds > 0
+
+
+def test_the_reports_and_the_history_say_the_same(noisy):
+    out, reports, *_ = noisy
+    for r, h in zip(reports, out.history):
+        assert (r.fold, r.epochs, r.monitor) == (0, NOISY["epochs"], "uar")
+        assert (r.train_loss, r.val_loss, r.seconds, r.train_items_per_s) == \
+               (h["train_loss"], h["val_loss"], h["seconds"], h["train_items_per_s"])
+        assert r.val_metrics == {k[4:]: v for k, v in h.items() if k.startswith("val_") and k != "val_loss"}
+        assert {"val_uar", "val_accuracy", "val_macro_f1"} <= set(h) and "val_confusion" not in h
+        assert h["seconds"] > 0 and h["train_items_per_s"] >= 27 / h["seconds"]  # 27 training clips
+
+
+def test_the_test_split_never_steers_training(noisy):
+    out = noisy[0]
+    other, *_ = _train(TrainConfig(**NOISY, min_delta=0.02), test="s4")
+    none, *_ = _train(TrainConfig(**NOISY, min_delta=0.02), test=None)
+    for o in (other, none):
+        assert [{k: v for k, v in h.items() if k not in TIMING} for h in o.history] == \
+               [{k: v for k, v in h.items() if k not in TIMING} for h in out.history]
+        assert (o.best_epoch, o.epochs_run) == (out.best_epoch, out.epochs_run)
+        assert _same_metrics(o.val_metrics, out.val_metrics)
+        assert _same_state(o.state, out.state)
+    assert none.test_metrics == {} and none.test_probs is None and none.test_items.shape == (0,)
+    assert not np.array_equal(other.test_items, out.test_items)
+
+
+def test_a_still_model_keeps_its_first_epoch_and_train_loss_is_the_row_mean():
+    """lr 0: every epoch scores the same, so no later epoch is better or a tie with a lower loss."""
+    out, reports, *_, (train_ds, _, _) = _train(TrainConfig(**{**NOISY, "lr": 0.0, "patience": 2}),
+                                                model=Probe(dropout=0.0))
+    assert (out.best_epoch, out.epochs_run, out.stopped_early) == (1, 3, True)
+    assert [r.improved for r in reports] == [True, False, False]
+    loss, _, _ = evaluate(Probe(dropout=0.0), train_ds, TASK)  # 27 rows in batches of 4: no single left over
+    assert all(h["train_loss"] == pytest.approx(loss, rel=1e-5) for h in out.history)
+
+
+def test_ties_on_the_metric_go_to_the_lower_validation_loss():
+    """A tiny learning rate: UAR stays put while the validation loss falls, so every epoch is the best."""
+    out, reports, *_ = _train(TrainConfig(**{**NOISY, "lr": 1e-3, "epochs": 4, "patience": 1}),
+                              model=Probe(dropout=0.0))
+    h = out.history
+    assert len({e["val_uar"] for e in h}) == 1 and all(a["val_loss"] > b["val_loss"] for a, b in zip(h, h[1:]))
+    assert (out.best_epoch, out.stopped_early) == (4, False) and all(r.improved for r in reports)
+
+
+class LossMonitored(Task):
+    """A task whose monitored metric never appears among the scores: the validation loss decides."""
+
+    @property
+    def monitor(self) -> str:
+        return "not-a-metric"
+
+
+def test_without_the_metric_the_lowest_validation_loss_wins():
+    task = LossMonitored(n_classes=len(CLASSES))
+    out, reports, *_ = _train(TrainConfig(**NOISY), task=task)
+    chosen = _selected([{**h, "neg": -h["val_loss"]} for h in out.history], "neg", 0.0)
+    assert [r.improved for r in reports] == chosen and out.stopped_early
+    assert reports[-1].best_value == -out.history[out.best_epoch - 1]["val_loss"]
+
+
+def test_a_resumed_fold_ends_where_an_uninterrupted_one_does(tmp_path):
+    cfg = TrainConfig(**{**NOISY, "min_delta": 0.02, "weight_decay": 0.01})
+    whole, *_ = _train(cfg)
+    ck = Checkpoints(str(tmp_path / "ck"))
+    random.seed(5), np.random.seed(5)
+    with pytest.raises(Interrupted):
+        _train(cfg, checkpoints=ck, fold=0, stop_after=4)
+    py_state, np_state = random.getstate(), np.random.get_state()[1].copy()
+    meta = json.loads((tmp_path / "ck" / "fold-0.json").read_text())
+    assert meta["epoch"] == 4 and len(meta["history"]) == 4
+    assert meta["optimizer"]["param_groups"][0]["lr"] == 0.5
+    assert meta["optimizer"]["param_groups"][0]["weight_decay"] == 0.01
+    _, tensors = load_checkpoint(ck, 0)
+    assert {k.split(".")[0] for k in tensors} == {"model", "optim", "best", "rng"}
+    assert load_checkpoint(ck, 1) is None
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)  # scrambled: the checkpoint must restore them
+    seen = []
+
+    class Spy(Probe):
+        def forward(self, inputs, masks):
+            if not seen:
+                seen.append((random.getstate(), np.random.get_state()[1].copy()))
+            return super().forward(inputs, masks)
+
+    resumed, reports, *_ = _train(cfg, checkpoints=ck, fold=0, model=Spy())
+    assert seen[0][0] == py_state and np.array_equal(seen[0][1], np_state)
+    assert resumed.resumed_from == 4 and reports[0].epoch == 5
+    assert [{k: v for k, v in h.items() if k not in TIMING} for h in resumed.history] == \
+           [{k: v for k, v in h.items() if k not in TIMING} for h in whole.history]
+    assert (resumed.best_epoch, resumed.epochs_run, resumed.stopped_early) == \
+           (whole.best_epoch, whole.epochs_run, whole.stopped_early)
+    assert _same_state(resumed.state, whole.state) and _same_metrics(resumed.test_metrics, whole.test_metrics)
+
+
+def test_weight_decay_reaches_the_optimiser():
+    a, *_ = _train(TrainConfig(**{**NOISY, "epochs": 2, "lr": 0.01}), model=Probe(dropout=0.0))
+    b, *_ = _train(TrainConfig(**{**NOISY, "epochs": 2, "lr": 0.01, "weight_decay": 0.5}), model=Probe(dropout=0.0))
+    assert not _same_state(a.state, b.state)
+
+
+def test_an_empty_split_is_refused_with_its_sizes():
+    train_ds, val_ds, _ = _splits()
+    empty = FusionDataset(_data(), np.zeros(0, np.int64), NormStats({"audio": np.zeros(3, np.float32)},
+                                                                     {"audio": np.ones(3, np.float32)}))
+    for tr, va, msg in ((empty, val_ds, "train 0 rows, val 9 rows"), (train_ds, empty, "train 27 rows, val 0 rows")):
+        with pytest.raises(ValueError, match=f"fold 3: empty split \\({msg}\\)"):
+            train_fold(Probe(), tr, va, None, TrainConfig(**NOISY), TASK, fold=3)
+
+
+def test_train_step_clips_the_gradient_norm():
+    train_ds, _, _ = _splits()
+    b = next(train_ds.batches(8))
+    steps = {}
+    for clip in (None, 1e-3):
+        model = Probe(dropout=0.0)
+        before = [p.detach().clone() for p in model.parameters()]
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        loss = train_step(model, opt, b, TASK, device=torch.device("cpu"), amp=False, grad_clip=clip)
+        assert loss.ndim == 0 and loss.item() > 0
+        steps[clip] = torch.sqrt(sum(((p.detach() - q) ** 2).sum() for p, q in zip(model.parameters(), before)))
+    assert steps[None] > 0.01 and steps[1e-3] == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_seed_everything_repeats_every_generator():
+    def draw():
+        return random.random(), float(np.random.random()), float(torch.rand(()))
+
+    seed_everything(3)
+    first = draw()
+    seed_everything(3)
+    assert draw() == first
+    seed_everything(4)
+    assert all(a != b for a, b in zip(draw(), first))
+    assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
