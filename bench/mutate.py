@@ -40,7 +40,7 @@ MODULES: dict[str, list[str]] = {
     "catalog/status.py": ["tests/test_properties_commit.py::test_status_rows_follow_a_model_of_the_newest_status_per_item"],
     "catalog/locks.py": ["tests/test_locks.py"],
     "pipeline/plan.py": ["tests/test_segments.py::test_plan_registers_segments_once_and_knows_them_by_content"],
-    "fusion/folds.py": ["tests/test_folds.py", "tests/test_properties_folds.py"],
+    "fusion/folds.py": ["tests/test_folds.py", "tests/test_properties_folds.py", "tests/test_survivors_folds.py"],
     "fusion/train.py": ["tests/test_survivors_train_loop.py", "tests/test_survivors_training.py"],
     "fusion/metrics.py": ["tests/test_losses_metrics.py", "tests/test_properties_metrics.py"],
     "fusion/losses.py": ["tests/test_losses_metrics.py", "tests/test_properties_metrics.py"],
