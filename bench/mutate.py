@@ -38,7 +38,10 @@ MODULES: dict[str, list[str]] = {
     "catalog/identity.py": ["tests/test_properties_identity.py"],
     "catalog/commit.py": ["tests/test_properties_commit.py", "tests/test_catalog.py"],
     "catalog/status.py": ["tests/test_properties_commit.py::test_status_rows_follow_a_model_of_the_newest_status_per_item"],
-    "catalog/locks.py": ["tests/test_locks.py"],
+    # not test_locks's racing tests: a mutant that kills a racer makes them wait out their 120/300 s timeouts
+    "catalog/locks.py": ["tests/test_survivors_locks.py",
+                         "tests/test_locks.py::test_held_waits_for_a_live_holder_and_not_for_a_dead_one",
+                         "tests/test_locks.py::test_a_claim_of_a_live_process_is_stale_once_its_owner_let_go"],
     "pipeline/plan.py": ["tests/test_segments.py::test_plan_registers_segments_once_and_knows_them_by_content"],
     "fusion/folds.py": ["tests/test_folds.py", "tests/test_properties_folds.py", "tests/test_survivors_folds.py"],
     "fusion/train.py": ["tests/test_survivors_train_loop.py", "tests/test_survivors_training.py"],
