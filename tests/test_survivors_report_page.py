@@ -164,7 +164,7 @@ def clip_only() -> ReportData:
                       scored_span=(pd.Timestamp("2026-01-01 10:00:00"), pd.Timestamp("2026-01-01 10:00:00.5")))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test: mutmut maps each function to the tests that call it (a shared page hides them)
 def cls() -> tuple[str, Node, ReportData]:
     data, thumbs = classified()
     html = pg.render(data, thumbs)
@@ -183,7 +183,11 @@ def test_durations_numbers_and_symmetric_ranges():
     legend = pg._legend(["a<b", "c"], ["#111", "#222"])
     assert legend.startswith('<div class="legend">') and legend.endswith("</div>")
     assert legend.count('<svg class="sw" viewBox="0 0 10 10" width="10" height="10">') == 2
-    assert 'fill="#111"/></svg>a&lt;b</span>' in legend and 'fill="#222"/></svg>c</span>' in legend
+    assert legend == ('<div class="legend">'
+                      '<span><svg class="sw" viewBox="0 0 10 10" width="10" height="10"><rect width="10" height="10" '
+                      'fill="#111"/></svg>a&lt;b</span>'
+                      '<span><svg class="sw" viewBox="0 0 10 10" width="10" height="10"><rect width="10" height="10" '
+                      'fill="#222"/></svg>c</span></div>')
 
 
 # -- header, summary -----------------------------------------------------------------------------
@@ -478,6 +482,12 @@ def test_a_profile_of_another_class_or_windows_only():
     strip = svg.heat_strip(clip["start"].to_numpy(), clip["end"].to_numpy(), clip["weight"].to_numpy(float),
                            duration=8.0, label="occlusion")
     assert strip in html
+    b = data.items[1]  # a whole-file profile of one step, of the predicted class
+    b.time_attr = pd.concat([_profile("clip", "angry", "attention", [0, 1], [0.5, 0.5]),
+                             _profile("clip", "surprised", "occlusion", [3.0], [0.25])], ignore_index=True)
+    one = pg.render(data, {})
+    assert svg.heat_strip([3.0], [4.0], [0.25], duration=6.0, label="occlusion") in one
+    assert "Over time (occlusion, whole file)" in one
     a.time_attr = a.time_attr[a.time_attr["window"] != "clip"]  # windows only: their profiles merged
     a.duration = None
     html = pg.render(data, {})
@@ -571,3 +581,18 @@ def test_a_note_says_when_not_every_window_has_its_thumbnail(n_picks, note):
     text = f'<p class="note">{n_picks} of 50 windows shown (evenly spread).</p>'
     assert (text in html) is note
     assert html.count("<figure>") == n_picks
+
+
+CONTAINERS = {"#root", "html", "head", "body", "header", "main", "section", "article", "nav", "table", "thead", "tbody",
+              "tr", "dl", "details", "figure"}
+
+
+@pytest.mark.parametrize("make", ["classified", "dimensional", "clip_only"])
+def test_no_stray_text_between_the_elements(make):
+    data = classified()[0] if make == "classified" else globals()[make]()
+    root = Tree(pg.render(data, {ID["aaaa"]: [(FacePick(0, 1.0, (0, 0, 1, 1)), "a.jpg")]})).root
+    for node in [root, *root.all()]:
+        if node.tag in CONTAINERS or (node.tag == "div" and node.attrs.get("class") in {
+                "legend", "cards", "faces", "card", "table-wrap"}):
+            stray = [p for p in node.parts if isinstance(p, str) and p.strip()]
+            assert not stray, (node.tag, node.attrs, stray)
