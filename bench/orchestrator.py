@@ -89,8 +89,7 @@ def prefect_server(wd: Path, database: str | None) -> Iterator[str]:
     try:
         yield ls.wait_healthy(stack, proc, wait_s=300)
     finally:
-        ls.stop_group(proc.pid)
-        proc.wait(30)
+        ls.stop_process(proc, 30)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -152,8 +153,26 @@ def stop(stack: LocalStack, what: str) -> bool:
     return stop_group(pid)
 
 
+def stop_process(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """Stop a child started with ``start_new_session=True``: SIGTERM its whole group, SIGKILL it
+    after ``timeout_s``, and reap it (waiting on the child, so an exited but unreaped one counts as gone)."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout_s)
+
+
 def stop_group(pid: int) -> bool:
-    """SIGTERM the process group that detached process ``pid`` leads, SIGKILL it after 5 s; False if it was gone."""
+    """SIGTERM the process group that detached process ``pid`` leads, SIGKILL it after 5 s; False if it was gone.
+
+    For a server another command started (``emofuse stop`` reads its pid file); a child of this
+    process is stopped with :func:`stop_process`, which reaps it."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):

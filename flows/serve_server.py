@@ -32,14 +32,14 @@ import argparse
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from emofuse.flows.local_server import DEFAULT_PORT, LocalStack, healthy, server_env, spawn_server, wait_healthy
+from emofuse.flows.local_server import (DEFAULT_PORT, LocalStack, healthy, server_env, spawn_server, stop_process,
+                                       wait_healthy)
 from emofuse.flows.security import (CLIENT_AUTH_ENV, DASK_TLS_ENV, InsecureBind, MissingCertificates, client_auth_env,
                                     dask_security)
 
@@ -132,7 +132,7 @@ def own_server(args: argparse.Namespace, state_dir: Path | None = None) -> Itera
         print(f"Prefect server on {stack.host}:{stack.port} (API {api}; log {stack.server_log})", flush=True)
         yield from _as_client(api)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _as_client(api: str) -> Iterator[str]:
@@ -145,16 +145,3 @@ def _as_client(api: str) -> Iterator[str]:
     with temporary_settings(updates=updates):
         yield api
 
-
-def _stop(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
-    """Stop the server's process group (it runs detached so a terminal's Ctrl-C reaches serve first)."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout_s)

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from emofuse.flows.local_server import free_port
+from emofuse.flows.local_server import free_port, stop_process
 from emofuse.flows.runner import WORKER_ENV
 
 BIN = os.path.dirname(sys.executable)
@@ -50,20 +50,6 @@ def _wait(what: str, ready, timeout_s: float, proc: subprocess.Popen | None = No
         time.sleep(0.2)
     tail = open(log).read()[-3000:] if log and os.path.exists(log) else ""
     raise RuntimeError(f"{what} did not come up within {timeout_s:.0f} s\n{tail}")
-
-
-def _stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    """Stop a process this module started (its own session: the whole group)."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout_s)
 
 
 # --------------------------------------------------------------------------- S3
@@ -102,7 +88,7 @@ class S3Server:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop(self.proc)
+            stop_process(self.proc)
 
 
 def answers(url: str) -> bool:
@@ -257,7 +243,7 @@ class DaskCluster:
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
-            _stop(proc)
+            stop_process(proc)
 
 
 # --------------------------------------------------------------------------- tmpfs

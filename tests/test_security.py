@@ -45,7 +45,7 @@ def test_serve_refuses_non_loopback_host_without_auth_string(tmp_path):
     try:
         out, err = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:  # it started serving: stop it (and the server it started) before failing
-        ls.stop_group(proc.pid)
+        ls.stop_process(proc)
         out, err = proc.communicate()
     assert proc.returncode == 2, out[-2000:] + err[-2000:]
     assert "refusing to bind the Prefect API to 0.0.0.0" in err and SERVER_AUTH_ENV in err
@@ -139,8 +139,7 @@ class TLSCluster:
 
     def stop(self) -> None:
         for p in reversed(self.procs):
-            ls.stop_group(p.pid)
-            p.wait(30)
+            ls.stop_process(p, 30)
 
 
 @pytest.fixture(scope="module")
