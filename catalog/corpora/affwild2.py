@@ -72,7 +72,7 @@ import pandas as pd
 
 from emofuse.catalog.corpora.entry import Entry
 from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
-from emofuse.catalog.corpora.recipe import CorpusRecipe, Progress
+from emofuse.catalog.corpora.recipe import CorpusRecipe
 from emofuse.catalog.corpora.registry import register_corpus
 
 log = logging.getLogger(__name__)
@@ -322,6 +322,7 @@ class AffWild2Recipe(CorpusRecipe):
                    "EXPR_Classification_Challenge/Train_Set|Validation_Set/<name>.txt (or <name>_left/_right.txt)")
     classes = tuple(CLASSES)
     class_map = {"Neutral": "neutral", "Happiness": "happy", "Sadness": "sad", "Anger": "angry"}
+    demo_module = "affwild2"
 
     def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
         return discover(source, selection)
@@ -332,13 +333,6 @@ class AffWild2Recipe(CorpusRecipe):
     def frame_labels(self, annotations: dict[str, str], times: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
         rows = frame_labels(annotations, times)
         return rows, clip_columns(rows)
-
-    def generate_demo(self, out: str, *, actors: int | None = None, seed: int = 0,
-                      progress: Progress | None = None, **options: Any) -> list[str]:
-        """An ABAW-layout copy (:mod:`emofuse.catalog.corpora.demo.affwild2`; ``actors``: subjects)."""
-        from emofuse.catalog.corpora.demo import affwild2 as demo
-
-        return demo.generate(out, actors=actors, seed=seed)
 
 
 __all__ = ["CLASSES", "EXPR_FOLDER", "LINE_TOLERANCE", "SPLIT_FOLDERS", "VA_FOLDER", "AffWild2Recipe", "clip_columns",

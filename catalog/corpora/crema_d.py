@@ -40,7 +40,7 @@ import pandas as pd
 from emofuse.catalog.corpora.csv_records import csv_records
 from emofuse.catalog.corpora.entry import Entry
 from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
-from emofuse.catalog.corpora.recipe import IDENTITY_MAP, CorpusRecipe, Progress
+from emofuse.catalog.corpora.recipe import IDENTITY_MAP, CorpusRecipe
 from emofuse.catalog.corpora.registry import register_corpus
 
 log = logging.getLogger(__name__)
@@ -229,19 +229,13 @@ class CremaDRecipe(CorpusRecipe):
                    "(e.g. VideoFlash/1001_DFA_ANG_XX.flv)")
     classes = CLASSES
     class_map = IDENTITY_MAP  # fearful, disgust: not shared
+    demo_module = "crema_d"
 
     def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
         return discover(source, selection)
 
     def evaluation_plan(self, media: pd.DataFrame) -> EvaluationPlan:
         return evaluation_plan(media)
-
-    def generate_demo(self, out: str, *, actors: int | None = None, seed: int = 0,
-                      progress: Progress | None = None, **options: Any) -> list[str]:
-        """A CREMA-D-layout copy (:mod:`emofuse.catalog.corpora.demo.crema_d`)."""
-        from emofuse.catalog.corpora.demo import crema_d as demo
-
-        return demo.generate(out, actors=actors, seed=seed)
 
 
 __all__ = ["ACTORS", "CLASSES", "EMOTIONS", "LEVELS", "SENTENCES", "CremaDRecipe", "CremaNameError", "discover",

@@ -57,7 +57,7 @@ import pandas as pd
 
 from emofuse.catalog.corpora.entry import Entry
 from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
-from emofuse.catalog.corpora.recipe import IDENTITY_MAP, CorpusRecipe, Progress
+from emofuse.catalog.corpora.recipe import IDENTITY_MAP, CorpusRecipe
 from emofuse.catalog.corpora.registry import register_corpus
 
 #: Class order of ``emotion`` (the usual 4-class IEMOCAP task; excited counts as happy).
@@ -259,19 +259,13 @@ class IemocapRecipe(CorpusRecipe):
                    "Session*/dialog/EmoEvaluation/<dialog>.txt (e.g. Session1/dialog/avi/DivX/Ses01F_impro01.avi)")
     classes = tuple(CLASSES)
     class_map = IDENTITY_MAP
+    demo_module = "iemocap"
 
     def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
         return discover(source, selection)
 
     def evaluation_plan(self, media: pd.DataFrame) -> EvaluationPlan:
         return evaluation_plan(media)
-
-    def generate_demo(self, out: str, *, actors: int | None = None, seed: int = 0,
-                      progress: Progress | None = None, **options: Any) -> list[str]:
-        """An IEMOCAP-layout copy (:mod:`emofuse.catalog.corpora.demo.iemocap`; ``actors``: two per session)."""
-        from emofuse.catalog.corpora.demo import iemocap as demo
-
-        return demo.generate(out, actors=actors, seed=seed)
 
 
 __all__ = ["CLASSES", "FOUR_CLASS", "FULL_LABELS", "IemocapFormatError", "IemocapRecipe", "Turn", "discover",

@@ -56,7 +56,7 @@ import pandas as pd
 from emofuse.catalog.corpora.csv_records import csv_records
 from emofuse.catalog.corpora.entry import Entry
 from emofuse.catalog.corpora.evaluation import EvaluationPlan, Fold
-from emofuse.catalog.corpora.recipe import CorpusRecipe, Progress
+from emofuse.catalog.corpora.recipe import CorpusRecipe
 from emofuse.catalog.corpora.registry import register_corpus
 
 #: split -> (video folder, annotation CSV), as the raw release names them.
@@ -255,19 +255,13 @@ class MeldRecipe(CorpusRecipe):
                    "dia<D>_utt<U>.mp4 next to train_sent_emo.csv, dev_sent_emo.csv, test_sent_emo.csv")
     classes = CLASSES
     class_map = {"neutral": "neutral", "joy": "happy", "sadness": "sad", "anger": "angry"}
+    demo_module = "meld"
 
     def discover(self, source: str, selection: list[str] | None = None) -> Iterator[Entry]:
         return discover(source, selection)
 
     def evaluation_plan(self, media: pd.DataFrame) -> EvaluationPlan:
         return evaluation_plan(media)
-
-    def generate_demo(self, out: str, *, actors: int | None = None, seed: int = 0,
-                      progress: Progress | None = None, **options: Any) -> list[str]:
-        """A MELD-layout copy (:mod:`emofuse.catalog.corpora.demo.meld`)."""
-        from emofuse.catalog.corpora.demo import meld as demo
-
-        return demo.generate(out, actors=actors, seed=seed)
 
 
 __all__ = ["CLASSES", "COLUMNS", "SENTIMENTS", "SPLITS", "TEST_PREFIX", "MeldRecipe", "Row", "discover",

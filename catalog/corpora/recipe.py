@@ -28,6 +28,7 @@ Example:
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
@@ -61,6 +62,10 @@ class CorpusRecipe:
     class_map: ClassVar[dict[str, str]] = {}
     #: The ``emofuse demo-corpus`` options :meth:`generate_demo` takes beyond ``actors`` and ``seed``.
     demo_options: ClassVar[tuple[str, ...]] = ()
+    #: The module of :mod:`emofuse.catalog.corpora.demo` whose ``generate(out, actors=, seed=)``
+    #: writes the demo copy (the default :meth:`generate_demo`); None: the recipe has none, or
+    #: overrides :meth:`generate_demo`.
+    demo_module: ClassVar[str | None] = None
 
     @property
     def root_env(self) -> str:
@@ -75,7 +80,7 @@ class CorpusRecipe:
     @property
     def has_demo(self) -> bool:
         """Whether ``emofuse demo-corpus --layout <name>`` can generate a copy."""
-        return _overrides(self, "generate_demo")
+        return self.demo_module is not None or _overrides(self, "generate_demo")
 
     @property
     def has_frame_labels(self) -> bool:
@@ -110,9 +115,13 @@ class CorpusRecipe:
         """Write a small generated copy in the corpus's layout under ``out``; the paths written.
 
         ``options``: those of :attr:`demo_options` the user gave. ValueError for options the
-        layout cannot make (too few actors, a bad code).
+        layout cannot make (too few actors, a bad code). By default, :attr:`demo_module`'s
+        ``generate`` (which takes no options).
         """
-        raise NotImplementedError(f"corpus recipe {self.name!r} has no demo generator")
+        if self.demo_module is None:
+            raise NotImplementedError(f"corpus recipe {self.name!r} has no demo generator")
+        demo = importlib.import_module(f"emofuse.catalog.corpora.demo.{self.demo_module}")
+        return demo.generate(out, actors=actors, seed=seed)
 
 
 def _overrides(recipe: CorpusRecipe, method: str) -> bool:
