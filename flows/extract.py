@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -31,7 +32,7 @@ from emofuse.flows.prefect_env import flow
 from emofuse.flows.runner import current_api_url, dask_runner
 from emofuse.pipeline.batch import BatchSummary, run_batch
 from emofuse.pipeline.plan import RunPlan, batches, idle_summary, new_summary, plan_run
-from emofuse.pipeline.registry import MediaRef
+from emofuse.pipeline.registry import Extractor, MediaRef
 from emofuse.pipeline.request import ExtractRequest
 from emofuse.pipeline.threads import limit_threads
 
@@ -71,12 +72,20 @@ def extract_on_dask(request: ExtractRequest, registered: int = 0) -> dict[str, A
                     retry_failed=request.retry_failed)
     summary = new_summary(request, plan, provenance=provenance.collect(), registered=registered + plan.added)
     _log_plan(logger, request, plan, summary)
-    for extractor in extractors.values():
-        cat.register_feature_set(extractor.describe().with_provenance(summary.provenance))
+    _register_feature_sets(cat, extractors.values(), summary)
     seconds = _submit(cat, request, plan, summary, logger)
     _collect(seconds, summary, logger, t_start)
     summary.wall_s = time.perf_counter() - t_start
     return _finish(cat, summary, changed=bool(summary.registered or summary.written))
+
+
+def _register_feature_sets(cat: Catalog, extractors: Iterable[Extractor], summary: ExtractRunSummary) -> None:
+    """Record the description of each feature set the catalog does not describe yet (a key's description is
+    written once and never replaced, so describing a known one, which may load its models, is wasted: eGeMAPS
+    builds openSMILE, whose first instance scans every installed package's files)."""
+    for extractor in extractors:
+        if not cat.exists(cat.layout.feature_set_info(extractor.key)):
+            cat.register_feature_set(extractor.describe().with_provenance(summary.provenance))
 
 
 def _log_plan(logger: logging.Logger | Any, request: ExtractRequest, plan: RunPlan,
