@@ -142,8 +142,8 @@ def stale_takeover_markers(folder: str, ttl_s: float = DEFAULT_TTL_S) -> list[st
         return []
     out = []
     for p in fs.find(path):
-        claim, sep, _ = p.rpartition(".takeover-")
-        if not sep:
+        claim, sep, digest = p.rpartition(".takeover-")
+        if not sep or "/" in digest:  # a marker's own name, not a folder above it that looks like one
             continue
         url = urls.url_of(folder, p)
         raw = _read_raw(url)

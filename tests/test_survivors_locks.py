@@ -94,7 +94,7 @@ def test_a_damaged_claim_reads_as_stale_and_is_taken_over(tmp_path):
         f.write('{"host": "h", "pid": 1')  # cut short
     assert locks.read_claim(path) == locks.Claim("?", -1, "?", 0.0)
     assert locks.read_claim(path).stale()
-    for broken in (b'{"host": "h"}', b'{"host": "h", "pid": "x", "owner": "o", "created": 1}', b'[1, 2]'):
+    for broken in (b"\xff\xfe\x00 torn", b'{"host": "h"}', b'{"host": "h", "pid": "x", "owner": "o", "created": 1}', b'[1, 2]'):
         with open(path, "wb") as f:
             f.write(broken)
         assert locks.read_claim(path).owner == "?"
@@ -214,19 +214,20 @@ def test_dead_owners_lock_files_are_removed_and_no_other(owner_dir):
     assert locks.remove_dead_owner_locks() == []  # no folder yet
     dead = _dead_pid()
     os.makedirs(owner_dir)
-    names = {"gone": f"t.{dead}.lock", "mine": f"t.{os.getpid()}.lock", "alive": "t.1.lock",
+    names = {"gone": f"t.{dead}.lock", "dotted": f"held-x.v2.{dead}.lock", "mine": f"t.{os.getpid()}.lock", "alive": "t.1.lock",
              "locked": f"a.{dead}.lock", "other": f"t.{dead}zzzzz", "junk": "junk.lock", "nopid": "x"}
     for n in names.values():
         open(os.path.join(owner_dir, n), "w").close()
     # someone is about to use it (sorted before "gone": a skipped file does not end the clean-up)
     with filelock.FileLock(os.path.join(owner_dir, names["locked"]), timeout=0):
         removed = locks.remove_dead_owner_locks()
-    assert removed == [os.path.join(owner_dir, names["gone"])]
-    assert sorted(os.listdir(owner_dir)) == sorted(n for k, n in names.items() if k != "gone")
+    assert sorted(removed) == sorted(os.path.join(owner_dir, names[k]) for k in ("gone", "dotted"))
+    assert sorted(os.listdir(owner_dir)) == sorted(n for k, n in names.items() if k not in ("gone", "dotted"))
 
 
-def test_takeover_markers_are_stale_once_their_claim_is_gone_or_old(tmp_path):
-    folder = str(tmp_path / "locks")
+@pytest.mark.parametrize("parent", ["cat", "cat.takeover-1"])  # a catalog folder whose name looks like a marker's
+def test_takeover_markers_are_stale_once_their_claim_is_gone_or_old(tmp_path, parent):
+    folder = str(tmp_path / parent / "locks")
     assert locks.stale_takeover_markers(folder) == []  # no folder
     os.makedirs(os.path.join(folder, "tasks"))
     claim = os.path.join(folder, "tasks", "a.json")
@@ -235,7 +236,19 @@ def test_takeover_markers_are_stale_once_their_claim_is_gone_or_old(tmp_path):
     _write(f"{claim}.takeover-1111", "h", 1, "t", time.time() - 100)
     _write(os.path.join(folder, "tasks", "b.json.takeover-2222"), "h", 1, "t", time.time())  # claim gone
     _write(os.path.join(folder, "tasks", "c.json"), "h", 1, "o", 0.0)  # a claim, not a marker
+    os.symlink(str(tmp_path / "nowhere"), os.path.join(folder, "tasks", "0.json.takeover-9"))  # gone while listed
     assert young
     assert sorted(locks.stale_takeover_markers(folder, ttl_s=50)) == sorted(
         [f"{claim}.takeover-1111", os.path.join(folder, "tasks", "b.json.takeover-2222")])
     assert locks.stale_takeover_markers(folder) == [os.path.join(folder, "tasks", "b.json.takeover-2222")]
+
+
+def test_a_claim_that_vanishes_whenever_it_is_read_is_not_held(tmp_path):
+    """Creating fails (the name exists) and reading finds nothing, every time: after its retries
+    ``try_claim`` must not say it holds the claim. A dangling link stands for the race."""
+    path = str(tmp_path / "locks" / "a.json")
+    os.makedirs(tmp_path / "locks")
+    os.symlink(str(tmp_path / "nowhere"), path)
+    assert not locks.try_claim(path, "me")
+    assert locks.read_claim(path) is None
+    locks.drop_owner("me")
