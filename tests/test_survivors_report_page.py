@@ -122,7 +122,7 @@ def classified() -> tuple[ReportData, dict]:
                        "attr_face": np.nan},
                  windows=_windows(2, {"p_angry": [0.5, 0.5], "p_happy": [0.5, 0.5],
                                       "attr_audio": [np.nan, np.nan], "attr_face": [np.nan, np.nan]}))
-    c = ItemData(ID["cccc"], "x/<i>c</i>.mp4", ["/m/x/c.mp4"], None, True, "decode_error", "empty file <0 bytes>")
+    c = ItemData(ID["cccc"], 'x/<i>c</i> "&amp;".mp4', ["/m/x/c.mp4"], None, True, "decode_error", "empty file <0 bytes>")
     d = ItemData(ID["dddd"], "x/d.mp4", ["/m/x/d.mp4"], 2.5, True, "no_features", "faces: not extracted")
     extract = [ExtractRunSummary(run_id=f"ex-{k:02d}", catalog="/cat", source=None if k == 3 else f"/src/{k}",
                                  corpus="demo", wall_s=float(k),
@@ -252,7 +252,7 @@ def test_summary_cards_statuses_and_problem_files(cls):
     assert all(td.attrs.get("class") == "num" for tr in statuses.all("tr") for td in tr.all("td")[2:])
     bad = _after(summary, "Files without predictions (2)")
     assert [th.text for th in bad.all("th")] == ["File", "Status", "Reason"]
-    assert _table(bad) == [["x/<i>c</i>.mp4", "decode_error", "empty file <0 bytes>"],
+    assert _table(bad) == [['x/<i>c</i> "&amp;".mp4', "decode_error", "empty file <0 bytes>"],
                            ["x/d.mp4", "no_features", "faces: not extracted"]]
     assert [tr.attrs.get("class") for tr in bad.one("tbody").all("tr")] == ["bad", "bad"]
     masked = _after(summary, "Scored with a modality missing (1)")
@@ -280,6 +280,11 @@ def test_summary_without_problems_or_copies_and_a_dimensional_run():
     run = _after(summary, "Run")
     assert list(zip((t.text for t in run.all("dt")), (d.text for d in run.all("dd"))))[3:] == [
         ("classes", "–"), ("feature sets", "audio: egemaps-1, face: faces-2"), ("dimensions", "valence, arousal")]
+    nameless = dimensional()
+    nameless.run.names = {"audio": "egemaps"}  # a modality whose extractor is not recorded: named by itself
+    statuses = _after(Tree(pg.render(nameless, {})).root, "Statuses per item")
+    assert [r[:2] for r in _table(statuses)] == [["egemaps (audio)", "egemaps-1"], ["face (face)", "faces-2"],
+                                                 ["scoring", "score-run-7"]]
     clip = Tree(pg.render(clip_only(), {})).root.one("section", id="summary")
     assert [(c.one("b").text, c.one("span").text) for c in clip.all("div", **{"class": "card"})][-1] == (
         "1 min 15 s", "of media scored")
@@ -341,7 +346,7 @@ def test_the_file_table_heads_and_every_cell(cls):
     assert cells["bbbb"] == [("2024/<b>.wav", "2024/<b>.wav (+2 copies)face: no <video> stream", None), ("6", "6.0", "num"),
                              ("surprised", "surprised", None), ("0.5", "0.50", "num"), ("2", "2", "num"),
                              ("0.3", "+0.30", "num"), ("", "–", "num"), ("ok", "ok", None)]
-    assert cells["cccc"] == [("x/<i>c</i>.mp4", "x/<i>c</i>.mp4empty file <0 bytes>", None), ("", "–", "num"), ("", "–", None),
+    assert cells["cccc"] == [('x/<i>c</i> "&amp;".mp4', 'x/<i>c</i> "&amp;".mp4empty file <0 bytes>', None), ("", "–", "num"), ("", "–", None),
                              ("", "–", "num"), ("0", "–", "num"), ("", "–", "num"), ("", "–", "num"),
                              ("decode_error", "decode_error", None)]
     a, b, c = rows[ID["aaaa"]], rows[ID["bbbb"]], rows[ID["cccc"]]
