@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -86,6 +87,7 @@ class TreeSampler(threading.Thread):
 
 def run_stage(name: str, argv: list[str], *, env: dict[str, str], log: str) -> dict[str, Any]:
     """Run one command, sampling its process tree; wall s, peak RSS of driver and workers, its result line."""
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(log, "w", encoding="utf-8") as f:
         f.write("$ " + " ".join(argv) + "\n")
@@ -97,6 +99,7 @@ def run_stage(name: str, argv: list[str], *, env: dict[str, str], log: str) -> d
         wall = time.perf_counter() - t0
         procs = sampler.stop()
         f.write(out)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command and every descendant it reaped
     if proc.returncode != 0:
         with open(log, encoding="utf-8") as f:
             raise RuntimeError(f"stage {name} failed (rc {proc.returncode}); log {log}:\n{f.read()[-3000:]}")
@@ -104,8 +107,9 @@ def run_stage(name: str, argv: list[str], *, env: dict[str, str], log: str) -> d
                    if line.startswith(RESULT_PREFIX)), {})
     workers = [p["hwm_mib"] for p in procs if p["role"] == "dask worker"]
     driver = next((p["hwm_mib"] for p in procs if p["role"] == "driver"), float("nan"))
-    return {"stage": name, "wall_s": wall, "driver_mib": driver, "worker_mib": max(workers, default=None),
-            "workers": len(workers), "result": result}
+    cpu_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    return {"stage": name, "wall_s": wall, "cpu_s": cpu_s, "driver_mib": driver,
+            "worker_mib": max(workers, default=None), "workers": len(workers), "result": result}
 
 
 # --------------------------------------------------------------------------- child: whole-table reads
@@ -199,7 +203,7 @@ def stage_table(run: dict[str, Any]) -> str:
     media_s = run["counts"]["media_s"]
     rows = []
     for s in run["stages"]:
-        rows.append({"stage": s["stage"], "wall s": s["wall_s"],
+        rows.append({"stage": s["stage"], "wall s": s["wall_s"], "CPU s": s["cpu_s"],
                      "media-s/s": media_s / s["wall_s"] if s["stage"] in MEDIA_STAGES else None,
                      "items/s": run["items"] / s["wall_s"], "driver peak RSS MiB": s["driver_mib"],
                      "max worker peak RSS MiB": s["worker_mib"], "workers": s["workers"] or None})
@@ -230,11 +234,15 @@ def linearity(runs: list[dict[str, Any]], project: int) -> tuple[str, str, str]:
         slope = (sb["wall_s"] - sa["wall_s"]) / (nb - na)
         fixed = sa["wall_s"] - slope * na
         rows.append({"stage": sa["stage"], f"ms/item @{na}": 1000 * per_a, f"ms/item @{nb}": 1000 * per_b,
-                     "per-item ratio": ratio(per_b, per_a), "fixed s (fit)": fixed, "ms/item (fit)": 1000 * slope,
+                     "per-item ratio": ratio(per_b, per_a),
+                     "CPU per-item ratio": ratio(sb["cpu_s"] / nb, sa["cpu_s"] / na),
+                     "fixed s (fit)": fixed, "ms/item (fit)": 1000 * slope,
                      f"driver MiB @{na}": sa["driver_mib"], f"driver MiB @{nb}": sb["driver_mib"],
                      "driver MiB per 1k items": 1000 * (sb["driver_mib"] - sa["driver_mib"]) / (nb - na),
                      f"max worker MiB @{na}": sa["worker_mib"], f"max worker MiB @{nb}": sb["worker_mib"]})
-        proj.append((sa["stage"], max(fixed + slope * project, sb["wall_s"] if project >= nb else 0.0)))
+        cpu_slope = (sb["cpu_s"] - sa["cpu_s"]) / (nb - na)
+        cpu = max(sa["cpu_s"] + cpu_slope * (project - na), sb["cpu_s"] if project >= nb else 0.0)
+        proj.append((sa["stage"], max(fixed + slope * project, sb["wall_s"] if project >= nb else 0.0), cpu))
     ca, cb = a["counts"], b["counts"]
     counts = []
     for what, va, vb in (("tasks", ca["tasks"], cb["tasks"]), ("catalog files", a["files_end"], b["files_end"]),
@@ -242,10 +250,13 @@ def linearity(runs: list[dict[str, Any]], project: int) -> tuple[str, str, str]:
                          ("media + status in pandas, KiB", 1024 * ca["tables_mib"], 1024 * cb["tables_mib"])):
         counts.append({"count": what, f"per item @{na}": va / na, f"per item @{nb}": vb / nb,
                        "per-item ratio": ratio(vb / nb, va / na)})
-    total = sum(p for _, p in proj)
-    text = "\n".join([f"Projected to {project} items from the linear fit (a model, not a measurement; never below "
-                       "the largest size's own time):", *[f"- {name}: {p:.0f} s" for name, p in proj],
-                       f"- all stages: {total:.0f} s ({total / 60:.1f} min), plus corpus generation"])
+    total, total_cpu = sum(p[1] for p in proj), sum(p[2] for p in proj)
+    text = "\n".join([f"Projected to {project} items from linear fits of wall and CPU seconds (a model, not a "
+                       "measurement; never below the largest size's own figure). CPU s = the command and every "
+                       "process it reaped; on a quiet machine a stage's wall is at least CPU s / cores:",
+                       *[f"- {name}: {p:.0f} s wall, {c:.0f} CPU s" for name, p, c in proj],
+                       f"- all stages: {total:.0f} s wall ({total / 60:.1f} min), {total_cpu:.0f} CPU s "
+                       f"({total_cpu / 60:.1f} CPU min), plus corpus generation"])
     return table(rows, digits=3), table(counts, digits=3), text
 
 
