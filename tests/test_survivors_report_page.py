@@ -152,7 +152,8 @@ def dimensional() -> ReportData:
     f = ItemData(ID["dddd"], "v/f.mp4", ["/m/v/f.mp4"], None, True, "ok", "",
                  clip={"valence": -0.5, "arousal": np.nan})
     return ReportData(catalog="/cat2", run=_run([], ["valence", "arousal"], metrics={}), fold="all", window="4s/2s",
-                      items=[e, f], n_files=2, extraction={}, extract_runs=[], attr_columns=[])
+                      items=[e, f], n_files=2, extraction={}, extract_runs=[], attr_columns=[],
+                      scored_span=(pd.Timestamp("2026-01-01 10:00:00"), pd.Timestamp("2026-01-01 10:00:01")))
 
 
 def clip_only() -> ReportData:
@@ -277,6 +278,8 @@ def test_summary_without_problems_or_copies_and_a_dimensional_run():
     assert [h.text for h in summary.all("h4")] == ["Statuses per item", "Throughput", "Run"]
     assert _after(summary, "Throughput").text == "No extract run recorded for these feature sets."
     assert _after(summary, "Throughput").attrs["class"] == "note"
+    assert summary.all("p")[-1].text == (  # a file of unknown duration adds none; one second is a rate
+        "Scored 2 files (6.0 s of media) between 2026-01-01 10:00:00 and 10:00:01 UTC (2.0 files/s, 6 media s/s).")
     run = _after(summary, "Run")
     assert list(zip((t.text for t in run.all("dt")), (d.text for d in run.all("dd"))))[3:] == [
         ("classes", "–"), ("feature sets", "audio: egemaps-1, face: faces-2"), ("dimensions", "valence, arousal")]
@@ -314,9 +317,11 @@ def test_throughput_lists_the_last_ten_extract_runs_of_the_runs_feature_sets(cls
     data10.extract_runs = data10.extract_runs[1:]
     data10.extract_runs[0].wall_s = 0.0
     data10.extract_runs[1].feature_sets = {"faces-2": FeatureSetRun("faces", 4, 0, {}, media_seconds=0.0)}
+    data10.extract_runs[2].feature_sets = {"faces-2": FeatureSetRun("faces", 1, 0, {"ok": 1}, media_seconds=0.5)}
     s10 = Tree(pg.render(data10, {})).root.one("section", id="summary")
     rows10 = _table(_after(s10, "Throughput"))
     assert len(rows10) == 10 and rows10[0][5] == "–" and rows10[1][2:] == ["0", "0.0", "2.0", "–"]
+    assert rows10[2][2:] == ["1", "0.5", "3.0", "0.2"]  # under a media second: still a rate
     assert "extract runs." not in s10.text
     data10.extract_runs[1].feature_sets = {}
     assert _table(_after(Tree(pg.render(data10, {})).root, "Throughput"))[1][2:] == ["0", "0.0", "2.0", "–"]
