@@ -122,7 +122,8 @@ def classified() -> tuple[ReportData, dict]:
                        "attr_face": np.nan},
                  windows=_windows(2, {"p_angry": [0.5, 0.5], "p_happy": [0.5, 0.5],
                                       "attr_audio": [np.nan, np.nan], "attr_face": [np.nan, np.nan]}))
-    c = ItemData(ID["cccc"], 'x/<i>c</i> "&amp;".mp4', ["/m/x/c.mp4"], None, True, "decode_error", "empty file <0 bytes>")
+    c = ItemData(ID["cccc"], 'x/<i>c</i> "&amp;".mp4', ["/m/x/c.mp4"], None, True, "decode_error",
+                 "empty file <0 bytes>")
     d = ItemData(ID["dddd"], "x/d.mp4", ["/m/x/d.mp4"], 2.5, True, "no_features", "faces: not extracted")
     extract = [ExtractRunSummary(run_id=f"ex-{k:02d}", catalog="/cat", source=None if k == 3 else f"/src/{k}",
                                  corpus="demo", wall_s=float(k),
@@ -179,7 +180,8 @@ def test_durations_numbers_and_symmetric_ranges():
     assert [pg.fmt_seconds(s) for s in (None, math.nan, math.inf)] == ["–"] * 3
     assert pg._num(1.234567891) == ("1.23457", "1.23") and pg._num(3, "{:+.1f}") == ("3", "+3.0")
     assert pg._num(None) == pg._num(math.nan) == pg._num(math.inf) == pg._num(pd.NA) == pg._num(np.nan) == ("", "–")
-    assert [pg._sym_range(v) for v in ([0.03], [0.05], [-0.45, 0.3], [0.1000000000001], [2.0], [], [np.nan, -0.15])] == [
+    cases = ([0.03], [0.05], [-0.45, 0.3], [0.1000000000001], [2.0], [], [np.nan, -0.15])
+    assert [pg._sym_range(v) for v in cases] == [
         0.05, 0.05, 0.5, 0.1, 1.0, 0.05, 0.2]
     legend = pg._legend(["a<b", "c"], ["#111", "#222"])
     assert legend.startswith('<div class="legend">') and legend.endswith("</div>")
@@ -291,7 +293,8 @@ def test_summary_without_problems_or_copies_and_a_dimensional_run():
     clip = Tree(pg.render(clip_only(), {})).root.one("section", id="summary")
     assert [(c.one("b").text, c.one("span").text) for c in clip.all("div", **{"class": "card"})][-1] == (
         "1 min 15 s", "of media scored")
-    assert clip.all("p")[-1].text == "Scored 1 files (1 min 15 s of media) between 2026-01-01 10:00:00 and 10:00:00 UTC."
+    assert clip.all("p")[-1].text == (
+        "Scored 1 files (1 min 15 s of media) between 2026-01-01 10:00:00 and 10:00:00 UTC.")
 
 
 def test_throughput_lists_the_last_ten_extract_runs_of_the_runs_feature_sets(cls):
@@ -348,10 +351,12 @@ def test_the_file_table_heads_and_every_cell(cls):
     assert cells["aaaa"] == [("2024/a.mp4", "2024/a.mp4 (+1 copy)", None), ("8", "8.0", "num"),
                              ("happy", "happy", None), ("0.7123", "0.71", "num"), ("3", "3", "num"),
                              ("0.12", "+0.12", "num"), ("-0.04", "-0.04", "num"), ("ok", "ok", None)]
-    assert cells["bbbb"] == [("2024/<b>.wav", "2024/<b>.wav (+2 copies)face: no <video> stream", None), ("6", "6.0", "num"),
+    assert cells["bbbb"] == [("2024/<b>.wav", "2024/<b>.wav (+2 copies)face: no <video> stream", None),
+                             ("6", "6.0", "num"),
                              ("surprised", "surprised", None), ("0.5", "0.50", "num"), ("2", "2", "num"),
                              ("0.3", "+0.30", "num"), ("", "–", "num"), ("ok", "ok", None)]
-    assert cells["cccc"] == [('x/<i>c</i> "&amp;".mp4', 'x/<i>c</i> "&amp;".mp4empty file <0 bytes>', None), ("", "–", "num"), ("", "–", None),
+    assert cells["cccc"] == [('x/<i>c</i> "&amp;".mp4', 'x/<i>c</i> "&amp;".mp4empty file <0 bytes>', None),
+                             ("", "–", "num"), ("", "–", None),
                              ("", "–", "num"), ("0", "–", "num"), ("", "–", "num"), ("", "–", "num"),
                              ("decode_error", "decode_error", None)]
     a, b, c = rows[ID["aaaa"]], rows[ID["bbbb"]], rows[ID["cccc"]]
@@ -402,7 +407,8 @@ def test_a_section_names_the_file_its_prediction_and_its_paths(cls):
     assert details.one("p").text == f"item {ID['aaaa']}/m/2024/a.mp4/copy/a.mp4"
     assert [c.text for c in details.all("code")] == [ID["aaaa"], "/m/2024/a.mp4", "/copy/a.mp4"]
     assert len(details.all("br")) == 2
-    assert [h.text for h in a.all("h4")] == ["Emotion over time", "What the prediction rests on", "Main face per window"]
+    assert [h.text for h in a.all("h4")] == ["Emotion over time", "What the prediction rests on",
+                                            "Main face per window"]
     dim = Tree(pg.render(dimensional(), {})).root
     assert _article(dim, "eeee").kids[1].text == "6.0 s · valence +0.30 · arousal -0.25"
     assert _article(dim, "dddd").kids[1].text == "– · valence -0.50"
@@ -577,7 +583,8 @@ def test_thumbnails_of_whole_files_and_why_one_is_missing():
     a.windows.loc[2, ["p_angry"]] = np.nan
     picks = [(FacePick(k, 2.0 * k, (0, 0, 1, 1)), f"{k}.jpg") for k in range(3)]
     titles = [i.attrs["title"] for i in Tree(pg.render(data, {ID["aaaa"]: picks})).root.all("img")]
-    assert titles == ["0–4 s: angry (frame at 0.00 s)", "2–6 s (frame at 2.00 s)", "4–8 s: happy (frame at 4.00 s)"]
+    assert titles == ["0–4 s: angry (frame at 0.00 s)", "2–6 s (frame at 2.00 s)",
+                      "4–8 s: happy (frame at 4.00 s)"]
 
 
 @pytest.mark.parametrize("n_picks, note", [(48, True), (47, False), (50, False)])
