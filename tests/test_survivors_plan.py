@@ -135,18 +135,19 @@ def test_idle_means_nothing_to_register_extract_or_record():
 def test_a_run_over_a_source_plans_its_known_unchanged_files_and_lists_the_rest(tmp_path, cat):
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
-    for name in ("a.mp4", "b.wav", "sub/c.mkv"):
+    for name in ("a.mp4", "b.wav", "sub/c.mkv", "sub/copy-of-a.mp4"):
         (src / name).write_bytes(b"x" * 10)
     elsewhere = tmp_path / "other.mp4"
     elsewhere.write_bytes(b"y")
     cat.add_media([_media_row("id-a", str(src / "a.mp4")), _media_row("id-c", str(src / "sub" / "c.mkv")),
+                   _media_row("id-a", str(src / "sub" / "copy-of-a.mp4")),  # the same content twice: one item
                    _media_row("id-o", str(elsewhere)),
                    _media_row("seg-a", str(src / "a.mp4"), parent_id="id-a", segment_start=0.0, segment_end=1.0)])
     ex = {"egemaps": get_extractor("egemaps")}
     plan = plan_run(cat, str(src), "archive", None, ex)
     assert sorted(plan.media["item_id"]) == ["id-a", "id-c"]  # not the other folder's, not a segment of a.mp4
     assert [e.path for e in plan.register] == [str(src / "b.wav")]
-    assert plan.added == 0 and plan.rejected == [] and plan.intake.taken == 3
+    assert plan.added == 0 and plan.rejected == [] and plan.intake.taken == 4
     assert [f.name for f in plan.feature_sets] == ["egemaps"]
     assert sorted(it.item_id for it in plan.feature_sets[0].todo) == ["id-a", "id-c"]
     assert not plan.idle
