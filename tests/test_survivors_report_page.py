@@ -343,7 +343,10 @@ def test_the_file_table_heads_and_every_cell(cls):
         ("File", "text", None, "ascending"), ("Duration (s)", "num", "num", None), ("Emotion", "text", None, None),
         ("Confidence", "num", "num", None), ("Windows", "num", "num", None), ("audio attr.", "num", "num", None),
         ("face attr.", "num", "num", None), ("Status", "text", None, None)]
-    assert files.kids[-1].attrs["class"] == "note" and files.kids[-1].text.startswith("Click a column to sort it")
+    assert all(set(th.attrs) <= {"data-sort", "class", "aria-sort"} for th in ths)
+    assert files.kids[-1].attrs["class"] == "note" and files.kids[-1].text == (
+        "Click a column to sort it (again to reverse). Confidence is the probability of the predicted emotion over "
+        "the whole file; an attribution (attr.) is how much that probability drops when the modality is masked.")
     rows = {tr.attrs["data-item"]: tr for tr in files.one("tbody").all("tr")}
     assert list(rows) == [ID[k] for k in ("aaaa", "bbbb", "cccc", "dddd")]
     cells = {k: [(td.attrs.get("data-v"), td.text, td.attrs.get("class")) for td in rows[ID[k]].all("td")]
