@@ -369,8 +369,22 @@ def test_the_file_table_heads_and_every_cell(cls):
     assert a.one("span", **{"class": "sw k1"}) and not b.all("span", **{"class": "sw k0"})
     assert not [s for s in b.all("span") if "sw" in s.attrs.get("class", "")]  # a label of no class: no swatch
     assert [tr.attrs.get("class") for tr in rows.values()] == [None, None, "bad", "bad"]
+    assert [sorted(tr.attrs) for tr in rows.values()] == [["data-item"]] * 2 + [["class", "data-item"]] * 2
     assert [tr.all("td")[-1].one("span").attrs["class"] for tr in rows.values()] == [
         "status-ok", "status-ok", "status-bad", "status-bad"]
+
+
+def test_a_missing_label_or_score_shows_as_missing():
+    data, _ = classified()
+    a, b = data.items[0], data.items[1]
+    del a.clip["score"]  # a label without its probability
+    b.clip["label"] = np.nan  # no label
+    root = Tree(pg.render(data, {})).root
+    assert _article(root, "aaaa").kids[1].text == "8.0 s · happy (nan over the whole file)"
+    assert _article(root, "bbbb").kids[1].text == "6.0 s · face: no <video> stream"
+    rows = {tr.attrs["data-item"]: tr.all("td") for tr in root.one("table", id="file-table").one("tbody").all("tr")}
+    assert [(td.attrs.get("data-v"), td.text) for td in rows[ID["aaaa"]][2:4]] == [("happy", "happy"), ("", "–")]
+    assert [(td.attrs.get("data-v"), td.text) for td in rows[ID["bbbb"]][2:4]] == [("", "–"), ("0.5", "0.50")]
 
 
 def test_the_table_of_a_dimensional_and_of_a_clip_only_run():
