@@ -32,18 +32,13 @@ DEFAULTS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMER
 
 def apply_defaults() -> None:
     """Set :data:`DEFAULTS` where the environment does not say otherwise, and let Prefect see them
-    (its settings are read when ``prefect`` is imported; they are refreshed here when one changed).
-
-    They configure a temporary server only, so with a Prefect API configured (this process starts
-    none) the processes it starts inherit them but its own settings are not read again (that costs
-    ~0.5 CPU-s, in every run against a running server).
-    """
+    (its settings are read when ``prefect`` is imported; they are refreshed here when one changed)."""
     missing = {k: v for k, v in DEFAULTS.items() if k not in os.environ}
     if not missing:
         return
     os.environ.update(missing)
     context = sys.modules.get("prefect.context")
-    if context is not None and not context.get_settings_context().settings.api.url:
+    if context is not None:
         context.refresh_global_settings_context()
 
 
