@@ -151,7 +151,7 @@ def dimensional() -> ReportData:
                  clip={"valence": 0.3, "arousal": -0.25},
                  windows=_windows(2, {"valence": [0.3, -0.2], "arousal": [0.1, 0.4]}), time_attr=ta, faces={})
     f = ItemData(ID["dddd"], "v/f.mp4", ["/m/v/f.mp4"], None, True, "ok", "",
-                 clip={"valence": -0.5, "arousal": np.nan})
+                 clip={"valence": -0.5})  # no arousal at all
     return ReportData(catalog="/cat2", run=_run([], ["valence", "arousal"], metrics={}), fold="all", window="4s/2s",
                       items=[e, f], n_files=2, extraction={}, extract_runs=[], attr_columns=[],
                       scored_span=(pd.Timestamp("2026-01-01 10:00:00"), pd.Timestamp("2026-01-01 10:00:01")))
@@ -470,6 +470,11 @@ def test_dimensional_plots_use_the_dimensions_on_a_signed_axis():
     assert svg.bars([-0.5, np.nan], dims, colors, kind="emotions", x_range=(-1.0, 1.0)) in html
     art = Tree(html).root.one("article", data_item=ID["eeee"])
     assert art.all("h4")[0].text == "Valence and arousal over time" and not art.all("div", **{"class": "legend"})
+    three = dimensional()
+    three.run.dimensional = ["valence", "arousal", "dominance"]
+    three.items[1].clip["dominance"] = 0.25
+    assert svg.bars([-0.5, np.nan, 0.25], three.run.dimensional, modality_colors(["text", "audio", "face"]),
+                    kind="emotions", x_range=(-1.0, 1.0)) in pg.render(three, {})
     # a file of unknown duration with windows: the plot spans to its last window's end
     e.duration = None
     assert svg.time_lines(e.windows["start"].to_numpy(), e.windows["end"].to_numpy(),
