@@ -211,10 +211,10 @@ def test_a_resumed_fold_ends_where_an_uninterrupted_one_does(tmp_path):
     cfg = TrainConfig(**{**NOISY, "min_delta": 0.02, "weight_decay": 0.01})
     whole, *_ = _train(cfg)
     ck = Checkpoints(str(tmp_path / "ck"))
-    random.seed(5), np.random.seed(5)
+    random.seed(5), np.random.seed(5), np.random.standard_normal()  # a cached Gaussian: every field set
     with pytest.raises(Interrupted):
         _train(cfg, checkpoints=ck, fold=0, stop_after=4)
-    py_state, np_state = random.getstate(), np.random.get_state()[1].copy()
+    py_state, np_state = random.getstate(), np.random.get_state()
     meta = json.loads((tmp_path / "ck" / "fold-0.json").read_text())
     assert meta["epoch"] == 4 and len(meta["history"]) == 4
     assert meta["optimizer"]["param_groups"][0]["lr"] == 0.5
@@ -228,11 +228,12 @@ def test_a_resumed_fold_ends_where_an_uninterrupted_one_does(tmp_path):
     class Spy(Probe):
         def forward(self, inputs, masks):
             if not seen:
-                seen.append((random.getstate(), np.random.get_state()[1].copy()))
+                seen.append((random.getstate(), np.random.get_state()))
             return super().forward(inputs, masks)
 
     resumed, reports, *_ = _train(cfg, checkpoints=ck, fold=0, model=Spy())
-    assert seen[0][0] == py_state and np.array_equal(seen[0][1], np_state)
+    assert seen[0][0] == py_state and len(seen[0][1]) == len(np_state) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(seen[0][1], np_state))
     assert resumed.resumed_from == 4 and reports[0].epoch == 5
     assert [{k: v for k, v in h.items() if k not in TIMING} for h in resumed.history] == \
            [{k: v for k, v in h.items() if k not in TIMING} for h in whole.history]
@@ -268,6 +269,35 @@ def test_train_step_clips_the_gradient_norm():
         assert loss.ndim == 0 and loss.item() > 0
         steps[clip] = torch.sqrt(sum(((p.detach() - q) ** 2).sum() for p, q in zip(model.parameters(), before)))
     assert steps[None] > 0.01 and steps[1e-3] == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_optimiser_state_round_trips_through_tensors_and_scalars():
+    """Tensors go to safetensors, plain numbers (as older Adams kept ``step``) to the JSON: both come back."""
+    from emofuse.fusion.train import _optimizer_state, _optimizer_tensors
+
+    train_ds, _, _ = _splits()
+    b = next(train_ds.batches(8))
+    model = Probe(dropout=0.0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    train_step(model, opt, b, TASK, device=torch.device("cpu"), amp=False)
+    for k, p in enumerate(model.parameters()):
+        opt.state[p]["n_calls"] = 7 + k
+    tensors, meta = _optimizer_tensors(opt)
+    back = _optimizer_state(tensors, json.loads(json.dumps(meta)))
+    want = opt.state_dict()
+    assert back["param_groups"] == json.loads(json.dumps(want["param_groups"]))
+    assert back["state"].keys() == want["state"].keys() == {0, 1}
+    for idx, st in want["state"].items():
+        assert back["state"][idx].keys() == st.keys() == {"step", "exp_avg", "exp_avg_sq", "n_calls"}
+        assert back["state"][idx]["n_calls"] == 7 + idx
+        assert all(torch.equal(back["state"][idx][k], st[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+
+
+def test_seed_everything_sets_the_cublas_workspace_for_deterministic_cuda(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    seed_everything(0)
+    import os
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
 
 
 def test_seed_everything_repeats_every_generator():
