@@ -119,7 +119,7 @@ def classified() -> tuple[ReportData, dict]:
     b = ItemData(ID["bbbb"], "2024/<b>.wav", ["/m/2024/b.wav", "/c1/b.wav", "/c2/b.wav"], 6.0, False, "ok",
                  "face: no <video> stream",
                  clip={"label": "surprised", "score": 0.5, "p_angry": 0.5, "p_happy": 0.5, "attr_audio": 0.3,
-                       "attr_face": np.nan},
+                       "attr_face": None},
                  windows=_windows(2, {"p_angry": [0.5, 0.5], "p_happy": [0.5, 0.5],
                                       "attr_audio": [np.nan, np.nan], "attr_face": [np.nan, np.nan]}))
     c = ItemData(ID["cccc"], 'x/<i>c</i> "&amp;".mp4', ["/m/x/c.mp4"], None, True, "decode_error",
