@@ -13,7 +13,7 @@ import os
 import pandas as pd
 
 from emofuse.catalog.layout import Layout
-from emofuse.catalog.schemas import FINAL_FAILURES, Status
+from emofuse.catalog.schemas import FINAL_FAILURES, STATUS_SCHEMA, Status
 from emofuse.catalog.status import (StatusEntry, committed_tasks, read_status, record_status, score_status_key,
                                     settled)
 
@@ -61,15 +61,19 @@ def test_the_current_row_is_the_newest_per_item_and_feature_set(tmp_path):
     assert one.sort_values("item_id")[["item_id", "status", "message"]].values.tolist() == [
         ["a", "no_face", "new"], ["b", "ok", ""]]
     assert list(one.index) == list(range(len(one)))
+    assert list(one.columns) == ["item_id", "feature_set", *STATUS_SCHEMA.names[1:]]  # no old index kept as a column
     assert len(read_status(layout, "fs-v1", latest=False)) == 3
     every = read_status(layout)
     assert sorted(map(tuple, every[["feature_set", "item_id", "status"]].values.tolist())) == [
         ("fs-v1", "a", "no_face"), ("fs-v1", "b", "ok"), ("fs-v2", "a", "ok")]
     assert list(every.index) == list(range(3))
+    assert sorted(every.columns) == sorted(["feature_set", *STATUS_SCHEMA.names])
     assert len(read_status(layout, latest=False)) == 4
+    # a change is judged within its own feature set: fs-v1's row for "b" says nothing about fs-v3
+    assert record_status(layout, "fs-v3", [StatusEntry("b", "ok")]) == 1
     assert committed_tasks(layout, "fs-v1") == {"z-older", "a-newer"}
     assert committed_tasks(layout, "fs-v2") == {"t"}
-    assert read_status(layout, "fs-v3").empty and committed_tasks(layout, "fs-v3") == set()
+    assert read_status(layout, "fs-v4").empty and committed_tasks(layout, "fs-v4") == set()
 
 
 def test_keep_ok_writes_repeated_ok_rows_only(tmp_path):
