@@ -37,7 +37,8 @@ MODULES: dict[str, list[str]] = {
     "catalog/atomic.py": ["tests/test_survivors_atomic.py", "tests/test_catalog.py"],
     "catalog/identity.py": ["tests/test_properties_identity.py"],
     "catalog/commit.py": ["tests/test_properties_commit.py", "tests/test_catalog.py"],
-    "catalog/status.py": ["tests/test_properties_commit.py::test_status_rows_follow_a_model_of_the_newest_status_per_item"],
+    "catalog/status.py": ["tests/test_survivors_status.py",
+                          "tests/test_properties_commit.py::test_status_rows_follow_a_model_of_the_newest_status_per_item"],
     # not test_locks's racing tests: a mutant that kills a racer makes them wait out their 120/300 s timeouts
     "catalog/locks.py": ["tests/test_survivors_locks.py",
                          "tests/test_locks.py::test_held_waits_for_a_live_holder_and_not_for_a_dead_one",
