@@ -591,7 +591,7 @@ def test_thumbnails_of_whole_files_and_why_one_is_missing():
     html = pg.render(data, {ID["aaaa"]: [(FacePick(0, 30.0, (0, 0, 1, 1)), "g.jpg")]})
     img = Tree(html).root.one("img")
     assert img.attrs["title"] == "0–75 s (frame at 30.00 s)"  # no windows: the whole file, no label
-    assert not Tree(html).root.one("figure").all("span")
+    assert not Tree(html).root.one("figure").all("span") and Tree(html).root.one("figcaption").text == "0–75 s"
     assert "No thumbnail: no face was found or faces were not extracted." in pg.render(data, {})
     g.faces = {}
     assert "No thumbnail: no face was found." in pg.render(data, {})
@@ -629,9 +629,21 @@ CONTAINERS = {"#root", "html", "head", "body", "header", "main", "section", "art
 @pytest.mark.parametrize("make", ["classified", "dimensional", "clip_only"])
 def test_no_stray_text_between_the_elements(make):
     data = classified()[0] if make == "classified" else globals()[make]()
-    root = Tree(pg.render(data, {ID["aaaa"]: [(FacePick(0, 1.0, (0, 0, 1, 1)), "a.jpg")]})).root
+    picks = [(FacePick(0, 1.0, (0, 0, 1, 1)), "a.jpg"), (FacePick(0, 2.0, (0, 0, 1, 1)), "b.jpg")]
+    root = Tree(pg.render(data, {ID["aaaa"]: picks})).root
     for node in [root, *root.all()]:
         if node.tag in CONTAINERS or (node.tag == "div" and node.attrs.get("class") in {
                 "legend", "cards", "faces", "card", "table-wrap"}):
             stray = [p for p in node.parts if isinstance(p, str) and p.strip()]
             assert not stray, (node.tag, node.attrs, stray)
+
+
+def test_per_window_attributions_of_a_file_of_unknown_duration_end_with_its_last_window():
+    data = clip_only()
+    g = data.items[0]
+    data.window, data.attr_columns, g.duration = "1s/0.5s", ["attr_audio"], None
+    g.windows = _windows(2, {"p_angry": [0.6, 0.4], "p_happy": [0.4, 0.6], "attr_audio": [0.1, -0.1]}, 0.5, 1.0)
+    w = g.windows
+    assert svg.time_lines(w["start"].to_numpy(), w["end"].to_numpy(), w[["attr_audio"]].to_numpy(float), ["audio"],
+                          modality_colors(["audio"]), duration=1.5, kind="modality-attribution-time",
+                          y_range=(-0.1, 0.1), height=130, fmt="{:+.2f}") in pg.render(data, {})
