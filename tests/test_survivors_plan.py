@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ def test_batches_respect_item_count_and_seconds():
     assert _ids(batches(_refs(None, None, 9.0, None), max_items=9, max_seconds=9.0)) == [["0", "1", "2", "3"]]
     assert _ids(batches(_refs(1e6, 1e6), max_items=2, max_seconds=None)) == [["0", "1"]]
     assert _ids(batches(_refs(4.0, 4.0, 4.0), max_items=1, max_seconds=100.0)) == [["0"], ["1"], ["2"]]
+    assert _ids(batches(_refs(6.0, 5.0, 4.5), max_items=9, max_seconds=10.0)) == [["0"], ["1", "2"]]  # a new task starts at 0 s
 
 
 def test_item_ref_maps_missing_values_to_none_and_types_the_rest():
@@ -114,6 +116,12 @@ def test_a_feature_set_plans_the_unsettled_items_and_unrecorded_probe_errors(tmp
     assert by_id["face"].has_audio is True
     assert (retry.unreadable, retry.unrecorded, retry.already_done, retry.known_counts) == ([], 0, 1, {})
 
+    # the same through plan_run (no source: the catalog's items)
+    assert sorted(it.item_id for it in plan_run(cat, None, "archive", None, {"egemaps": ex}).feature_sets[0].todo) == [
+        "err", "new"]
+    assert sorted(it.item_id for it in plan_run(cat, None, "archive", None, {"egemaps": ex},
+                                                retry_failed=True).feature_sets[0].todo) == sorted(by_id)
+
     no_probe_column = media[media["item_id"].isin(["new", "err"])].drop(columns="probe_error")
     plan = plan_feature_set(cat, "egemaps", ex, no_probe_column, retry_failed=True)  # rows without a probe column
     assert sorted(it.item_id for it in plan.todo) == ["err", "new"]
@@ -146,7 +154,7 @@ def test_a_run_over_a_source_plans_its_known_unchanged_files_and_lists_the_rest(
     ex = {"egemaps": get_extractor("egemaps")}
     plan = plan_run(cat, str(src), "archive", None, ex)
     assert sorted(plan.media["item_id"]) == ["id-a", "id-c"]  # not the other folder's, not a segment of a.mp4
-    assert [e.path for e in plan.register] == [str(src / "b.wav")]
+    assert [(e.path, e.columns) for e in plan.register] == [(str(src / "b.wav"), {"corpus": "archive"})]
     assert plan.added == 0 and plan.rejected == [] and plan.intake.taken == 4
     assert [f.name for f in plan.feature_sets] == ["egemaps"]
     assert sorted(it.item_id for it in plan.feature_sets[0].todo) == ["id-a", "id-c"]
@@ -162,5 +170,5 @@ def test_a_run_over_a_source_plans_its_known_unchanged_files_and_lists_the_rest(
     assert whole.register == [] and whole.intake.seen == 0
 
     (tmp_path / "empty").mkdir()
-    with pytest.raises(NothingTaken):
+    with pytest.raises(NothingTaken, match=re.escape(str(tmp_path / "empty"))):
         plan_run(cat, str(tmp_path / "empty"), "archive", None, ex)
