@@ -178,6 +178,9 @@ def test_durations_numbers_and_symmetric_ranges():
     assert [pg.fmt_seconds(s) for s in (3.456, 59.0, 60.0, 75.0, 3599.0, 3600.0, 4000.0)] == [
         "3.5 s", "59.0 s", "1 min 0 s", "1 min 15 s", "59 min 59 s", "1 h 0 min", "1 h 7 min"]
     assert [pg.fmt_seconds(s) for s in (None, math.nan, math.inf)] == ["–"] * 3
+    # rounding carries into the next unit: never "1 min 60 s" or "1 h 60 min"
+    assert [pg.fmt_seconds(s) for s in (59.94, 59.96, 119.6, 3599.6, 7140.0, 7190.0)] == [
+        "59.9 s", "1 min 0 s", "2 min 0 s", "1 h 0 min", "1 h 59 min", "2 h 0 min"]
     assert pg._num(1.234567891) == ("1.23457", "1.23") and pg._num(3, "{:+.1f}") == ("3", "+3.0")
     assert pg._num(None) == pg._num(math.nan) == pg._num(math.inf) == pg._num(pd.NA) == pg._num(np.nan) == ("", "–")
     cases = ([0.03], [0.05], [-0.45, 0.3], [0.1000000000001], [2.0], [], [np.nan, -0.15])

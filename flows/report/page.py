@@ -36,14 +36,16 @@ KIND_TEXT = {"attention": "the model's attention over its face steps",
 
 
 def fmt_seconds(s: float | None) -> str:
-    """A duration for people: seconds with one decimal, then minutes, then hours."""
+    """A duration for people: seconds with one decimal, then minutes, then hours (rounded before
+    it is split, so 119.6 s is "2 min 0 s", never "1 min 60 s")."""
     if s is None or not np.isfinite(s):
         return "–"
-    if s < 60:
+    if s < 59.95:
         return f"{s:.1f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(round(s % 60))} s"
-    return f"{int(s // 3600)} h {int(round(s % 3600 / 60))} min"
+    if (whole := int(round(s))) < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    minutes = int(round(s / 60))
+    return f"{minutes // 60} h {minutes % 60} min"
 
 
 def _num(v: Any, fmt: str = "{:.2f}") -> tuple[str, str]:
