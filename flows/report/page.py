@@ -275,7 +275,7 @@ class Page:
         out.append("</article>")
         return "\n".join(out)
 
-    def _series(self, frame: pd.DataFrame | dict[str, Any]) -> tuple[list[str], list[str], list[str], tuple[float, float]]:
+    def _series(self) -> tuple[list[str], list[str], list[str], tuple[float, float]]:
         """(columns, names, colors, y range) of what the emotion plot shows: class probabilities,
         else the dimensional predictions."""
         if self.classes:
@@ -284,18 +284,17 @@ class Page:
         return list(dims), list(dims), modality_colors(["text", "audio", "face"])[:len(dims)], (-1.0, 1.0)
 
     def _emotions(self, i: ItemData) -> str:
-        cols, names, colors, yr = self._series(i.windows)
-        duration = i.duration or (float(i.windows["end"].max()) if len(i.windows) else 1.0)
+        cols, names, colors, yr = self._series()
         if len(i.windows):
             vals = i.windows.reindex(columns=cols).to_numpy(float)
             plot = svg.time_lines(i.windows["start"].to_numpy(), i.windows["end"].to_numpy(), vals, names, colors,
-                                  duration=duration, kind="emotions", y_range=yr, strip=bool(self.classes))
+                                  duration=i.duration or 0.0, kind="emotions", y_range=yr, strip=bool(self.classes))
             title = "Emotion over time" if self.classes else "Valence and arousal over time"
             note = (f'<p class="note">{len(i.windows)} windows of {escape(str(self.d.window))}; the band on top is '
                     "the most probable emotion of each window. Hover a window for its numbers.</p>")
         else:
             vals = [float(i.clip.get(c, np.nan)) for c in cols] if i.clip else []
-            plot = svg.bars(vals, names, colors, kind="emotions", x_range=yr if yr[0] < 0 else (0.0, 1.0))
+            plot = svg.bars(vals, names, colors, kind="emotions", x_range=yr)
             title = "Emotion over the whole file"
             note = ('<p class="note">Whole-file prediction only: score with <code>--window 4 --hop 2</code> '
                     "for emotion over time.</p>")
