@@ -61,3 +61,34 @@ def test_median_hop_counts_two_frame_items_and_skips_bad_steps():
     times = np.array([0.0, 0.2, 0.2, -0.1, np.nan, 0.4, 0.6])
     assert median_hop({"a": {"times": times}}) == pytest.approx(0.2)
     assert median_hop({"a": {"times": np.array([0.0, 0.1, 0.1, 0.1, 0.1])}}) == pytest.approx(0.1)
+
+
+def test_segment_bounds_with_no_segments_and_short_clips():
+    s, e = frame_bounds(np.zeros(0), hop=0.0, clip_end=3.0, starts=np.zeros(0), ends=np.zeros(0))
+    assert s.shape == e.shape == (0,)
+    seg = np.array([0.1, np.nan])
+    s, e = frame_bounds(seg, hop=0.0, clip_end=0.5, starts=seg)  # a clip under a second: its own end
+    assert s.tolist() == [0.1, 0.0] and e.tolist() == [0.5, 0.5]
+
+
+def test_interp_between_every_pair_of_neighbouring_frames():
+    v, t = np.array([[0.0], [10.0], [20.0], [40.0]]), np.arange(4.0)  # centres 0.5, 1.5, 2.5, 3.5
+    edges = fixed_edges(4.0, 8)  # bin centres 0.25, 0.75, …, 3.75
+    out, mask = align_to_edges(v, t, t + 1.0, edges, method="interp")
+    assert out[:, 0].tolist() == [0.0, 2.5, 7.5, 12.5, 17.5, 25.0, 35.0, 40.0] and mask.all()
+    # a frame of no length is no frame, for interp as for pool
+    v0, s0, e0 = np.r_[v, [[100.0]]], np.r_[t, 1.0], np.r_[t + 1.0, 1.0]
+    for method in ("interp", "pool"):
+        np.testing.assert_array_equal(align_to_edges(v0, s0, e0, edges, method=method)[0],
+                                      align_to_edges(v, t, t + 1.0, edges, method=method)[0])
+
+
+def test_validity_given_as_integers_and_nothing_valid():
+    v, t = np.array([[1.0], [5.0]]), np.array([0.0, 0.5])
+    edges = fixed_edges(1.0, 2)
+    want = align_to_edges(v, t, t + 0.5, edges, valid=np.array([False, True]))
+    for valid in (np.array([0, 1], np.uint8), [0, 1]):
+        got = align_to_edges(v, t, t + 0.5, edges, valid=valid)
+        assert got[0].tolist() == want[0].tolist() == [[0.0], [5.0]] and got[1].tolist() == [False, True]
+    out, mask = align_to_edges(v, t, t + 0.5, edges, valid=np.array([False, False]))
+    assert out.dtype == np.float32 and out.tolist() == [[0.0], [0.0]] and not mask.any()

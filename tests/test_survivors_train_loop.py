@@ -311,3 +311,7 @@ def test_seed_everything_repeats_every_generator():
     seed_everything(4)
     assert all(a != b for a, b in zip(draw(), first))
     assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+    assert torch.is_deterministic_algorithms_warn_only_enabled()  # a kernel without a deterministic twin warns
+    for seed in (0, 2, 2**32 + 5):  # numpy takes 32 bits: larger seeds wrap around
+        seed_everything(seed)
+        assert float(np.random.random()) == np.random.RandomState(seed % 2**32).random_sample()
