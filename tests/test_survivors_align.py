@@ -1,0 +1,44 @@
+"""``fusion/align.py``: a long item read block by block aligns as it would whole, ``interp`` as well as ``pool``.
+
+Items with more than ``max_item_rows`` frames are never read whole for ``pool`` (summed block
+by block) and read whole for ``interp``; either way the result is the one of a short item.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.store import Catalog
+from emofuse.fusion.align import load_aligned
+from emofuse.fusion.data_config import AlignConfig, DataConfig, ModalitySpec
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory) -> Catalog:
+    cat = Catalog(str(tmp_path_factory.mktemp("survivors-align") / "cat")).init()
+    cat.add_media([{"item_id": f"clip{k}", "path": f"/v/clip{k}.mp4", "relpath": f"clip{k}.mp4", "corpus": "demo",
+                    "speaker": "s1", "emotion": e, "duration": 2.0} for k, e in enumerate(["sad", "happy"])])
+    t = np.arange(200) * 0.01
+    ramp = np.stack([t, t ** 2, np.sin(7 * t)], axis=1).astype(np.float32)
+    cat.commit_task("egemaps-v1", "task-1", [
+        ExtractResult(f"clip{k}", sequence=Sequence(t, {"values": ramp + k}), n_frames=200) for k in range(2)])
+    return cat
+
+
+@pytest.mark.parametrize("method", ["pool", "interp"])
+def test_a_long_item_aligns_as_it_would_whole(catalog, method):
+    cfg = DataConfig([ModalitySpec("audio", "egemaps-v1", method=method)], align=AlignConfig(steps=7))
+    whole = load_aligned(catalog, cfg)
+    lazy = load_aligned(catalog, cfg, max_item_rows=30)
+    np.testing.assert_allclose(lazy.x["audio"], whole.x["audio"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(lazy.mask["audio"], whole.mask["audio"])
+    assert whole.mask["audio"].all() and np.ptp(whole.x["audio"][0, :, 0]) > 0.5
+
+
+def test_pool_and_interp_differ_on_a_curve(catalog):
+    """(So the test above would notice a long item pooled where it should be interpolated.)"""
+    x = {m: load_aligned(catalog, DataConfig([ModalitySpec("audio", "egemaps-v1", method=m)],
+                                             align=AlignConfig(steps=7)), max_item_rows=30).x["audio"]
+         for m in ("pool", "interp")}
+    assert not np.allclose(x["pool"], x["interp"], atol=1e-4)
