@@ -92,3 +92,11 @@ def test_validity_given_as_integers_and_nothing_valid():
         assert got[0].tolist() == want[0].tolist() == [[0.0], [5.0]] and got[1].tolist() == [False, True]
     out, mask = align_to_edges(v, t, t + 0.5, edges, valid=np.array([False, False]))
     assert out.dtype == np.float32 and out.tolist() == [[0.0], [0.0]] and not mask.any()
+
+
+def test_align_to_edges_gives_float32_and_names_an_unknown_method():
+    v, t = np.array([[1.0], [5.0]]), np.array([0.0, 0.5])
+    for method in ("pool", "interp"):
+        assert align_to_edges(v, t, t + 0.5, fixed_edges(1.0, 2), method=method)[0].dtype == np.float32
+    with pytest.raises(ValueError, match="^unknown method 'nearest'$"):
+        align_to_edges(v, t, t + 0.5, fixed_edges(1.0, 2), method="nearest")
