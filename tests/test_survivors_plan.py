@@ -95,6 +95,7 @@ def test_a_feature_set_plans_the_unsettled_items_and_unrecorded_probe_errors(tmp
     cat.add_media(rows)
     cat.record_status(ex.key, [StatusEntry("ok", "ok"), StatusEntry("face", "no_face"), StatusEntry("err", "error"),
                                StatusEntry("bad2", "error", "worker lost")])
+    cat.record_status("other-v1", [StatusEntry("new", "ok"), StatusEntry("err", "no_face")])  # another feature set's
     media = cat.media()
     plan = plan_feature_set(cat, "egemaps", ex, media)
     assert (plan.name, plan.key, plan.items, plan.already_done) == ("egemaps", ex.key, 6, 2)
