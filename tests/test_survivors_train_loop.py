@@ -315,3 +315,45 @@ def test_seed_everything_repeats_every_generator():
     for seed in (0, 2, 2**32 + 5):  # numpy takes 32 bits: larger seeds wrap around
         seed_everything(seed)
         assert float(np.random.random()) == np.random.RandomState(seed % 2**32).random_sample()
+
+
+class VaProbe(Probe):
+    """Logits and per-step valence/arousal."""
+
+    def __init__(self) -> None:
+        super().__init__(dropout=0.0)
+        self.va = nn.Linear(3, 2)
+
+    def forward(self, inputs, masks):
+        return {**super().forward(inputs, masks), "va": self.va(inputs["audio"])}
+
+
+@pytest.mark.parametrize("per_frame", [False, True], ids=["clip-targets", "frame-targets"])
+def test_train_step_takes_the_loss_of_every_target_of_the_batch(per_frame):
+    from emofuse.fusion.inference import batch_loss
+
+    data = _data()
+    rng = np.random.default_rng(1)
+    data.items["valence"], data.items["arousal"] = rng.uniform(-1, 1, (2, data.n_items))
+    if per_frame:
+        data.frame_targets = rng.uniform(-1, 1, (data.n_rows, 4, 2)).astype(np.float32)
+        data.frame_mask = rng.random((data.n_rows, 4)) > 0.2
+    rows = data.rows_of_items(range(12))
+    ds = FusionDataset(data, rows, NormStats.compute(data, rows))
+    b = next(ds.batches(12))
+    task = Task(n_classes=3, dimensional=("valence", "arousal"))
+    model = VaProbe()
+    with torch.no_grad():
+        want = batch_loss(model(b.inputs, b.masks), b.labels, b.targets, b.masks, task,
+                          frame_targets=b.frame_targets, frame_mask=b.frame_mask)
+    loss = train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), b, task, device=torch.device("cpu"),
+                      amp=False)
+    assert float(loss) == pytest.approx(float(want), rel=1e-6)
+    assert (b.frame_targets is not None) == per_frame
+
+
+def test_no_mixed_precision_on_the_cpu_even_when_asked(tmp_path):
+    ck = Checkpoints(str(tmp_path / "ck"))
+    with pytest.raises(Interrupted):
+        _train(TrainConfig(**{**NOISY, "amp": True}), checkpoints=ck, stop_after=1)
+    assert json.loads((tmp_path / "ck" / "fold-0.json").read_text())["scaler"] is None
