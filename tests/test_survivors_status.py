@@ -53,6 +53,7 @@ def test_a_row_holds_every_field_of_its_entry_and_one_time(tmp_path):
 
 def test_the_current_row_is_the_newest_per_item_and_feature_set(tmp_path):
     layout = Layout.at(str(tmp_path))
+    assert sorted(read_status(layout).columns) == sorted([*STATUS_SCHEMA.names, "feature_set"])  # empty, typed
     # the older part sorts last by name: the newest row must win by its time, not by file order
     record_status(layout, "fs-v1", [StatusEntry("a", "error", "old"), StatusEntry("b", "ok")], task_id="z-older")
     record_status(layout, "fs-v1", [StatusEntry("a", "no_face", "new")], task_id="a-newer")
