@@ -432,6 +432,9 @@ def test_a_section_names_the_file_its_prediction_and_its_paths(cls):
     dim = Tree(pg.render(dimensional(), {})).root
     assert _article(dim, "eeee").kids[1].text == "6.0 s · valence +0.30 · arousal -0.25"
     assert _article(dim, "dddd").kids[1].text == "– · valence -0.50"
+    nan = dimensional()
+    nan.items[1].clip["arousal"] = np.nan  # stored but missing: left out like an absent one
+    assert _article(Tree(pg.render(nan, {})).root, "dddd").kids[1].text == "– · valence -0.50"
 
 
 def test_the_emotion_plots_are_drawn_from_the_right_columns(cls):
