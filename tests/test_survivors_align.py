@@ -33,6 +33,7 @@ def test_a_long_item_aligns_as_it_would_whole(catalog, method):
     lazy = load_aligned(catalog, cfg, max_item_rows=30)
     np.testing.assert_allclose(lazy.x["audio"], whole.x["audio"], rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(lazy.mask["audio"], whole.mask["audio"])
+    assert lazy.x["audio"].dtype == whole.x["audio"].dtype == np.float32
     assert whole.mask["audio"].all() and np.ptp(whole.x["audio"][0, :, 0]) > 0.5
 
 
