@@ -357,3 +357,8 @@ def test_no_mixed_precision_on_the_cpu_even_when_asked(tmp_path):
     with pytest.raises(Interrupted):
         _train(TrainConfig(**{**NOISY, "amp": True}), checkpoints=ck, stop_after=1)
     assert json.loads((tmp_path / "ck" / "fold-0.json").read_text())["scaler"] is None
+
+
+def test_a_double_precision_model_is_trained_in_float32():
+    out, *_ = _train(TrainConfig(**{**NOISY, "epochs": 1}), model=Probe(dropout=0.0).double())
+    assert out.state and all(v.dtype == torch.float32 for v in out.state.values())
