@@ -241,7 +241,9 @@ def try_claim(path: str, owner: str, ttl_s: float = DEFAULT_TTL_S) -> bool:
         if not seen.stale(ttl_s):
             return False
         if not atomic.is_local(path):
-            return _take_over_remote(path, raw, body)
+            if _take_over_remote(path, raw, body):
+                return True
+            continue
         path = atomic.local_path(path)
         with held(os.path.join(os.path.dirname(path), TAKEOVER_LOCK)):
             if read_claim(path) == seen:  # nobody took it over meanwhile
@@ -255,12 +257,21 @@ def try_claim(path: str, owner: str, ttl_s: float = DEFAULT_TTL_S) -> bool:
 
 
 def _take_over_remote(path: str, stale_raw: bytes, body: bytes) -> bool:
-    """Replace a stale remote claim: the first to create its take-over marker wins."""
+    """Replace a stale remote claim: the first to create its take-over marker wins.
+
+    The winner replaces the claim only while it still holds the stale bytes: a claim seen
+    stale because its owner had just released it may since have been released and claimed
+    afresh by someone else (whose claim has other bytes), and overwriting that would make two
+    holders. The winner deletes the stale claim and creates its own exclusively, so a
+    newcomer in between keeps the claim and the winner does not get it.
+    """
     marker = f"{path}.takeover-{hashlib.sha256(stale_raw).hexdigest()[:16]}"
     if not atomic.write_bytes(marker, body, overwrite=False):
         return False
-    atomic.write_bytes(path, body)
-    return True
+    if _read_raw(path) != stale_raw:
+        return False
+    _remove(path)
+    return atomic.write_bytes(path, body, overwrite=False)
 
 
 @contextlib.contextmanager

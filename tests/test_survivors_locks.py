@@ -252,3 +252,32 @@ def test_a_claim_that_vanishes_whenever_it_is_read_is_not_held(tmp_path):
     assert not locks.try_claim(path, "me")
     assert locks.read_claim(path) is None
     locks.drop_owner("me")
+
+
+def test_a_claim_seen_stale_just_as_it_was_released_and_claimed_afresh_is_not_taken(mem, monkeypatch):
+    """The interleaving behind two holders of one object-storage lock: B reads A's claim, A
+    releases it and lets go of its owner lock, C claims the path anew; B then finds A's claim
+    stale and must not replace C's (it did, with an unconditional overwrite)."""
+    path = f"{mem}/locks/media.lock"
+    assert locks.try_claim(path, "a")
+    a_raw = locks._read_raw(path)
+    locks.release(path, "a")
+    locks.drop_owner("a")
+    assert locks.try_claim(path, "c")
+    c_raw = locks._read_raw(path)
+
+    real = locks._read_raw
+    reads = []
+
+    def b_reads_a_first(p: str) -> bytes | None:  # B's first look happened before A let go
+        reads.append(p)
+        return a_raw if len(reads) == 1 else real(p)
+
+    monkeypatch.setattr(locks, "_read_raw", b_reads_a_first)
+    assert not locks.try_claim(path, "b")
+    monkeypatch.setattr(locks, "_read_raw", real)
+    assert locks._read_raw(path) == c_raw
+    assert locks.read_claim(path).owner == "c"
+    locks.release(path, "c")
+    locks.drop_owner("c")
+    locks.drop_owner("b")
