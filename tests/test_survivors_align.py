@@ -43,3 +43,29 @@ def test_pool_and_interp_differ_on_a_curve(catalog):
                                              align=AlignConfig(steps=7)), max_item_rows=30).x["audio"]
          for m in ("pool", "interp")}
     assert not np.allclose(x["pool"], x["interp"], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def masked(tmp_path_factory) -> Catalog:
+    """One 2-s item of a face-like set: frames every 0.1 s, the face missing from 1.0 s on."""
+    cat = Catalog(str(tmp_path_factory.mktemp("survivors-align-masked") / "cat")).init()
+    cat.add_media([{"item_id": "clip0", "path": "/v/clip0.mp4", "relpath": "clip0.mp4", "corpus": "demo",
+                    "speaker": "s1", "emotion": "sad", "duration": 2.0}])
+    t = np.arange(20) * 0.1
+    values = np.where((t < 1.0)[:, None], 1.0, 0.0).astype(np.float32) * np.ones((20, 4), np.float32)
+    cat.commit_task("faces-v1", "task-1", [
+        ExtractResult("clip0", sequence=Sequence(t, {"values": values, "mask": t < 1.0}), n_frames=20)])
+    return cat
+
+
+@pytest.mark.parametrize("max_item_rows", [None, 5])
+def test_windows_keep_the_face_mask(masked, max_item_rows):
+    """Aligned window by window (as scoring does), frames without a face stay masked: the window
+    after 1.0 s has no valid step, the one across it only its first half, read whole or in blocks."""
+    cfg = DataConfig([ModalitySpec("face", "faces-v1")], align=AlignConfig(steps=4))
+    data = load_aligned(masked, cfg, windows=(1.0, 0.5), max_item_rows=max_item_rows)
+    starts = [round(float(s), 3) for s in data.items["start"]] if "start" in data.items else None
+    mask = data.mask["face"]
+    assert mask.shape == (3, 4), (mask.shape, starts)
+    np.testing.assert_array_equal(mask, [[True] * 4, [True, True, False, False], [False] * 4])
+    np.testing.assert_array_equal(data.x["face"][0], np.ones((4, 4), np.float32))

@@ -13,6 +13,7 @@ they say, and a fold interrupted and resumed ends bit for bit where an uninterru
 from __future__ import annotations
 
 import json
+import logging
 import random
 
 import numpy as np
@@ -207,7 +208,7 @@ def test_without_the_metric_the_lowest_validation_loss_wins():
     assert reports[-1].best_value == -out.history[out.best_epoch - 1]["val_loss"]
 
 
-def test_a_resumed_fold_ends_where_an_uninterrupted_one_does(tmp_path):
+def test_a_resumed_fold_ends_where_an_uninterrupted_one_does(tmp_path, caplog):
     cfg = TrainConfig(**{**NOISY, "min_delta": 0.02, "weight_decay": 0.01})
     whole, *_ = _train(cfg)
     ck = Checkpoints(str(tmp_path / "ck"))
@@ -231,7 +232,11 @@ def test_a_resumed_fold_ends_where_an_uninterrupted_one_does(tmp_path):
                 seen.append((random.getstate(), np.random.get_state()))
             return super().forward(inputs, masks)
 
-    resumed, reports, *_ = _train(cfg, checkpoints=ck, fold=0, model=Spy())
+    with caplog.at_level(logging.INFO, logger="emofuse.fusion.train"):
+        resumed, reports, *_ = _train(cfg, checkpoints=ck, fold=0, model=Spy())
+    said = [r.getMessage() for r in caplog.records if r.name == "emofuse.fusion.train" and "resuming" in r.msg]
+    assert said == [f"fold 0: resuming after epoch 4 (best uar={meta['best_value']:.4f} "
+                    f"at epoch {meta['best_epoch']})"], said
     assert seen[0][0] == py_state and len(seen[0][1]) == len(np_state) == 5
     assert all(np.array_equal(a, b) for a, b in zip(seen[0][1], np_state))
     assert resumed.resumed_from == 4 and reports[0].epoch == 5
