@@ -173,3 +173,27 @@ def test_a_run_over_a_source_plans_its_known_unchanged_files_and_lists_the_rest(
     (tmp_path / "empty").mkdir()
     with pytest.raises(NothingTaken, match=re.escape(str(tmp_path / "empty"))):
         plan_run(cat, str(tmp_path / "empty"), "archive", None, ex)
+
+
+def test_registering_takes_the_selection_names_paths_from_the_source_and_leaves_nothing_to_register(tmp_path, cat):
+    """plan_run(register=True) on real (tiny) media: the recipe's selection decides which files are
+    items, relpaths are relative to the source, and afterwards the plan covers them and lists none."""
+    from emofuse.pipeline.dummies import tone, write_audio
+
+    src = tmp_path / "ravdess"
+    (src / "Actor_01").mkdir(parents=True)
+    names = ["03-01-01-01-01-01-01.wav", "03-01-05-02-01-01-01.wav", "03-02-01-01-01-01-01.wav"]  # speech, speech, song
+    for k, name in enumerate(names):
+        write_audio(src / "Actor_01" / name, tone(0.5, freq=220.0 + 40 * k))
+    ex = {"egemaps": get_extractor("egemaps")}
+    plan = plan_run(cat, str(src), "ravdess", ["audio-only", "speech"], ex, register=True, threads=1)
+    assert plan.added == 2 and plan.register == []
+    media = cat.media()
+    assert sorted(media["relpath"]) == sorted(f"Actor_01/{n}" for n in names[:2])  # the song is not selected
+    assert sorted(plan.media["item_id"]) == sorted(media["item_id"])
+    assert sorted(it.item_id for it in plan.feature_sets[0].todo) == sorted(media["item_id"])
+
+    again = plan_run(cat, str(src), "ravdess", ["audio-only", "speech"], ex, register=True, threads=1)
+    assert again.added == 0 and again.register == [] and sorted(again.media["item_id"]) == sorted(media["item_id"])
+    every = plan_run(cat, str(src), "ravdess", ["audio-only", "speech", "song"], ex, register=True, threads=1)
+    assert every.added == 1 and len(every.media) == 3 and len(cat.media()) == 3
