@@ -170,6 +170,10 @@ class Catalog:
         atomic.write_bytes(self.layout.feature_set_info(description.key), description.to_json().encode(),
                            overwrite=False)
 
+    def describes(self, key: str) -> bool:
+        """Whether feature set ``key``'s description is recorded (then registering it again does nothing)."""
+        return self.exists(self.layout.feature_set_info(key))
+
     def feature_sets(self) -> list[str]:
         return [k for k in self.listdir(self.layout.features) if not k.startswith(".")]
 

@@ -84,7 +84,7 @@ def _register_feature_sets(cat: Catalog, extractors: Iterable[Extractor], summar
     written once and never replaced, so describing a known one, which may load its models, is wasted: eGeMAPS
     builds openSMILE, whose first instance scans every installed package's files)."""
     for extractor in extractors:
-        if not cat.exists(cat.layout.feature_set_info(extractor.key)):
+        if not cat.describes(extractor.key):
             cat.register_feature_set(extractor.describe().with_provenance(summary.provenance))
 
 
