@@ -146,9 +146,7 @@ def plan_feature_set(cat: Catalog, name: str, extractor: Extractor, media: pd.Da
     they go to the extractor, which decodes them itself.
     """
     key = extractor.key
-    st = cat.status(key)
-    current = dict(zip(st["item_id"], zip(st["status"], st["message"])))
-    todo = media[~media["item_id"].isin(settled(st, retry_failed=retry_failed))]
+    todo = media[~media["item_id"].isin(settled(cat.status(key), retry_failed=retry_failed))]
     bad = todo["probe_error"].notna() if "probe_error" in todo else pd.Series(False, index=todo.index)
     if retry_failed:
         items = [item_ref(r, probed=not b) for r, b in zip(todo.itertuples(), bad)]
@@ -156,9 +154,9 @@ def plan_feature_set(cat: Catalog, name: str, extractor: Extractor, media: pd.Da
     else:
         items = [item_ref(r) for r in todo[~bad].itertuples()]
         unreadable = list(zip(todo.loc[bad, "item_id"], todo.loc[bad, "probe_error"]))
-    unrecorded = sum(current.get(i) != (Status.DECODE_ERROR.value, m) for i, m in unreadable)
+    # a recorded decode_error is final, so settled: every unreadable item still lacks its status
     return FeatureSetPlan(name=name, key=key, items=len(media), already_done=len(media) - len(todo),
-                          unreadable=unreadable, todo=items, unrecorded=unrecorded)
+                          unreadable=unreadable, todo=items, unrecorded=len(unreadable))
 
 
 @dataclass
