@@ -69,3 +69,22 @@ def test_windows_keep_the_face_mask(masked, max_item_rows):
     assert mask.shape == (3, 4), (mask.shape, starts)
     np.testing.assert_array_equal(mask, [[True] * 4, [True, True, False, False], [False] * 4])
     np.testing.assert_array_equal(data.x["face"][0], np.ones((4, 4), np.float32))
+
+
+def test_a_long_item_whose_later_windows_hold_no_frame(tmp_path):
+    """Windows of a long item are read in groups of up to 600 s; a group with no frame at all (a
+    face seen only in the first seconds of a 22-min recording) gives masked windows, as read whole."""
+    cat = Catalog(str(tmp_path / "cat")).init()
+    cat.add_media([{"item_id": "long", "path": "/v/long.mp4", "relpath": "long.mp4", "corpus": "demo",
+                    "speaker": "s1", "emotion": "sad", "duration": 1300.0}])
+    t = np.arange(40) * 0.25
+    cat.commit_task("faces-v1", "task-1", [ExtractResult("long", sequence=Sequence(
+        t, {"values": np.ones((40, 3), np.float32), "mask": np.ones(40, bool)}), n_frames=40)])
+    cfg = DataConfig([ModalitySpec("face", "faces-v1")], align=AlignConfig(steps=4))
+    whole = load_aligned(cat, cfg, windows=(300.0, 300.0))
+    lazy = load_aligned(cat, cfg, windows=(300.0, 300.0), max_item_rows=10)
+    assert list(lazy.items["start"]) == list(whole.items["start"]) == [0.0, 300.0, 600.0, 900.0, 1000.0]
+    np.testing.assert_array_equal(lazy.mask["face"], whole.mask["face"])
+    np.testing.assert_array_equal(lazy.x["face"], whole.x["face"])
+    assert whole.mask["face"][0, 0] and not whole.mask["face"][1:].any()
+    assert lazy.x["face"].dtype == np.float32 and lazy.x["face"].shape == (5, 4, 3)
