@@ -119,8 +119,9 @@ def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def noisy():
+    """Per test (not module-scoped): mutmut attributes a shared fixture to the first test only."""
     return _train(TrainConfig(**NOISY, min_delta=0.02))
 
 
@@ -170,6 +171,7 @@ def test_the_test_split_never_steers_training(noisy):
         assert _same_metrics(o.val_metrics, out.val_metrics)
         assert _same_state(o.state, out.state)
     assert none.test_metrics == {} and none.test_probs is None and none.test_items.shape == (0,)
+    assert none.test_items.dtype == np.int64
     assert not np.array_equal(other.test_items, out.test_items)
 
 
@@ -367,3 +369,142 @@ def test_no_mixed_precision_on_the_cpu_even_when_asked(tmp_path):
 def test_a_double_precision_model_is_trained_in_float32():
     out, *_ = _train(TrainConfig(**{**NOISY, "epochs": 1}), model=Probe(dropout=0.0).double())
     assert out.state and all(v.dtype == torch.float32 for v in out.state.values())
+
+
+class _Clock:
+    """``time`` for fusion/train.py: each ``perf_counter()`` call is 0.25 s after the last."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def perf_counter(self) -> float:
+        self.t += 0.25
+        return self.t
+
+
+def test_timings_reports_and_log_lines_follow_their_definitions(monkeypatch, caplog):
+    """With a clock that ticks 0.25 s a read, every timing is known: an epoch reads it 3 times after t0."""
+    import emofuse.fusion.train as train_mod
+
+    monkeypatch.setattr(train_mod, "time", _Clock())
+    cfg = TrainConfig(**{**NOISY, "lr": 0.0, "epochs": 5, "patience": 1})
+    with caplog.at_level(logging.INFO, logger="emofuse.fusion.train"):
+        out, reports, *_ = _train(cfg, model=Probe(dropout=0.0))
+    assert (out.epochs_run, out.best_epoch, out.stopped_early) == (2, 1, True)
+    for h in out.history:  # t_train = 0.25 s, the epoch 0.5 s, 27 training rows
+        assert (h["seconds"], h["train_items_per_s"]) == (0.5, 27 / 0.25)
+    assert out.seconds == 2.0 - 0.25  # 8 reads, the first at the start
+    assert len(reports) == 2
+    for r, h in zip(reports, out.history):
+        assert (r.fold, r.epoch, r.epochs, r.monitor) == (0, h["epoch"], 5, "uar")
+        assert (r.train_loss, r.val_loss, r.seconds, r.train_items_per_s) == \
+               (h["train_loss"], h["val_loss"], 0.5, 108.0)
+        assert r.val_metrics == {k[4:]: v for k, v in h.items() if k.startswith("val_") and k != "val_loss"}
+        assert (r.best_epoch, r.best_value) == (1, out.history[0]["val_uar"])
+    said = [r.getMessage() for r in caplog.records if r.name == "emofuse.fusion.train"]
+    want = [f"fold 0 epoch {h['epoch']}/5: train loss {h['train_loss']:.4f}, val loss {h['val_loss']:.4f}, "
+            f"val uar {h['val_uar']:.4f}{' *' if h['epoch'] == 1 else ''} (0.5 s, 108 items/s)"
+            for h in out.history]
+    assert said == want + ["fold 0: early stop after epoch 2 (best epoch 1)"], said
+
+
+def test_a_one_row_training_split_reports_that_rows_loss(caplog):
+    """A lone row is trained on (``drop_single`` keeps a split of one): its loss, not half of it."""
+    data = _data()
+    one = data.rows_of_items(data.items_of_speakers(["s0"]))[:1]
+    val = data.rows_of_items(data.items_of_speakers(["s3"]))
+    norm = NormStats.compute(data, data.rows_of_items(data.items_of_speakers(["s0", "s1", "s2"])))
+    train_ds, val_ds = FusionDataset(data, one, norm), FusionDataset(data, val, norm)
+    loss, _, _ = evaluate(Probe(dropout=0.0), train_ds, TASK)
+    reports: list = []
+    with caplog.at_level(logging.INFO, logger="emofuse.fusion.train"):
+        out = train_fold(Probe(dropout=0.0), train_ds, val_ds, None, TrainConfig(**{**NOISY, "lr": 0.0, "epochs": 1}),
+                         TASK, progress=reports.append)
+    assert out.history[0]["train_loss"] == pytest.approx(loss, rel=1e-6)
+    assert reports[0].train_loss == pytest.approx(loss, rel=1e-6)
+    said = [r.getMessage() for r in caplog.records if r.name == "emofuse.fusion.train"]
+    assert f"train loss {loss:.4f}," in said[0], said
+
+
+class Recorder(Probe):
+    """Records (training?, rows) of every forward."""
+
+    def __init__(self) -> None:
+        super().__init__(dropout=0.0)
+        self.seen: list[tuple[bool, int]] = []
+
+    def forward(self, inputs, masks):
+        self.seen.append((self.training, int(masks["audio"].shape[0])))
+        return super().forward(inputs, masks)
+
+
+def test_batches_drop_a_lone_row_and_evaluation_keeps_its_batch_size():
+    """27 training rows in pairs: 13 pairs, the 27th row dropped; validation/test (9 rows) in fives."""
+    model = Recorder()
+    _train(TrainConfig(**{**NOISY, "epochs": 2, "batch_size": 2, "eval_batch_size": 5}), model=model)
+    train = [n for t, n in model.seen if t]
+    evals = [n for t, n in model.seen if not t]
+    assert train == [2] * 26
+    # every evaluation (each epoch's validation, the best weights on validation and on test): 9 rows in fives
+    assert evals and set(evals) == {5, 4} and len(evals) % 2 == 0
+
+
+def test_the_shuffle_has_its_own_seeded_generator():
+    """The batch order comes from the fold's generator, not torch's global one."""
+    outs = []
+    for g in (1, 2):
+        model = Probe(dropout=0.0)
+        torch.manual_seed(g)
+        outs.append(_train(TrainConfig(**{**NOISY, "epochs": 2}), model=model)[0])
+    assert _same_state(outs[0].state, outs[1].state)
+    other = Probe(dropout=0.0)
+    b, *_ = _train(TrainConfig(**{**NOISY, "epochs": 2, "seed": 1}), model=other)
+    assert not _same_state(outs[0].state, b.state)
+
+
+def test_the_fold_clips_gradients_when_asked():
+    a, *_ = _train(TrainConfig(**{**NOISY, "epochs": 1}), model=Probe(dropout=0.0))
+    b, *_ = _train(TrainConfig(**{**NOISY, "epochs": 1, "grad_clip": 1e-9}), model=Probe(dropout=0.0))
+    assert not _same_state(a.state, b.state)
+
+
+def test_a_valence_arousal_fold_returns_the_test_predictions():
+    data = _data()
+    rng = np.random.default_rng(2)
+    data.items["valence"], data.items["arousal"] = rng.uniform(-1, 1, (2, data.n_items))
+    rows = {p: data.rows_of_items(data.items_of_speakers(s)) for p, s in
+            (("train", ["s0", "s1", "s2"]), ("val", ["s3"]), ("test", ["s5"]))}
+    norm = NormStats.compute(data, rows["train"])
+    train_ds, val_ds, test_ds = (FusionDataset(data, rows[p], norm) for p in ("train", "val", "test"))
+    task = Task(n_classes=3, dimensional=("valence", "arousal"))
+    model = VaProbe()
+    out = train_fold(model, train_ds, val_ds, test_ds, TrainConfig(**{**NOISY, "epochs": 2}), task)
+    _, _, preds = evaluate(model, test_ds, task)
+    assert out.test_va is not None and out.test_va.shape == (9, 2)
+    np.testing.assert_array_equal(out.test_va, preds["va"])
+
+
+def test_optimiser_state_without_scalars_and_with_scalars_only():
+    """A checkpoint's JSON written before plain numbers were kept has no "scalars"; a parameter may hold numbers only."""
+    from emofuse.fusion.train import _optimizer_state
+
+    groups = [{"lr": 0.1, "params": [0, 1]}]
+    t = {"optim.0.exp_avg": torch.ones(2)}
+    assert _optimizer_state(t, {"param_groups": groups})["state"].keys() == {0}
+    back = _optimizer_state(t, {"param_groups": groups, "scalars": {"1": {"n_calls": 3}}})
+    assert back["state"][1] == {"n_calls": 3} and torch.equal(back["state"][0]["exp_avg"], torch.ones(2))
+
+
+def test_a_checkpoint_with_a_gpu_scaler_resumes_on_the_cpu(tmp_path):
+    """A fold checkpointed with AMP on a GPU (a GradScaler state in its JSON) goes on without AMP here."""
+    ck = Checkpoints(str(tmp_path / "ck"))
+    cfg = TrainConfig(**{**NOISY, "epochs": 3})
+    with pytest.raises(Interrupted):
+        _train(cfg, checkpoints=ck, stop_after=1)
+    meta, data = ck.load(0)
+    meta = {k: v for k, v in meta.items() if k not in ("fold", "checkpoint", "sha256")}
+    meta["scaler"] = {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+                      "_growth_tracker": 0}
+    ck.save(0, meta["epoch"], data, meta)
+    out, *_ = _train(cfg, checkpoints=ck)
+    assert out.resumed_from == 1 and out.epochs_run == 3
