@@ -35,6 +35,7 @@ from emofuse.catalog.attributions import read_time_attribution_index
 from emofuse.catalog.compaction import finish_all
 from emofuse.catalog.migration import migrate
 from emofuse.catalog.predictions import read_predictions
+from emofuse.catalog.results import read_results
 from emofuse.catalog.urls import fs_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -166,6 +167,10 @@ def table_summary(cat: Catalog) -> pd.DataFrame:
         rows.append({"table": "predictions", "path": layout.predictions, "rows": len(preds),
                      "unit": "(item, fold, window, start)", "items": preds["item_id"].nunique() if len(preds) else 0,
                      "details": f"{runs} runs"})
+    results = read_results(layout)
+    if len(results):
+        rows.append({"table": "results", "path": layout.results, "rows": len(results), "unit": "(evaluation, metric)",
+                     "items": None, "details": f"{results['evaluation'].nunique()} evaluations"})
     return pd.DataFrame(rows)
 
 

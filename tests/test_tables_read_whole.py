@@ -293,3 +293,17 @@ def test_catalog_ls_counts_rows_not_frames(tmp_path):
     assert idx["rows"] == 3 and idx["items"] == 3
     assert "300 frames" in idx["details"] and idx["unit"] == "item"
     assert tables.loc["features/demo-v1/clips", "rows"] == 0
+
+
+def test_catalog_ls_lists_the_results_table(tmp_path):
+    """``emofuse catalog ls`` names every table folder, the results of runs and evaluations among them."""
+    from emofuse.catalog.results import write_results
+
+    cat = Catalog(tmp_path / "cat").init()
+    assert "results" not in set(cat.tables()["table"])
+    rows = pd.DataFrame({"kind": "train", "run": "r1", "model": "tacfn", "metric": ["uar", "war"],
+                         "value": [0.5, 0.6]})
+    write_results(cat.layout, "train-r1", rows)
+    write_results(cat.layout, "train-r2", rows.assign(run="r2"))
+    res = cat.tables().set_index("table").loc["results"]
+    assert (res["rows"], res["path"], res["details"]) == (4, cat.layout.results, "2 evaluations")
