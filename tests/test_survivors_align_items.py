@@ -35,7 +35,7 @@ def test_window_arg_refuses_a_zero_or_negative_length_or_hop_with_a_message():
 
 def test_frame_targets_with_windows_are_refused_with_a_message():
     cfg = DataConfig([ModalitySpec("audio", "egemaps-v1")])
-    with pytest.raises(ValueError, match="per-frame targets are aligned on whole clips, not with windows"):
+    with pytest.raises(ValueError, match="^per-frame targets are aligned on whole clips, not with windows"):
         align_items(cfg, None, None, {}, windows=(1.0, 1.0), targets={})
 
 
