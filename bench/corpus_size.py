@@ -33,58 +33,18 @@ import re
 import resource
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
 from bench._common import (RESULT_PREFIX, REPO, TMP_ROOT, Machine, child_env, child_main, fmt, print_footer,
                            print_header, ratio, table, workdir)
-from bench.ravdess_scale import _role, _status
+from bench.ravdess_scale import ProcessSampler
 
 #: RCMA at the demo's compact widths (the paper's 512/64/512 TCNs are for a GPU).
 RCMA_COMPACT = '{"face": 64, "audio": 32, "text": 64}'
 
 
 # --------------------------------------------------------------------------- sampling a command's process tree
-class TreeSampler(threading.Thread):
-    """Peak RSS (VmHWM, MiB) of a process and of each of its descendants, sampled every ``interval`` s."""
-
-    def __init__(self, pid: int, interval: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        import psutil
-
-        self.root = psutil.Process(pid)
-        self.interval = interval
-        self.done = threading.Event()
-        self.procs: dict[int, dict[str, Any]] = {}
-
-    def sample(self) -> None:
-        import psutil
-
-        try:
-            tree = [self.root, *self.root.children(recursive=True)]
-        except psutil.Error:
-            return
-        for p in tree:
-            try:
-                rec = self.procs.get(p.pid)
-                if rec is None:
-                    role = "driver" if p.pid == self.root.pid else _role(p.cmdline())
-                    rec = self.procs[p.pid] = {"role": role, "hwm_mib": 0.0}
-                rec["hwm_mib"] = max(rec["hwm_mib"], _status(p.pid).get("VmHWM", 0.0))
-            except (psutil.Error, OSError):
-                continue
-
-    def run(self) -> None:
-        while not self.done.wait(self.interval):
-            self.sample()
-
-    def stop(self) -> list[dict[str, Any]]:
-        self.done.set()
-        self.join()
-        return list(self.procs.values())
-
-
 def run_stage(name: str, argv: list[str], *, env: dict[str, str], log: str) -> dict[str, Any]:
     """Run one command, sampling its process tree; wall s, peak RSS of driver and workers, its result line."""
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -93,7 +53,7 @@ def run_stage(name: str, argv: list[str], *, env: dict[str, str], log: str) -> d
         f.write("$ " + " ".join(argv) + "\n")
         f.flush()
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=f, text=True)
-        sampler = TreeSampler(proc.pid)
+        sampler = ProcessSampler(root=proc.pid)
         sampler.start()
         out, _ = proc.communicate()
         wall = time.perf_counter() - t0

@@ -105,23 +105,36 @@ def _role(cmdline: list[str]) -> str:
 
 
 class ProcessSampler(threading.Thread):
-    """Samples every descendant of this process: role, peak RSS (sampled and VmHWM), CPU seconds."""
+    """Samples every descendant of this process (or ``root`` and its descendants, ``root`` in the
+    role ``driver``): role, peak RSS (sampled and VmHWM), CPU seconds."""
 
-    def __init__(self, interval: float = 0.5) -> None:
+    def __init__(self, interval: float = 0.5, *, root: int | None = None) -> None:
         super().__init__(daemon=True)
         import psutil
 
         self.me = psutil.Process()
+        self.root = psutil.Process(root) if root is not None else None
         self.interval = interval
         self.done = threading.Event()
         self.procs: dict[int, dict[str, Any]] = {}
 
+    def _tree(self) -> list[Any]:
+        import psutil
+
+        try:
+            if self.root is None:
+                return self.me.children(recursive=True)
+            return [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
     def sample(self) -> None:
         import psutil
 
-        for p in self.me.children(recursive=True):
+        for p in self._tree():
             try:
-                rec = self.procs.setdefault(p.pid, {"role": _role(p.cmdline()), "rss_mib": 0.0, "hwm_mib": 0.0,
+                role = "driver" if self.root is not None and p.pid == self.root.pid else _role(p.cmdline())
+                rec = self.procs.setdefault(p.pid, {"role": role, "rss_mib": 0.0, "hwm_mib": 0.0,
                                                     "cpu_s": 0.0, "started": p.create_time()})
                 st = _status(p.pid)
                 cpu = p.cpu_times()
