@@ -1,8 +1,8 @@
 """The catalog: read and write media, status, feature sets and their sequences.
 
 A catalog is a folder (or fsspec URL) laid out as :mod:`emofuse.catalog.layout` says.
-:class:`Catalog` is the one door to it: media, claims, feature sets, status rows
-(:mod:`~emofuse.catalog.status`), task commits (:mod:`~emofuse.catalog.commit`: Zarr shard,
+:class:`Catalog` is the one door to it: media (:mod:`~emofuse.catalog.media`), claims, feature
+sets, status rows (:mod:`~emofuse.catalog.status`), task commits (:mod:`~emofuse.catalog.commit`: Zarr shard,
 per-clip part, index part, and last the status part, which is the commit record; anything
 of a task without status rows is an orphan of a crashed task: readers here ignore it and
 :meth:`Catalog.repair` deletes it once the task's claim is gone), sequences
@@ -38,15 +38,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from emofuse.catalog import (atomic, attributions, commit, compaction, labels, locks, maintenance, predictions,
-                              results, sequences, urls)
+from emofuse.catalog import (atomic, attributions, commit, compaction, labels, locks, maintenance, media,
+                              predictions, results, sequences, urls)
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.records import ExtractResult, FeatureSetDescription
 from emofuse.catalog.runs import RunFolder
-from emofuse.catalog.schemas import CLIP_WINDOW, LAYOUT_VERSION, MEDIA_SCHEMA, SEQ_INDEX_SCHEMA, Status
+from emofuse.catalog.schemas import CLIP_WINDOW, LAYOUT_VERSION, SEQ_INDEX_SCHEMA, Status
 from emofuse.catalog.status import StatusEntry, committed_tasks, read_status, record_status
 from emofuse.catalog.summaries import ExtractRunSummary, read_extract_runs, write_extract_run
-from emofuse.catalog.tables import read_table, utcnow
+from emofuse.catalog.tables import utcnow
 
 
 class Catalog:
@@ -84,30 +84,19 @@ class Catalog:
     # -- media --------------------------------------------------------------------
     def media(self, *, dedupe: bool = True) -> pd.DataFrame:
         """The media table; with ``dedupe`` one row per item (its most recently registered path)."""
-        df = read_table(self.layout.media, MEDIA_SCHEMA)
-        if dedupe and len(df):
-            df = df.sort_values("registered_at").drop_duplicates("item_id", keep="last")
-            df = df.sort_values(["corpus", "relpath", "segment_start"], na_position="last").reset_index(drop=True)
-        return df
+        return media.read_media(self.layout, dedupe=dedupe)
 
     def known_files(self) -> dict[str, tuple[int, int, str]]:
-        """path -> (size, mtime in µs, content id) of every registered path, to skip re-hashing.
-
-        The content id is the item id of a whole-file item, the ``parent_id`` of a segment item.
-        """
-        df = read_table(self.layout.media, MEDIA_SCHEMA)
-        out: dict[str, tuple[int, int, str]] = {}
-        content = df["parent_id"].where(df["parent_id"].notna(), df["item_id"])
-        for path, size, mtime, item in zip(df["path"], df["size"], df["mtime"], content):
-            out[path] = (int(size), int(pd.Timestamp(mtime).value // 1000), item)
-        return out
+        """path -> (size, mtime in µs, content id) of every registered path, to skip re-hashing
+        (see :func:`~emofuse.catalog.media.known_files`)."""
+        return media.known_files(self.layout)
 
     def add_media(self, rows: list[dict[str, Any]]) -> int:
         """Append media rows whose (item_id, path) pair is new; returns how many were added."""
         if not rows:
             return 0
         with self._locked("media"):
-            return self._add_media(rows)
+            return media.append_media(self.layout, rows)
 
     def _locked(self, name: str):
         """A catalog-wide critical section (an OS lock locally, a leased claim on object storage)."""
@@ -118,22 +107,9 @@ class Catalog:
         path = self.layout.join(*parts)
         return self._p(path) if self.local else path
 
-    def _add_media(self, rows: list[dict[str, Any]]) -> int:
-        existing = read_table(self.layout.media, MEDIA_SCHEMA)
-        seen = set(zip(existing["item_id"], existing["path"]))
-        new = [r for r in rows if (r["item_id"], r["path"]) not in seen]
-        if not new:
-            return 0
-        now = utcnow()
-        full = [{**{f.name: None for f in MEDIA_SCHEMA}, "registered_at": now, **r} for r in new]
-        atomic.write_parquet(pa.Table.from_pylist(full, schema=MEDIA_SCHEMA), self.layout.media)
-        return len(new)
-
     def item_ids(self, paths: Iterable[str]) -> list[str]:
         """Distinct item ids of the registered ``paths``, in path order (unregistered paths are absent)."""
-        media = self.media(dedupe=False)
-        media = media[media["path"].isin(set(paths))]
-        return list(dict.fromkeys(media.sort_values("path")["item_id"]))
+        return media.registered_items(self.layout, paths)
 
     # -- time-continuous labels -----------------------------------------------------
     def add_frame_labels(self, rows: pd.DataFrame) -> int:

@@ -84,7 +84,8 @@ class DataConfig:
 
     ``missing``: ``mask`` keeps an item with the absent modality fully masked, ``drop``
     removes it (items with no modality at all are always dropped). ``classes``: label order
-    (None: RAVDESS order for RAVDESS emotions present, then others sorted). ``targets``:
+    (None: the class order of the one corpus the items come from, its registered recipe's, for the
+    classes present, then the others sorted). ``targets``:
     ``clip`` (dimensional targets from the media table, one per clip) or ``frame``
     (per-frame labels of the catalog's labels table, aligned per step: :mod:`emofuse.fusion.targets`).
     ``corpora``: the corpora whose items train (None: every labelled item of the catalog), so one
