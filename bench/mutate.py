@@ -17,11 +17,19 @@ Usage:
     .venv/bin/python -m bench.mutate                      # every module, one after the other
     .venv/bin/python -m bench.mutate fusion/metrics.py    # one module
     .venv/bin/python -m bench.mutate --list               # the modules and their test files
+    .venv/bin/python -m bench.mutate --survivors fusion/align.py  # re-run only the last run's survivors
+
+``--survivors`` stages afresh (the current tests and map) and has mutmut run only the mutants that
+survived the module's last recorded run (``build/mutate/results.jsonl``); it refuses when the module's
+source differs from the copy that run mutated (the mutant names would not match). The mutants that run
+killed stay killed (more tests can only kill more), so its figures are the last run's killed plus
+those killed now.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import filecmp
 import json
 import os
 import shutil
@@ -52,10 +60,11 @@ MODULES: dict[str, list[str]] = {
     "fusion/align.py": ["tests/test_align.py", "tests/test_survivors_windows.py", "tests/test_survivors_align.py",
                         "tests/test_survivors_align_load.py", "tests/test_frame_targets.py",
                         "tests/test_survivors_align_items.py", "tests/test_survivors_align_clip.py",
-                        "tests/test_survivors_align_segments.py"],
+                        "tests/test_survivors_align_segments.py", "tests/test_survivors_align_groups.py"],
     "fusion/timeline.py": ["tests/test_timeline.py", "tests/test_properties_timeline.py",
                            "tests/test_survivors_windows.py", "tests/test_survivors_timeline.py"],
     "flows/report/page.py": ["tests/test_survivors_report_page.py"],  # milliseconds a page; see docs/mutation.md
+    "flows/report/summary.py": ["tests/test_survivors_report_page.py"],  # the page's summary section (split from page.py)
 }
 
 
@@ -94,26 +103,59 @@ def stage(module: str, tests: list[str], rev: str | None) -> str:
     return where
 
 
-def run(module: str, *, rev: str | None, max_children: int) -> dict[str, object]:
-    """Mutate ``module`` against its tests; the counts and the survivors' names."""
+def last_run(module: str) -> dict[str, object]:
+    """The module's last record in ``build/mutate/results.jsonl`` (for ``--survivors``)."""
+    records = []
+    path = os.path.join(ROOT, "build", "mutate", "results.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            records = [r for r in map(json.loads, filter(str.strip, f)) if r["module"] == module]
+    if not records:
+        raise SystemExit(f"{module}: no recorded run to take the survivors of")
+    return records[-1]
+
+
+def run(module: str, *, rev: str | None, max_children: int, survivors_of: dict[str, object] | None = None
+        ) -> dict[str, object]:
+    """Mutate ``module`` against its tests; the counts and the survivors' names.
+
+    ``survivors_of``: a previous run's record; only its survivors are run, the rest keep its verdicts.
+    """
     tests = MODULES[module]
     missing = [t for t in tests if not os.path.exists(os.path.join(ROOT, t.split("::")[0]))]  # a file or a test id
     if missing:
         raise SystemExit(f"{module}: test files not found: {missing}")
+    names: list[str] = []
+    if survivors_of is not None:
+        where = os.path.join(ROOT, "build", "mutate", module.replace("/", "-").removesuffix(".py"))
+        mutated = os.path.join(where, "src", "emofuse", module)
+        now = os.path.join(ROOT, module) if rev is None else None
+        if now is None or not os.path.exists(mutated) or not filecmp.cmp(mutated, now, shallow=False):
+            raise SystemExit(f"{module}: its source is not the one the last run mutated ({mutated}); run it whole")
+        names = list(survivors_of["survivors"])  # type: ignore[arg-type]
     where = stage(module, tests, rev)
     mutmut = os.path.join(os.path.dirname(sys.executable), "mutmut")
     # the staged tests import ``tests.<helper>`` modules: mutmut runs them from mutants/
     env = {**os.environ, "PYTHONPATH": os.path.join(where, "mutants"), "OMP_NUM_THREADS": "1"}
     t0 = time.time()
     with open(os.path.join(where, "mutmut.log"), "w") as log:  # its progress line redraws itself: kept out of the table
-        subprocess.run([mutmut, "run", "--max-children", str(max_children)], cwd=where, env=env, check=True,
-                       stdout=log, stderr=subprocess.STDOUT)
+        subprocess.run([mutmut, "run", "--max-children", str(max_children), *names], cwd=where, env=env,
+                       check=True, stdout=log, stderr=subprocess.STDOUT)
     seconds = time.time() - t0
     subprocess.run([mutmut, "export-cicd-stats"], cwd=where, env=env, check=True, capture_output=True)
     with open(os.path.join(where, "mutants", "mutmut-cicd-stats.json")) as f:
         stats = json.load(f)
-    listing = subprocess.run([mutmut, "results"], cwd=where, env=env, capture_output=True, text=True).stdout
-    survivors = [line.split(":")[0].strip() for line in listing.splitlines() if line.strip().endswith(": survived")]
+    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=where, env=env, capture_output=True,
+                             text=True).stdout
+    status = dict(line.strip().rsplit(": ", 1) for line in listing.splitlines() if ": " in line)
+    survivors = [name for name, st in status.items() if st == "survived"]
+    if survivors_of is not None:  # the unnamed mutants were not run: the last run's verdicts stand for them
+        other = {k: v for k, v in (survivors_of["other"] or {}).items()}  # type: ignore[union-attr]
+        for name in names:
+            if status.get(name) not in ("killed", "survived"):
+                other[status.get(name, "missing")] = other.get(status.get(name, "missing"), 0) + 1
+        stats = {**other, "killed": int(survivors_of["killed"]) + sum(status.get(n) == "killed" for n in names),  # type: ignore[call-overload]
+                 "survived": len(survivors)}
     with open(os.path.join(where, "survivors.txt"), "w") as f:
         for name in survivors:
             f.write(subprocess.run([mutmut, "show", name], cwd=where, env=env, capture_output=True,
@@ -123,7 +165,8 @@ def run(module: str, *, rev: str | None, max_children: int) -> dict[str, object]
     return {"module": module, "tests": tests, "killed": killed, "survived": survived,
             "other": {k: v for k, v in stats.items() if k not in ("killed", "survived") and v},
             "kill_rate": killed / scored if scored else float("nan"), "seconds": round(seconds),
-            "survivors": survivors, "survivors_file": os.path.relpath(os.path.join(where, "survivors.txt"), ROOT)}
+            "survivors": survivors, "survivors_file": os.path.relpath(os.path.join(where, "survivors.txt"), ROOT),
+            **({"rerun_of": survivors_of["date"], "rerun": len(names)} if survivors_of is not None else {})}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rev", help="stage this commit instead of the working tree")
     ap.add_argument("--max-children", type=int, default=1, help="parallel mutants (default 1: a shared machine)")
     ap.add_argument("--list", action="store_true", help="print the modules and their test files")
+    ap.add_argument("--survivors", action="store_true",
+                    help="run only the survivors of each module's last recorded run (same source only)")
     args = ap.parse_args(argv)
     if args.list:
         for module, tests in MODULES.items():
@@ -143,10 +188,12 @@ def main(argv: list[str] | None = None) -> None:
     rev = subprocess.run(["git", "rev-parse", "--short", args.rev or "HEAD"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.strip()
     print(f"# mutation run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"{'commit ' + rev if args.rev else 'working tree at ' + rev}")
+          f"{'commit ' + rev if args.rev else 'working tree at ' + rev}"
+          f"{', survivors of the last run only' if args.survivors else ''}")
     print("| module | killed | survived | kill rate | other | seconds | test files |\n|---|---|---|---|---|---|---|")
     for module in args.modules or list(MODULES):
-        r = run(module, rev=args.rev, max_children=args.max_children)
+        r = run(module, rev=args.rev, max_children=args.max_children,
+                survivors_of=last_run(module) if args.survivors else None)
         print(f"| {module} | {r['killed']} | {r['survived']} | {r['kill_rate']:.1%} | {r['other'] or ''} | "
               f"{r['seconds']} | {' '.join(r['tests'])} |", flush=True)
         with open(os.path.join(ROOT, "build", "mutate", "results.jsonl"), "a") as f:
