@@ -47,6 +47,41 @@ def test_the_site_builds_strictly_with_every_page_and_generated_reference(site):
     assert "emofuse.catalog.store.Catalog" in api and "predictions" in api  # rendered from docstrings
 
 
+PROMPT = '<span class="gp">&gt;&gt;&gt; </span>'  # a highlighted doctest line (pycon)
+ROLES = (":func:", ":meth:", ":class:", ":mod:", ":data:", ":attr:")
+
+
+def docstring_rendering_problems(site: str) -> dict[str, list[str]]:
+    """Per API page: doctest lines not shown as code, nested quotes, Sphinx roles shown verbatim."""
+    problems = {}
+    for page in ("api", "catalog", "pipeline", "fusion"):
+        html = open(os.path.join(site, "reference", page + ".html")).read()
+        found = [f"{html.replace(PROMPT, '').count('&gt;&gt;&gt;')} doctest lines as text"] \
+            if "&gt;&gt;&gt;" in html.replace(PROMPT, "") else []
+        found += ["nested quotes"] * ("<blockquote>" in html) + [r for r in ROLES if r in html]
+        found += ["no highlighted doctest"] * (PROMPT not in html)
+        if found:
+            problems[page] = found
+    return problems
+
+
+def test_the_api_pages_show_every_docstring_example_as_code(site):
+    """The docstrings' ``Example:`` / ``Example (…):`` sections and bare doctests render as highlighted
+    console blocks (docs/griffe_docstrings.py), and Sphinx roles as inline code, not as text."""
+    assert docstring_rendering_problems(site) == {}
+
+
+def test_the_griffe_extension_s_examples():
+    import doctest
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("griffe_docstrings", os.path.join(REPO, "docs", "griffe_docstrings.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = doctest.testmod(module)
+    assert result.attempted >= 5 and result.failed == 0
+
+
 def test_a_broken_link_fails_the_strict_build(tmp_path):
     docs = tmp_path / "docs"
     shutil.copytree(os.path.join(REPO, "docs"), docs, ignore=shutil.ignore_patterns("__pycache__"))
