@@ -14,28 +14,31 @@ writing 31,250 tasks × 4 sets that way is quadratic (hours); that cost is what 
 more task" measures instead.
 
 The generated catalog is cached under ``/tmp/bench-million-<items>-t<task items>/`` and built in
-runs of ``--run-items`` items, each marked done when complete, so a re-run (or one interrupted)
-does not rebuild. The S3 variant copies that same catalog (built at ``--s3-items``) into a moto
+runs of ``--run-items`` items, ``--jobs`` runs at a time in forked processes (writing the parts is
+bound by creating files: ~2,500 files and folders per 1,000 items), each marked done when complete,
+so a re-run (or one interrupted) does not rebuild. The S3 variant copies that same catalog (built at ``--s3-items``) into a moto
 S3-API server on loopback (in memory: copied again each time).
 
 Measured, on a catalog where everything is done: the no-op run (``Catalog.repair`` + ``known_files``
-+ ``plan_run`` over the catalog's items, what ``emofuse extract`` does before it would start
++ ``plan_run`` over the catalog's items, each also timed on its own, what ``emofuse extract`` does before it would start
 workers; walking and ``stat``-ing the source files is the corpus's cost, not the catalog's, and is
 left out), ``done()``, one more task (claim, ``commit_task``, release; removed again afterwards),
 ``emofuse catalog ls`` (``Catalog.tables``), and whole-table ``pd.read_parquet`` of media and
 status. ``--compact`` also measures the same on a hard-linked copy after ``Catalog.compact``.
 
-Usage: ``.venv/bin/python -m bench.million [--items 1000000] [--s3-items 20000] [--no-s3] [--compact]``
+Usage: ``.venv/bin/python -m bench.million [--items 1000000] [--s3-items 20000] [--no-s3] [--compact] [--jobs 2]``
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable
 
 import numpy as np
@@ -92,27 +95,31 @@ def media_part(lo: int, hi: int, ids: list[str], now: pd.Timestamp) -> pa.Table:
 
 def write_task(cat: Catalog, name: str, key: str, tid: str, ids: list[str], now: pd.Timestamp,
                rng: np.random.Generator) -> None:
-    """What commit_task writes for one task of one feature set (shard, clips, index, then status)."""
+    """What commit_task writes for one task of one feature set (shard, clips, index, then status).
+
+    Columns are built as whole Arrow arrays (no pandas, no Python object per vector): the builder
+    writes 125,000 of these per million items."""
     n = len(ids)
     miss = (rng.random(n) < FACE_MISS) if name == "faces" else np.zeros(n, bool)
     ok = [i for i, m in zip(ids, miss) if not m]
     lay = cat.layout
     if ok:
         m = len(ok)
-        times = np.tile(np.arange(FRAMES) * 0.04, m)
         _shard(cat, key, tid, m)
-        clips = pa.table({"item_id": ok, "vector": pa.array(list(rng.random((m, DIMS[name]), np.float32)),
-                                                                  type=pa.list_(pa.float32()))})
-        _put(cat, clips, lay.clips(key), tid)
+        dims = DIMS[name]
+        values = pa.array(rng.random((m, dims), np.float32).ravel())
+        vectors = pa.ListArray.from_arrays(pa.array(np.arange(0, m * dims + 1, dims, dtype=np.int32)), values)
+        _put(cat, pa.table({"item_id": ok, "vector": vectors}), lay.clips(key), tid)
         index = pa.table({"item_id": ok, "shard": [tid] * m, "offset": np.arange(m) * FRAMES,
                           "length": np.full(m, FRAMES), "t_start": np.zeros(m),
                           "t_end": np.full(m, 0.04 * (FRAMES - 1))},
                          schema=SEQ_INDEX_SCHEMA)
         _put(cat, index, lay.seq_index(key), tid)
+    attempted = pa.array(np.full(n, now.value // 1000, np.int64), STATUS_SCHEMA.field("attempted_at").type)
     status = pa.table({"item_id": ids, "status": np.where(miss, "no_face", "ok"),
                        "message": np.where(miss, "no face in any frame", ""), "task_id": [tid] * n,
                        "run_id": ["sim"] * n, "n_frames": np.full(n, FRAMES), "wall_s": np.full(n, 0.05),
-                       "attempted_at": pd.Series([now] * n)}, schema=STATUS_SCHEMA)
+                       "attempted_at": attempted}, schema=STATUS_SCHEMA)
     _put(cat, status, lay.status_dir(key), tid)
 
 
@@ -129,7 +136,11 @@ def _shard(cat: Catalog, key: str, tid: str, m: int) -> None:
         if not os.path.exists(template):
             times = np.tile(np.arange(FRAMES) * 0.04, m)
             values = np.random.default_rng(m).random((m * FRAMES, 4), np.float32)
-            atomic.write_zarr_shard(template, times, {"values": values}, {"feature_set": key})
+            try:
+                atomic.write_zarr_shard(template, times, {"values": values}, {"feature_set": key})
+            except OSError:  # another build process renamed the same template into place first
+                if not os.path.exists(template):
+                    raise
         _TEMPLATES[(key, m)] = template
     final = cat.layout.shard(key, tid)
     if os.path.exists(final):
@@ -137,36 +148,61 @@ def _shard(cat: Catalog, key: str, tid: str, m: int) -> None:
     shutil.copytree(template, final, copy_function=os.link)
 
 
+_FOLDERS: set[str] = set()
+
+
 def _put(cat: Catalog, t: pa.Table, folder: str, name: str) -> None:
     """A part under the writer's name (the generator is the only writer: no temporary name needed)."""
-    os.makedirs(folder, exist_ok=True)
-    pq.write_table(t, f"{folder}/part-{name}.parquet", compression="zstd")
+    if folder not in _FOLDERS:
+        os.makedirs(folder, exist_ok=True)
+        _FOLDERS.add(folder)
+    with pa.OSFile(f"{folder}/part-{name}.parquet", "wb") as f:  # a native file: no filesystem lookup per part
+        pq.write_table(t, f, compression="zstd")
 
 
-def build(items: int, task_items: int, run_items: int) -> str:
-    """The cached catalog of ``items`` (built run by run; runs marked done are not rebuilt)."""
+def build(items: int, task_items: int, run_items: int, jobs: int = 2) -> str:
+    """The cached catalog of ``items`` (built run by run, ``jobs`` runs at a time in forked processes;
+    runs marked done are not rebuilt)."""
     root = os.path.join(TMP_ROOT, f"bench-million-{items}-t{task_items}")
     cat = Catalog(root).init()
-    exs = {n: get_extractor(n) for n in available()}
-    for ex in exs.values():
-        cat.register_feature_set(ex.describe())
+    keys = {}
+    for n in available():
+        description = get_extractor(n).describe()
+        cat.register_feature_set(description)
+        keys[n] = description.key
+    runs = [(run, lo, min(items, lo + run_items)) for run, lo in enumerate(range(0, items, run_items))]
+    runs = [r for r in runs if not os.path.exists(_marker(root, r[0]))]
     t0 = time.perf_counter()
-    for run, lo in enumerate(range(0, items, run_items)):
-        marker = os.path.join(root, "_bench", f"run-{run}.done")
-        if os.path.exists(marker):
-            continue
-        hi = min(items, lo + run_items)
-        ids = item_ids(lo, hi)
-        now = pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=run)
-        rng = np.random.default_rng(run)
-        _put(cat, media_part(lo, hi, ids, now), cat.layout.media, f"run{run}")
-        for name, ex in exs.items():
-            for t0_item in range(0, hi - lo, task_items):
-                write_task(cat, name, ex.key, task_id(ex.key, run, t0_item),
-                           ids[t0_item:t0_item + task_items], now, rng)
-        atomic.write_bytes(marker, b"done")
-        print(f"  built run {run} (items {lo}..{hi - 1}) at {time.perf_counter() - t0:.0f} s", flush=True)
+    if jobs <= 1 or len(runs) <= 1:
+        for run, lo, hi in runs:
+            build_run(root, keys, task_items, run, lo, hi)
+            print(f"  built run {run} (items {lo}..{hi - 1}) at {time.perf_counter() - t0:.0f} s", flush=True)
+        return root
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {pool.submit(build_run, root, keys, task_items, *r): r for r in runs}
+        for fut in as_completed(futures):
+            fut.result()
+            run, lo, hi = futures[fut]
+            print(f"  built run {run} (items {lo}..{hi - 1}) at {time.perf_counter() - t0:.0f} s", flush=True)
     return root
+
+
+def _marker(root: str, run: int) -> str:
+    return os.path.join(root, "_bench", f"run-{run}.done")
+
+
+def build_run(root: str, keys: dict[str, str], task_items: int, run: int, lo: int, hi: int) -> None:
+    """One registering run's parts (items ``lo..hi-1``: its media part, every task of every feature set
+    ``keys``, name -> key), then its done marker."""
+    cat = Catalog(root)
+    ids = item_ids(lo, hi)
+    now = pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=run)
+    rng = np.random.default_rng(run)
+    _put(cat, media_part(lo, hi, ids, now), cat.layout.media, f"run{run}")
+    for name, key in keys.items():
+        for t0_item in range(0, hi - lo, task_items):
+            write_task(cat, name, key, task_id(key, run, t0_item), ids[t0_item:t0_item + task_items], now, rng)
+    atomic.write_bytes(_marker(root, run), b"done")
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -181,13 +217,15 @@ def measure(root: str, task_items: int) -> dict[str, Any]:
     key = exs["egemaps"].key
     from emofuse.pipeline.plan import plan_run
 
+    out: dict[str, Any] = {}
+
     def noop() -> bool:
         cat = Catalog(root).init()
-        cat.repair()
-        cat.known_files()
-        return plan_run(cat, None, CORPUS, None, exs).idle
+        out["repair s"], _ = _timed(cat.repair)
+        out["known_files s"], _ = _timed(cat.known_files)
+        out["plan s"], plan = _timed(lambda: plan_run(cat, None, CORPUS, None, exs))
+        return plan.idle
 
-    out: dict[str, Any] = {}
     out["no-op run s"], idle = _timed(noop)
     if not idle:
         raise RuntimeError("the simulated catalog is not complete: the no-op run found work")
@@ -241,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="items of the catalog copied to loopback S3 (default 20,000: moto takes ~60 PUTs/s here)")
     ap.add_argument("--no-s3", action="store_true", help="skip the loopback S3 variant")
     ap.add_argument("--compact", action="store_true", help="also measure after `emofuse catalog compact`")
+    ap.add_argument("--jobs", type=int, default=2, help="runs of the catalog built at a time (processes; default 2)")
     args = ap.parse_args(argv)
     machine = Machine()
     print_header("million: the catalog of a large corpus, simulated (no-op run, done, commit, ls, reads)",
@@ -248,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     sizes = [("local", args.items)] + ([] if args.no_s3 else [("s3", args.s3_items)])
     for backend, n in sizes:
-        t, root = _timed(lambda: build(n, args.task_items, args.run_items))
+        t, root = _timed(lambda: build(n, args.task_items, args.run_items, args.jobs))
         print(f"{n:,} items ({backend}): catalog ready in {t:.0f} s ({root})", flush=True)
         variants = [("as written", root)]
         if args.compact:

@@ -74,12 +74,12 @@ def _task_orphans(cat: Catalog, grace_s: float) -> list[str]:
         for folder, prefix, suffix in ((layout.clips(key), "part-", ".parquet"),
                                        (layout.seq_index(key), "part-", ".parquet"),
                                        (layout.shards(key), "", ".zarr")):
-            removed += _old_tmp(cat, folder, grace_s)
-            for name in cat.listdir(folder):
-                path = f"{folder}/{name}"
-                if name.startswith(".tmp-") or not (name.startswith(prefix) and name.endswith(suffix)):
-                    continue
-                task = name[len(prefix):-len(suffix)]
+            names = cat.listdir(folder)  # listed once: a million items leave ~31,000 entries per folder
+            removed += _old_tmp(cat, folder, grace_s, names)
+            tasks = {name[len(prefix):-len(suffix)]: name for name in names
+                     if not name.startswith(".tmp-") and name.startswith(prefix) and name.endswith(suffix)}
+            for task in sorted(tasks.keys() - committed):
+                path = f"{folder}/{tasks[task]}"
                 if task in committed or cat.task_alive(task):
                     continue
                 # `committed` was read before this task's claim was looked at: a task of another run
@@ -122,11 +122,12 @@ def _attribution_orphans(cat: Catalog, grace_s: float) -> list[str]:
     return removed
 
 
-def _old_tmp(cat: Catalog, folder: str, grace_s: float) -> list[str]:
-    """Remove the temporary files (``.tmp-*``) of ``folder`` older than ``grace_s``."""
+def _old_tmp(cat: Catalog, folder: str, grace_s: float, names: list[str] | None = None) -> list[str]:
+    """Remove the temporary files (``.tmp-*``) of ``folder`` (its entry ``names``, when listed already)
+    older than ``grace_s``."""
     removed = []
     now = time.time()
-    for name in cat.listdir(folder):
+    for name in cat.listdir(folder) if names is None else names:
         path = f"{folder}/{name}"
         if name.startswith(".tmp-") and now - _mtime(cat.layout.fs, fs_path(path)) > grace_s:
             cat.layout.fs.rm(fs_path(path), recursive=True)

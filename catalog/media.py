@@ -22,22 +22,39 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from emofuse.catalog import atomic
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.schemas import MEDIA_SCHEMA
-from emofuse.catalog.tables import read_table, utcnow
+from emofuse.catalog.tables import read_arrow, read_table, utcnow
 
 
 def read_media(layout: Layout, *, dedupe: bool = True) -> pd.DataFrame:
-    """The media table; with ``dedupe`` one row per item (its most recently registered path)."""
-    df = read_table(layout.media, MEDIA_SCHEMA)
-    if dedupe and len(df):
-        df = df.sort_values("registered_at").drop_duplicates("item_id", keep="last")
-        df = df.sort_values(["corpus", "relpath", "segment_start"], na_position="last").reset_index(drop=True)
-    return df
+    """The media table; with ``dedupe`` one row per item (its most recently registered path), sorted by
+    corpus, relpath and segment start (missing values last, then by registration)."""
+    table = read_arrow(layout.media, MEDIA_SCHEMA)
+    if table is None:
+        return MEDIA_SCHEMA.empty_table().to_pandas()
+    if dedupe and table.num_rows:
+        table = _latest_sorted(table)
+    return table.to_pandas()
+
+
+def _latest_sorted(table: pa.Table) -> pa.Table:
+    """The newest row per item of media rows, sorted, in Arrow: a million rows are taken once, not
+    sorted twice as Python objects."""
+    if pc.count_distinct(table["item_id"], mode="all").as_py() < table.num_rows:
+        # registration order (a missing time last), reversed: the first row of an item is its newest
+        oldest_first = pc.sort_indices(table, [("registered_at", "ascending", "at_end")]).to_numpy()
+        ids = table["item_id"].take(oldest_first[::-1])
+        newest = len(oldest_first) - 1 - pc.index_in(pc.unique(ids), value_set=ids).to_numpy()
+        table = table.take(oldest_first[np.sort(newest)])
+    keys = [(k, "ascending", "at_end") for k in ("corpus", "relpath", "segment_start", "registered_at")]
+    return table.take(pc.sort_indices(table, keys))
 
 
 def known_files(layout: Layout) -> dict[str, tuple[int, int, str]]:
@@ -45,10 +62,13 @@ def known_files(layout: Layout) -> dict[str, tuple[int, int, str]]:
 
     The content id is the item id of a whole-file item, the ``parent_id`` of a segment item.
     """
-    df = read_table(layout.media, MEDIA_SCHEMA)
-    content = df["parent_id"].where(df["parent_id"].notna(), df["item_id"])
-    return {path: (int(size), int(pd.Timestamp(mtime).value // 1000), item)
-            for path, size, mtime, item in zip(df["path"], df["size"], df["mtime"], content)}
+    t = read_arrow(layout.media, MEDIA_SCHEMA, columns=["path", "size", "mtime", "item_id", "parent_id"])
+    if t is None:
+        return {}
+    # whole columns to Python at once (no per-row Timestamp): a million registered files take a second
+    content = pc.coalesce(t["parent_id"], t["item_id"]).to_pylist()
+    mtime_us = t["mtime"].cast(pa.int64()).to_pylist()
+    return dict(zip(t["path"].to_pylist(), zip(t["size"].to_pylist(), mtime_us, content)))
 
 
 def append_media(layout: Layout, rows: list[dict[str, Any]]) -> int:

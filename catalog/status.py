@@ -51,11 +51,12 @@ from enum import Enum
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from emofuse.catalog import atomic
 from emofuse.catalog.layout import Layout
 from emofuse.catalog.schemas import FINAL_FAILURES, STATUS_SCHEMA, Status
-from emofuse.catalog.tables import read_table, utcnow
+from emofuse.catalog.tables import read_arrow, read_table, utcnow
 
 
 @dataclass
@@ -95,7 +96,8 @@ def read_status(layout: Layout, feature_set: str | None = None, *, latest: bool 
 
 def committed_tasks(layout: Layout, feature_set: str) -> set[str]:
     """Task ids that have status rows for a feature set (their parts are visible)."""
-    return set(read_table(layout.status_dir(feature_set), STATUS_SCHEMA)["task_id"])
+    table = read_arrow(layout.status_dir(feature_set), STATUS_SCHEMA, columns=["task_id"])
+    return set() if table is None else set(pc.unique(table["task_id"]).to_pylist())
 
 
 def record_status(layout: Layout, feature_set: str, entries: Iterable[StatusEntry], *, task_id: str | None = None,
@@ -129,8 +131,13 @@ def settled(current: pd.DataFrame, *, retry_failed: bool = False) -> set[str]:
     again: ``ok``, and the failures the content decides (:data:`~emofuse.catalog.schemas.FINAL_FAILURES`)
     unless ``retry_failed``. ``error`` and items without a row (a killed worker, a storage failure) are retried.
     """
-    keep = {Status.OK.value} if retry_failed else {Status.OK.value, *FINAL_FAILURES}
-    return set(current.loc[current["status"].isin(keep), "item_id"])
+    return set(current.loc[current["status"].isin(settled_statuses(retry_failed)), "item_id"])
 
 
-__all__ = ["StatusEntry", "committed_tasks", "read_status", "record_status", "score_status_key", "settled"]
+def settled_statuses(retry_failed: bool = False) -> frozenset[str]:
+    """The current statuses that settle an item (see :func:`settled`)."""
+    return frozenset({Status.OK.value} if retry_failed else {Status.OK.value, *FINAL_FAILURES})
+
+
+__all__ = ["StatusEntry", "committed_tasks", "read_status", "record_status", "score_status_key", "settled",
+           "settled_statuses"]

@@ -45,17 +45,28 @@ def read_table(folder: str, schema: pa.Schema | None = None, *, partitioning: st
     The parts a compacted part replaces are left out (see :mod:`~emofuse.catalog.compaction`);
     a part deleted by a compaction between listing and reading makes it list and read again.
     """
+    table = read_arrow(folder, schema, partitioning=partitioning)
+    if table is None:
+        return schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
+    return table.to_pandas()
+
+
+def read_arrow(folder: str, schema: pa.Schema | None = None, *, columns: list[str] | None = None,
+               partitioning: str | None = None) -> pa.Table | None:
+    """The visible parts of a Parquet folder as one Arrow table (only ``columns``, when given), as
+    :func:`read_table` reads them; None when the folder holds none. Arrow, for readers that need a few
+    columns of a large table without a Python object per value."""
     from emofuse.catalog.compaction import visible_parts
 
     fs, path = url_to_fs(folder)
     for attempt in range(_READ_TRIES):
         files = visible_parts(fs, path)
         if not files:
-            return schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
+            return None
         try:
             dataset = ds.dataset(files, filesystem=fs, format="parquet", schema=schema, partitioning=partitioning,
                                  partition_base_dir=path)
-            return dataset.to_table().to_pandas()
+            return dataset.to_table(columns=columns)
         except FileNotFoundError:
             if attempt == _READ_TRIES - 1:
                 raise
@@ -146,4 +157,4 @@ def conform(table: pa.Table, schema: pa.Schema | None) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-__all__ = ["conform", "folder_schema", "read_table", "rows_to_table", "utcnow"]
+__all__ = ["conform", "folder_schema", "read_arrow", "read_table", "rows_to_table", "utcnow"]

@@ -27,12 +27,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from emofuse.catalog.corpora import recipes
 from emofuse.catalog.corpora.entry import Entry
 from emofuse.catalog.schemas import Status
-from emofuse.catalog.status import settled
+from emofuse.catalog.pending import pending
 from emofuse.catalog.store import Catalog
 from emofuse.catalog.summaries import ExtractRunSummary
 from emofuse.pipeline import ingest
@@ -137,16 +138,19 @@ class FeatureSetPlan:
 
 
 def plan_feature_set(cat: Catalog, name: str, extractor: Extractor, media: pd.DataFrame, *,
-                     retry_failed: bool = False) -> FeatureSetPlan:
+                     retry_failed: bool = False, unsettled: np.ndarray | None = None) -> FeatureSetPlan:
     """Items of ``media`` (one row per item) that ``extractor``'s feature set has not settled yet.
 
     Settled: ``ok``, or a failure the content decided (unless ``retry_failed``; see
     :func:`~emofuse.catalog.status.settled`). Unsettled items that did not probe
     (``probe_error``) become ``decode_error`` statuses without a task; with ``retry_failed``
-    they go to the extractor, which decodes them itself.
+    they go to the extractor, which decodes them itself. ``unsettled``: the mask over ``media``'s rows
+    that :func:`~emofuse.catalog.pending.pending` gives for this set (read here when None).
     """
     key = extractor.key
-    todo = media[~media["item_id"].isin(settled(cat.status(key), retry_failed=retry_failed))]
+    if unsettled is None:
+        unsettled = pending(cat.layout, [key], media["item_id"], retry_failed=retry_failed)[key]
+    todo = media[unsettled]
     bad = todo["probe_error"].notna() if "probe_error" in todo else pd.Series(False, index=todo.index)
     if retry_failed:
         items = [item_ref(r, probed=not b) for r, b in zip(todo.itertuples(), bad)]
@@ -226,8 +230,10 @@ def plan_run(cat: Catalog, source: str | None, corpus: str, selection: list[str]
         plan.media = _source_media(cat, plan, src, source, corpus, register=register, threads=threads)
     else:
         plan.media = cat.media()
-    plan.feature_sets = [plan_feature_set(cat, name, ex, plan.media, retry_failed=retry_failed)
-                         for name, ex in extractors.items()]
+    keys = {name: ex.key for name, ex in extractors.items()}
+    unsettled = pending(cat.layout, list(keys.values()), plan.media["item_id"], retry_failed=retry_failed)
+    plan.feature_sets = [plan_feature_set(cat, name, ex, plan.media, retry_failed=retry_failed,
+                                          unsettled=unsettled[keys[name]]) for name, ex in extractors.items()]
     return plan
 
 
@@ -252,7 +258,9 @@ def _source_media(cat: Catalog, plan: RunPlan, src: _Source, source: str, corpus
         plan.register = []
         media = cat.media(dedupe=False)
     whole = media["path"].isin({p for p in same if p in src.whole}) & media["parent_id"].isna()
-    part = pd.Series([k in segments for k in zip(media["item_id"], media["path"])], index=media.index, dtype=bool)
+    part = pd.Series(False, index=media.index)  # (item, path) pairs of segment items, hashed in pandas
+    if segments:
+        part[:] = pd.MultiIndex.from_arrays([media["item_id"], media["path"]]).isin(list(segments))
     return media[whole | part].drop_duplicates("item_id")
 
 
