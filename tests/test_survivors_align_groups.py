@@ -19,7 +19,9 @@ from emofuse.catalog.store import Catalog
 from emofuse.fusion.align import WINDOW_SPAN_S, load_aligned
 from emofuse.fusion.data_config import AlignConfig, DataConfig, ModalitySpec
 
-HOP = 5.0  # one frame every 5 s over a 1300 s recording: 260 rows, read lazily in blocks of 10
+HOP = 0.25  # a frame every 0.25 s over a 1300 s recording: 5200 rows, read lazily in blocks of 200
+N = 5200
+# the read pad is 2 * HOP = 0.5 s: over its 1e-3 s floor, and told apart from a 1.001 s floor or 3 * HOP
 
 
 @pytest.fixture
@@ -27,10 +29,10 @@ def long_item(tmp_path) -> Catalog:
     cat = Catalog(str(tmp_path / "cat")).init()
     cat.add_media([{"item_id": "long", "path": "/v/long.mp4", "relpath": "long.mp4", "corpus": "demo",
                     "speaker": "s1", "emotion": "sad", "duration": 1300.0}])
-    t = np.arange(260) * HOP
+    t = np.arange(N) * HOP
     values = np.stack([t, -t, np.ones_like(t)], axis=1).astype(np.float32)
     cat.commit_task("faces-v1", "task-1", [ExtractResult("long", sequence=Sequence(
-        t, {"values": values, "mask": np.ones(260, bool)}), n_frames=260)])
+        t, {"values": values, "mask": np.ones(N, bool)}), n_frames=N)])
     return cat
 
 
@@ -52,7 +54,7 @@ def test_windows_of_a_long_item_are_read_in_groups_of_at_most_the_span(long_item
     """Windows of 300 s every 300 s over 1300 s start at 0, 300, 600, 900, 1000: grouped into
     [0, 600), [600, 1200), [1000, 1300), each read from two frame periods before its start."""
     cfg = DataConfig([ModalitySpec("face", "faces-v1")], align=AlignConfig(steps=4))
-    lazy = load_aligned(long_item, cfg, windows=(300.0, 300.0), max_item_rows=10)
+    lazy = load_aligned(long_item, cfg, windows=(300.0, 300.0), max_item_rows=200)
     assert list(lazy.items["start"]) == [0.0, 300.0, 600.0, 900.0, 1000.0]
     pad = 2 * HOP
     assert reads == [(0.0 - pad, 600.0), (600.0 - pad, 1200.0), (1000.0 - pad, 1300.0)]
@@ -66,10 +68,10 @@ def test_windows_of_a_long_item_are_read_in_groups_of_at_most_the_span(long_item
 
 def test_a_pooled_long_clip_is_read_block_by_block_and_an_interpolated_one_whole(long_item, reads):
     pooled = load_aligned(long_item, DataConfig([ModalitySpec("face", "faces-v1", method="pool")],
-                                                align=AlignConfig(steps=13)), max_item_rows=10)
+                                                align=AlignConfig(steps=13)), max_item_rows=200)
     assert reads == []  # blocks(), never one read of the whole item
     assert pooled.mask["face"].all()
-    np.testing.assert_allclose(pooled.x["face"][0, :, 0], np.arange(13) * 100.0 + 47.5)  # mean of 20 frames a bin
+    np.testing.assert_allclose(pooled.x["face"][0, :, 0], np.arange(13) * 100.0 + 49.875)  # mean of 400 frames a bin
     load_aligned(long_item, DataConfig([ModalitySpec("face", "faces-v1", method="interp")],
-                                       align=AlignConfig(steps=13)), max_item_rows=10)
+                                       align=AlignConfig(steps=13)), max_item_rows=200)
     assert reads == [(-np.inf, np.inf)]

@@ -1,0 +1,34 @@
+"""Per-frame targets of no item at all: what mutation testing of ``align_items`` found unchecked (issue 21).
+
+``load_aligned`` refuses a set with no item, so only a direct call of :func:`align_items` with an
+empty items table reaches the empty ``frame_targets``/``frame_mask`` (a caller that filters its
+items first). They must keep the shapes and types of a non-empty result so that concatenating
+and batching code need no special case. See docs/mutation.md (fusion/align.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from emofuse.catalog.records import ExtractResult, Sequence
+from emofuse.catalog.store import Catalog
+from emofuse.fusion.align import align_items
+from emofuse.fusion.data_config import AlignConfig, DataConfig, ModalitySpec
+from emofuse.fusion.features import read_features
+
+
+def test_no_item_gives_empty_typed_frame_targets(tmp_path):
+    cat = Catalog(str(tmp_path)).init()
+    cat.add_media([{"item_id": "clip0", "path": "/v/clip0.mp4", "relpath": "clip0.mp4", "corpus": "demo",
+                    "speaker": "s1", "duration": 2.0}])
+    t = np.arange(200) * 0.01
+    cat.commit_task("egemaps-v1", "task-1", [ExtractResult("clip0", sequence=Sequence(
+        t, {"values": np.ones((200, 3), np.float32)}), n_frames=200)])
+    cfg = DataConfig([ModalitySpec("audio", "egemaps-v1")], align=AlignConfig(mode="window", steps=8, hop=4),
+                     targets="frame").resolved(cat)
+    feats = read_features(cat, cfg, ["clip0"])
+    items = cat.media()[["item_id", "duration"]].iloc[:0]
+    rows = align_items(cfg, items, feats, {"audio": 3}, targets={})
+    assert rows.frame_targets.shape == (0, 8, len(cfg.dimensional)) and rows.frame_targets.dtype == np.float32
+    assert rows.frame_mask.shape == (0, 8) and rows.frame_mask.dtype == bool
+    assert "has_frame_targets" in rows.items and len(rows.items) == 0
+    assert rows.items["has_frame_targets"].dtype == bool
