@@ -49,30 +49,28 @@ def pending(layout: Layout, feature_sets: Sequence[str], item_ids: Sequence[str]
         return {k: v[at] for k, v in pending(layout, feature_sets, distinct, retry_failed=retry_failed).items()}
     n = len(ids)
     keep = pa.array(sorted(settled_statuses(retry_failed)))
-    codes, sets, times, final = [], [], [], []
+    tables, sets = [], []
     for k, key in enumerate(feature_sets):
         table = read_arrow(layout.status_dir(key), STATUS_SCHEMA, columns=_COLUMNS)
-        if table is None or not table.num_rows:
-            continue
-        code = pc.index_in(table["item_id"], value_set=ids)  # null: an item this plan does not cover
-        mine = code.is_valid()
-        table, code = table.filter(mine), code.filter(mine)
-        codes.append(code.to_numpy(zero_copy_only=False).astype(np.int64))
-        sets.append(np.full(len(code), k, np.int64))
-        # newest row per item as read_status sorts: by attempted_at, a missing time last
-        at = pc.fill_null(table["attempted_at"].cast(pa.int64()), np.iinfo(np.int64).max)
-        times.append(at.to_numpy())
-        final.append(pc.fill_null(pc.is_in(table["status"], value_set=keep), False).to_numpy(zero_copy_only=False))
+        if table is not None and table.num_rows:
+            tables.append(table)
+            sets.append(np.full(table.num_rows, k, np.int64))
     settled = np.zeros(len(feature_sets) * n, bool)
-    if codes:
-        row_key = np.concatenate(sets) * n + np.concatenate(codes)
-        final_row = np.concatenate(final)
+    if tables:
+        rows = pa.concat_tables(tables)
+        code = pc.index_in(rows["item_id"], value_set=ids)  # one hash of ``ids``; null: an item not asked about
+        mine = code.is_valid()
+        rows, code = rows.filter(mine), code.filter(mine)
+        row_key = np.concatenate(sets)[mine.to_numpy(zero_copy_only=False)] * n + code.to_numpy().astype(np.int64)
+        final_row = pc.fill_null(pc.is_in(rows["status"], value_set=keep), False).to_numpy(zero_copy_only=False)
         counts = np.bincount(row_key, minlength=len(settled))
         once = counts[row_key] == 1  # one row: it is the newest (the common case, no sort)
         settled[row_key[once]] = final_row[once]
         again = ~once
         if again.any():
-            key_r, time_r, final_r = row_key[again], np.concatenate(times)[again], final_row[again]
+            # newest row per item as read_status sorts: by attempted_at, a missing time last
+            at = pc.fill_null(rows["attempted_at"].cast(pa.int64()), np.iinfo(np.int64).max).to_numpy()
+            key_r, time_r, final_r = row_key[again], at[again], final_row[again]
             order = np.lexsort((time_r, key_r))  # by key, then time; stable: ties keep file order
             key_s = key_r[order]
             last = np.append(key_s[1:] != key_s[:-1], True)

@@ -77,6 +77,8 @@ class Catalog:
 
     def listdir(self, path: str) -> list[str]:
         """Sorted entry names of a folder of this catalog (empty when it does not exist)."""
+        if self.local and os.path.isdir(self._p(path)):  # fsspec's local ls makes a full path per entry
+            return sorted(os.listdir(self._p(path)))
         if not self.exists(path):
             return []
         return sorted(os.path.basename(p.rstrip("/")) for p in self.layout.fs.ls(self._p(path), detail=False))
