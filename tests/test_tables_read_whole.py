@@ -134,23 +134,22 @@ def _expected(folder: str, filters: list | None = None) -> tuple[set[str], int]:
                                   "faces clips", "index", "attributions index"])
 def test_every_table_folder_reads_whole(mixed, name):
     folder, filters = _folders(mixed["cat"], mixed["run"])[name]
-    if True:
-        assert _parts(folder), f"{name}: nothing written to {folder}"
-        cols, rows = _expected(folder)
-        df = pd.read_parquet(folder)
-        assert cols <= set(df.columns), f"{name}: pandas lost {cols - set(df.columns)}"
-        assert len(df) == rows, name
-        fcols, frows = _expected(folder, filters)
-        df = pd.read_parquet(folder, filters=filters)
-        assert fcols <= set(df.columns), f"{name} with {filters}: pandas lost {fcols - set(df.columns)}"
-        assert len(df) == frows > 0, name
-        table = pads.dataset(folder, format="parquet", partitioning="hive").to_table()
-        assert cols <= set(table.schema.names), f"{name}: pyarrow lost {cols - set(table.schema.names)}"
-        assert table.num_rows == rows, name
-        rel = duckdb.sql(f"select * from read_parquet('{folder}/**/*.parquet', hive_partitioning=true)")
-        assert cols <= set(rel.columns), f"{name}: DuckDB lost {cols - set(rel.columns)}"
-        assert duckdb.sql(f"select count(*) from read_parquet('{folder}/**/*.parquet', "
-                          "hive_partitioning=true)").fetchall()[0][0] == rows, name
+    assert _parts(folder), f"{name}: nothing written to {folder}"
+    cols, rows = _expected(folder)
+    df = pd.read_parquet(folder)
+    assert cols <= set(df.columns), f"{name}: pandas lost {cols - set(df.columns)}"
+    assert len(df) == rows, name
+    fcols, frows = _expected(folder, filters)
+    df = pd.read_parquet(folder, filters=filters)
+    assert fcols <= set(df.columns), f"{name} with {filters}: pandas lost {fcols - set(df.columns)}"
+    assert len(df) == frows > 0, name
+    table = pads.dataset(folder, format="parquet", partitioning="hive").to_table()
+    assert cols <= set(table.schema.names), f"{name}: pyarrow lost {cols - set(table.schema.names)}"
+    assert table.num_rows == rows, name
+    rel = duckdb.sql(f"select * from read_parquet('{folder}/**/*.parquet', hive_partitioning=true)")
+    assert cols <= set(rel.columns), f"{name}: DuckDB lost {cols - set(rel.columns)}"
+    assert duckdb.sql(f"select count(*) from read_parquet('{folder}/**/*.parquet', "
+                      "hive_partitioning=true)").fetchall()[0][0] == rows, name
 
 
 def test_plain_pandas_sees_every_class_and_attribution(mixed):
