@@ -81,9 +81,14 @@ def _files(rev: str | None) -> list[str]:
     return [p for p in out.splitlines() if p and "__pycache__" not in p]
 
 
+def staging_dir(module: str) -> str:
+    """``build/mutate/<module>``: where ``module`` is staged for mutmut (and stays until its next run)."""
+    return os.path.join(ROOT, "build", "mutate", module.replace("/", "-").removesuffix(".py"))
+
+
 def stage(module: str, tests: list[str], rev: str | None) -> str:
-    """A fresh ``build/mutate/<module>`` laid out for mutmut; returns its path."""
-    where = os.path.join(ROOT, "build", "mutate", module.replace("/", "-").removesuffix(".py"))
+    """A fresh :func:`staging_dir` laid out for mutmut; returns its path."""
+    where = staging_dir(module)
     shutil.rmtree(where, ignore_errors=True)
     for path in _files(rev):
         top = path.split("/", 1)[0]
@@ -128,8 +133,7 @@ def run(module: str, *, rev: str | None, max_children: int, survivors_of: dict[s
         raise SystemExit(f"{module}: test files not found: {missing}")
     names: list[str] = []
     if survivors_of is not None:
-        where = os.path.join(ROOT, "build", "mutate", module.replace("/", "-").removesuffix(".py"))
-        mutated = os.path.join(where, "src", "emofuse", module)
+        mutated = os.path.join(staging_dir(module), "src", "emofuse", module)
         now = os.path.join(ROOT, module) if rev is None else None
         if now is None or not os.path.exists(mutated) or not filecmp.cmp(mutated, now, shallow=False):
             raise SystemExit(f"{module}: its source is not the one the last run mutated ({mutated}); run it whole")
@@ -151,7 +155,7 @@ def run(module: str, *, rev: str | None, max_children: int, survivors_of: dict[s
     status = dict(line.strip().rsplit(": ", 1) for line in listing.splitlines() if ": " in line)
     survivors = [name for name, st in status.items() if st == "survived"]
     if survivors_of is not None:  # the unnamed mutants were not run: the last run's verdicts stand for them
-        other = {k: v for k, v in (survivors_of["other"] or {}).items()}  # type: ignore[union-attr]
+        other = dict(survivors_of["other"] or {})  # type: ignore[call-overload]
         for name in names:
             if status.get(name) not in ("killed", "survived"):
                 other[status.get(name, "missing")] = other.get(status.get(name, "missing"), 0) + 1
