@@ -103,7 +103,27 @@ def replaced_by(fs: fsspec.AbstractFileSystem, part: str) -> list[str]:
 
 def visible_parts(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
     """The Parquet files a reader of folder ``path`` (searched recursively) should read: pyarrow's
-    visible files, less the parts a compacted part of the same folder replaces."""
+    visible files, less the parts a compacted part of the same folder replaces.
+
+    A compacted part that vanishes between the listing and the read of its metadata was compacted
+    again: its replacement is newer than the listing, and the listed parts it also replaced may still
+    be there, so the folder is listed again (dropping just the vanished part would lose its rows).
+    """
+    for attempt in range(_LIST_TRIES):
+        try:
+            return _visible_once(fs, path)
+        except FileNotFoundError:
+            if attempt == _LIST_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+#: Listings :func:`visible_parts` tries while compactions replace the compacted parts it listed.
+_LIST_TRIES = 5
+
+
+def _visible_once(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    """One listing of :func:`visible_parts`; FileNotFoundError when a listed compacted part is gone."""
     if not fs.exists(path):
         return []
     root = path.rstrip("/")
@@ -112,10 +132,7 @@ def visible_parts(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
     for f in files:
         folder, name = f.rsplit("/", 1)
         if name.startswith(COMPACTED_PREFIX):
-            try:
-                dropped.update(f"{folder}/{n}" for n in replaced_by(fs, f))
-            except FileNotFoundError:  # compacted again since the listing: its replacement lists it
-                dropped.add(f)
+            dropped.update(f"{folder}/{n}" for n in replaced_by(fs, f))
     return sorted(f for f in files if f not in dropped)
 
 

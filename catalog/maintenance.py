@@ -153,11 +153,11 @@ def table_summary(cat: Catalog) -> pd.DataFrame:
     for key in cat.feature_sets():
         sub = st[st["feature_set"] == key]
         counts = sub["status"].value_counts().to_dict()
-        clips = cat.clips(key)
+        clips = cat.clips(key, columns=["item_id"])
         rows.append({"table": f"features/{key}/clips", "path": layout.clips(key), "rows": len(clips), "unit": "item",
                      "items": int(counts.get("ok", 0)),
                      "details": ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))})
-        idx = cat.sequence_index(key)
+        idx = cat.sequence_index(key, columns=["length", "shard"])
         if len(idx):
             rows.append({"table": f"features/{key}/index", "path": layout.seq_index(key), "rows": len(idx),
                          "unit": "item", "items": int(idx["item_id"].nunique()),

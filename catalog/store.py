@@ -235,32 +235,36 @@ class Catalog:
         commit.write_shard(self.layout, feature_set, task_id, results, attrs)
 
     # -- reading features ---------------------------------------------------------
-    def clips(self, feature_set: str) -> pd.DataFrame:
-        """Per-clip rows of a feature set (one per item, committed tasks only)."""
-        df = self._committed(self.layout.clips(feature_set), feature_set, None)
+    def clips(self, feature_set: str, *, columns: list[str] | None = None) -> pd.DataFrame:
+        """Per-clip rows of a feature set (one per item, committed tasks only); only ``columns``
+        (and ``item_id``) when given."""
+        df = self._committed(self.layout.clips(feature_set), feature_set, None, columns)
         return df.drop_duplicates("item_id", keep="last").reset_index(drop=True) if len(df) else df
 
-    def sequence_index(self, feature_set: str) -> pd.DataFrame:
-        df = self._committed(self.layout.seq_index(feature_set), feature_set, SEQ_INDEX_SCHEMA)
+    def sequence_index(self, feature_set: str, *, columns: list[str] | None = None) -> pd.DataFrame:
+        """The sequence index of a feature set (one row per item: shard, offset, length, …); only
+        ``columns`` (and ``item_id``) when given."""
+        df = self._committed(self.layout.seq_index(feature_set), feature_set, SEQ_INDEX_SCHEMA, columns)
         return df.drop_duplicates("item_id", keep="last").reset_index(drop=True) if len(df) else df
 
-    def _committed(self, folder: str, feature_set: str, schema: pa.Schema | None) -> pd.DataFrame:
-        """Rows of a folder whose part belongs to a committed task (orphans are invisible)."""
+    def _committed(self, folder: str, feature_set: str, schema: pa.Schema | None,
+                   columns: list[str] | None = None) -> pd.DataFrame:
+        """Rows of a folder whose part belongs to a committed task (orphans are invisible), read as one
+        dataset (pyarrow's threads over the parts; every part of a folder has one schema, see
+        :func:`~emofuse.catalog.tables.conform`); only ``columns`` and ``item_id`` when given."""
+        cols = None if columns is None else ["item_id", *(c for c in columns if c != "item_id")]
+        empty = (schema.empty_table().to_pandas() if schema is not None else pd.DataFrame())
+        empty = empty if cols is None or not len(empty.columns) else empty[cols]
         if not self.exists(folder):
-            return schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
+            return empty
         committed = self.committed_tasks(feature_set)
-        frames = []
-        fs = self.layout.fs
-        for name in self.listdir(folder):
-            if not (name.startswith("part-") and name.endswith(".parquet")):
-                continue
-            if name[len("part-"):-len(".parquet")] not in committed:
-                continue
-            frames.append(ds.dataset(self._p(f"{folder}/{name}"), filesystem=fs, format="parquet",
-                                     schema=schema).to_table().to_pandas())
-        if not frames:
-            return schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
-        return pd.concat(frames, ignore_index=True)
+        paths = [self._p(f"{folder}/{name}") for name in sorted(self.listdir(folder))
+                 if name.startswith("part-") and name.endswith(".parquet")
+                 and name[len("part-"):-len(".parquet")] in committed]
+        if not paths:
+            return empty
+        dataset = ds.dataset(paths, filesystem=self.layout.fs, format="parquet", schema=schema)
+        return dataset.to_table(columns=cols).to_pandas()
 
     def load_sequences(self, feature_set: str, item_ids: Iterable[str] | None = None,
                        arrays: Iterable[str] | None = None) -> dict[str, dict[str, np.ndarray]]:

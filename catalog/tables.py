@@ -60,10 +60,10 @@ def read_arrow(folder: str, schema: pa.Schema | None = None, *, columns: list[st
 
     fs, path = url_to_fs(folder)
     for attempt in range(_READ_TRIES):
-        files = visible_parts(fs, path)
-        if not files:
-            return None
         try:
+            files = visible_parts(fs, path)
+            if not files:
+                return None
             dataset = ds.dataset(files, filesystem=fs, format="parquet", schema=schema, partitioning=partitioning,
                                  partition_base_dir=path)
             return dataset.to_table(columns=columns)

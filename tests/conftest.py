@@ -15,6 +15,9 @@ import pytest
 
 _PREFECT_HOME = tempfile.mkdtemp(prefix="emofuse-test-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
+#: The data dir (warm-cluster note, default catalog) of this session alone: not the checkout's ./emofuse-data,
+#: which a user's `emofuse serve` shares, nor another pytest-xdist worker's.
+os.environ["EMOFUSE_DATA"] = tempfile.mkdtemp(prefix="emofuse-test-data-")
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_PROFILE", None)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -68,6 +71,7 @@ def session_dir():
     yield d
     shutil.rmtree(d, ignore_errors=True)
     shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+    shutil.rmtree(os.environ["EMOFUSE_DATA"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

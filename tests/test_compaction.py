@@ -128,6 +128,40 @@ def test_a_crash_between_steps_leaves_a_duplicate_free_folder_that_the_next_run_
     assert len(names) == (6 if (step == "listed" and finisher == "repair") else 1)
 
 
+def test_a_listing_that_a_second_compaction_overtakes_is_listed_again_and_loses_no_row(tmp_path):
+    """The race the extract-run test below once caught on a loaded machine: a reader lists the folder
+    (compacted part K1 and a newer part C); a second compaction then writes K2, which replaces both, and
+    has deleted K1 but not yet C when the reader opens K1's metadata. Dropping just K1 would read C alone."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    cat = _catalog(str(tmp_path / "cat"))
+    folder = cat.layout.status_dir(KEY)
+    compaction.compact_folder(folder, compaction.STATUS_SCHEMA)  # K1
+    cat.commit_task(KEY, "task-late", [ExtractResult.failed("i0-3", Status.ERROR, "late attempt")], run_id="run-9")
+    before = _plain(folder)
+    (k1,) = [n for n in _parts(folder) if n.startswith(compaction.COMPACTED_PREFIX)]
+
+    def second_compaction_midway(name: str) -> None:
+        if name == "merged":
+            raise Crash(name)
+
+    class OvertakenListing(LocalFileSystem):
+        overtaken = False
+
+        def find(self, path, **kwargs):
+            listed = super().find(path, **kwargs)
+            if not self.overtaken:
+                self.overtaken = True
+                with pytest.raises(Crash):  # K2 written, nothing deleted yet ...
+                    compaction.compact_folder(folder, compaction.STATUS_SCHEMA, on_step=second_compaction_midway)
+                os.remove(os.path.join(folder, k1))  # ... then its delete reaches K1 before C
+            return listed
+
+    parts = compaction.visible_parts(OvertakenListing(skip_instance_cache=True), fs_path(folder))
+    assert len(parts) == 1 and os.path.basename(parts[0]) not in (k1, "part-task-late.parquet")
+    _frames_equal(_plain_frame(pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)), before)
+
+
 def _plain_frame(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(list(df.columns)).reset_index(drop=True)
 

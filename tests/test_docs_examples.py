@@ -92,6 +92,7 @@ RUN_PAGES = [p for p in pages() if any(b["run"] for b in blocks(open(os.path.joi
 @pytest.mark.parametrize("page", RUN_PAGES)
 def test_the_page_s_examples_run(page, workdir, monkeypatch):
     monkeypatch.chdir(workdir["dir"])
+    monkeypatch.delenv("EMOFUSE_DATA")  # as a user runs them: the data dir is ./emofuse-data of the working dir
     import matplotlib
 
     matplotlib.use("Agg")

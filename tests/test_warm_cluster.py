@@ -102,7 +102,9 @@ def test_runs_against_a_server_use_the_warm_cluster_load_models_once_and_write_t
         with warm_cluster.warm_cluster(api, n_workers=1) as address:
             assert address and os.environ[runner.DASK_ADDRESS_ENV] == address
             assert warm_cluster.warm_address(api) == address
-            monkeypatch.delenv(runner.DASK_ADDRESS_ENV)  # as a command in another shell: it finds the note
+            # as a command in another shell: it finds the note (a plain del: monkeypatch would put the address
+            # back at teardown, and every later run of this process would aim at the closed cluster)
+            del os.environ[runner.DASK_ADDRESS_ENV]
 
             def no_cluster(*args, **kwargs):
                 raise AssertionError("a run against serve's server started a cluster of its own")
