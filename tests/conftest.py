@@ -5,6 +5,7 @@ test starts a server itself, with its temporary in-process server.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -18,6 +19,16 @@ os.environ["PREFECT_HOME"] = _PREFECT_HOME
 #: The data dir (warm-cluster note, default catalog) of this session alone: not the checkout's ./emofuse-data,
 #: which a user's `emofuse serve` shares, nor another pytest-xdist worker's.
 os.environ["EMOFUSE_DATA"] = tempfile.mkdtemp(prefix="emofuse-test-data-")
+
+
+def _remove_when_this_process_ends(paths: list[str], pid: int = os.getpid()) -> None:
+    """Also in a process that never uses them (pytest-xdist's controller, --collect-only); not in a forked child."""
+    if os.getpid() == pid:
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+atexit.register(_remove_when_this_process_ends, [_PREFECT_HOME, os.environ["EMOFUSE_DATA"]])
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_PROFILE", None)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -65,13 +76,19 @@ def write_silent_video(path: str, seconds: float = 1.5) -> None:
             c.mux(p)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files with a ``slow`` test (it starts servers or clusters) first, each file's tests in their order:
+    under pytest-xdist (``./dev test`` gives each worker whole files) the long files start at once and the
+    short ones fill the end, instead of one long file running alone at the end."""
+    slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)  # stable: order kept otherwise
+
+
 @pytest.fixture(scope="session")
 def session_dir():
     d = tempfile.mkdtemp(prefix="emofuse-test-")
     yield d
     shutil.rmtree(d, ignore_errors=True)
-    shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
-    shutil.rmtree(os.environ["EMOFUSE_DATA"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -55,6 +55,22 @@ def test_commit_and_read_back(tmp_path):
     assert set(pd.read_parquet(cat.layout.status)["feature_set"]) == {KEY}
 
 
+def test_a_few_columns_of_clips_and_index_are_the_same_rows_as_the_whole_tables(tmp_path):
+    """What `catalog ls` reads: only the columns it counts, from committed tasks only, one row per item."""
+    cat = Catalog(tmp_path / "cat").init()
+    cat.commit_task(KEY, "t1", [_result("a", 5, 1.0), _result("b", 3, 2.0)])
+    cat.commit_task(KEY, "t2", [_result("b", 4, 3.0), _result("c", 2, 4.0)])
+    cat._write_shard(KEY, "crashed", [_result("d", 2, 5.0)], {})  # index part without status: invisible
+    atomic.write_parquet(pa.table({"item_id": ["d"], "mean": [5.0]}), cat.layout.clips(KEY), "crashed")
+    for read, cols in ((cat.clips, ["mean"]), (cat.sequence_index, ["length", "shard"])):
+        whole = read(KEY).sort_values("item_id").reset_index(drop=True)
+        few = read(KEY, columns=cols).sort_values("item_id").reset_index(drop=True)
+        assert list(few.columns) == ["item_id", *cols] and list(few["item_id"]) == ["a", "b", "c"]
+        pd.testing.assert_frame_equal(few, whole[["item_id", *cols]])
+    lengths = cat.sequence_index(KEY, columns=["length"]).set_index("item_id")["length"]
+    assert (lengths["a"], lengths["c"]) == (5, 2)
+
+
 def test_same_failure_is_not_logged_twice_and_latest_wins(tmp_path):
     cat = Catalog(tmp_path / "cat").init()
     cat.commit_task(KEY, "t1", [ExtractResult.failed("c", Status.NO_AUDIO, "no audio stream")])

@@ -181,6 +181,7 @@ def _read_plain(folder: str) -> pd.DataFrame | None:
         return None
 
 
+@pytest.mark.slow
 def test_compaction_racing_an_extract_run_loses_and_duplicates_nothing(demo_corpus, prefect_server, tmp_path):
     catalog = str(tmp_path / "cat")
     cat = Catalog(catalog).init()

@@ -112,6 +112,7 @@ def extracted(tmp_path_factory) -> dict:
     return {"source": src, "files": files, "catalog": catalog, "record": record}
 
 
+@pytest.mark.slow
 def test_every_turn_is_an_item_with_every_label_column(extracted):
     media = Catalog(extracted["catalog"]).media()
     assert len(media) == 3 * 2 * 10 and set(media["corpus"]) == {"iemocap"}
@@ -125,6 +126,7 @@ def test_every_turn_is_an_item_with_every_label_column(extracted):
     assert os.path.basename(media["path"].iloc[0]).endswith(".avi")
 
 
+@pytest.mark.slow
 def test_every_turn_is_extracted_on_its_own_timeline(extracted):
     cat = Catalog(extracted["catalog"])
     media = cat.media().set_index("item_id")
@@ -138,6 +140,7 @@ def test_every_turn_is_extracted_on_its_own_timeline(extracted):
     assert (text["transcript"] == media.loc[text.index, "transcript"]).all()
 
 
+@pytest.mark.slow
 def test_tacfn_beats_chance_on_held_out_sessions(extracted):
     from emofuse.fusion import training_run
 

@@ -48,6 +48,7 @@ def evaluated(tmp_path_factory, prefect_server) -> dict:
     return {"root": root, "run": run, "out": out.stdout + out.stderr}
 
 
+@pytest.mark.slow
 def test_both_layouts_are_read_into_one_catalog(evaluated):
     media = pd.read_parquet(os.path.join(evaluated["root"], "media")).drop_duplicates("item_id")
     counts = media.groupby("corpus").size().to_dict()
@@ -57,6 +58,7 @@ def test_both_layouts_are_read_into_one_catalog(evaluated):
     assert set(crema.emotion) == {"neutral", "happy", "sad", "angry", "fearful"}
 
 
+@pytest.mark.slow
 def test_a_run_trained_on_one_layout_is_evaluated_on_the_other_through_the_class_maps(evaluated):
     from emofuse.catalog.store import Catalog
     from emofuse.fusion.evaluate import corpus_predictions

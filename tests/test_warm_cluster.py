@@ -84,6 +84,7 @@ def _content(catalog: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return clips, status, seqs
 
 
+@pytest.mark.slow
 def test_runs_against_a_server_use_the_warm_cluster_load_models_once_and_write_the_same_catalog(
         data_dir, tmp_path, demo_corpus, prefect_server, monkeypatch):
     from prefect.settings import PREFECT_API_URL, temporary_settings
