@@ -80,6 +80,7 @@ from emofuse.catalog.sequences import MAX_ITEM_ROWS, LazySequence
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import DataConfig, ModalitySpec
 from emofuse.fusion.dataset import AlignedData
+from emofuse.fusion.row_store import RowArray, RowWriter
 from emofuse.fusion.targets import TargetFrames, align_targets, read_frame_targets
 from emofuse.fusion.features import (
     Features,
@@ -147,7 +148,7 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
     yms: list[np.ndarray] = []
     row_step: list[int] = []
     ids, durations = items["item_id"].tolist(), items["duration"].to_numpy(np.float64)
-    xs: dict[str, list[np.ndarray]] = {s.name: [] for s in cfg.modalities}
+    xs = {s.name: RowWriter((al.steps_for(s.name), dims[s.name])) for s in cfg.modalities}  # on disk: flat memory
     ms: dict[str, list[np.ndarray]] = {s.name: [] for s in cfg.modalities}
     row_item: list[int] = []
     row_se: list[tuple[float, float]] = []
@@ -248,8 +249,7 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
         items["window"] = sb[:, 2].astype(np.int64)
     items["start"] = sb[:, 0]
     items["end"] = sb[:, 1]
-    x_all = {m: (np.concatenate(v) if v else np.zeros((0, al.steps_for(m), dims[m]), np.float32))
-             for m, v in xs.items()}
+    x_all: dict[str, np.ndarray | RowArray] = {m: w.finish() for m, w in xs.items()}
     m_all = {m: (np.concatenate(v) if v else np.zeros((0, al.steps_for(m)), bool)) for m, v in ms.items()}
     se = np.asarray(row_se, np.float64).reshape(-1, 2)
     rows = AlignedData(config=cfg, items=items, row_item=np.asarray(row_item, np.int64), row_start=se[:, 0],

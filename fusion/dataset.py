@@ -1,10 +1,12 @@
 """Aligned features in memory, their normalisation, and batches for training and scoring.
 
 :class:`AlignedData` is what :func:`emofuse.fusion.align.load_aligned` returns: every row
-(a clip, or a window of one) on the common timeline as numpy arrays. :class:`NormStats`
-are z-normalisation statistics from the valid steps of the training rows only (stored
-with a run). :class:`FusionDataset` puts a split on one device as normalised tensors, so a
-training batch is a single index gather.
+(a clip, or a window of one) on the common timeline: features as arrays in memory or, from
+``load_aligned``, as :class:`~emofuse.fusion.row_store.RowArray` rows in a scratch file, so
+memory does not grow with the corpus. :class:`NormStats` are z-normalisation statistics from
+the valid steps of the training rows only (stored with a run), computed block by block.
+:class:`FusionDataset` keeps a split's masks, labels and targets on its device and reads and
+normalises the features of each batch when it is asked for it.
 
 Example (a hand-made AlignedData: 3 clips, one modality of 2 steps × 2 features):
     >>> import numpy as np, pandas as pd, torch
@@ -41,16 +43,18 @@ import pandas as pd
 import torch
 
 from emofuse.fusion.data_config import DataConfig
+from emofuse.fusion.row_store import RowArray, row_chunks
 
 
 @dataclass
 class AlignedData:
-    """Every selected item on the common timeline, in memory (numpy, float32).
+    """Every selected item on the common timeline (float32 features, in memory or on disk).
 
     ``items``: one row per item (item_id, speaker, duration, label index or -1, dimensional
     targets, ``has_<modality>``, ``start``/``end`` = 0/duration), or with ``windows`` one row
     per (item, window) (plus ``window``, the window's number in its clip, and its bounds). Rows (one per clip, or per window) point to items by
-    ``row_item``; ``x[m]`` (rows, L_m, d_m), ``mask[m]`` (rows, L_m). ``row_step``: each row's
+    ``row_item``; ``x[m]`` (rows, L_m, d_m: an array, or a :class:`~emofuse.fusion.row_store.RowArray`
+    that reads the rows it is indexed with), ``mask[m]`` (rows, L_m, in memory). ``row_step``: each row's
     first step in its clip (0 on ``fixed`` timelines). With per-frame labels
     (:mod:`emofuse.fusion.targets`): ``frame_targets`` (rows, L, K) and ``frame_mask`` (rows, L).
     """
@@ -60,7 +64,7 @@ class AlignedData:
     row_item: np.ndarray
     row_start: np.ndarray
     row_end: np.ndarray
-    x: dict[str, np.ndarray]
+    x: dict[str, np.ndarray | RowArray]
     mask: dict[str, np.ndarray]
     classes: list[str]
     dims: dict[str, int]
@@ -135,23 +139,26 @@ class NormStats:
 
     @classmethod
     def compute(cls, data: AlignedData, rows: np.ndarray, *, min_std: float = 1e-6) -> "NormStats":
-        """Statistics from ``rows`` only (the training split), valid steps only, in float64."""
+        """Statistics from ``rows`` only (the training split), valid steps only, in float64, read
+        block by block (blocks are merged with Chan et al.'s pairwise update, as exact as one pass)."""
         mean, std = {}, {}
+        rows = np.asarray(rows, np.int64)
         for m, x in data.x.items():
-            sel = data.mask[m][rows]
-            vals = x[rows][sel].astype(np.float64)
-            if len(vals):
-                mu, sd = vals.mean(axis=0), vals.std(axis=0)
-            else:
-                mu, sd = np.zeros(x.shape[-1]), np.ones(x.shape[-1])
+            n, mu, m2 = 0, np.zeros(x.shape[-1]), np.zeros(x.shape[-1])
+            for sel_rows, block in row_chunks(x, rows):
+                vals = block[data.mask[m][sel_rows]].astype(np.float64)
+                if not len(vals):
+                    continue
+                k, bmu = len(vals), vals.mean(axis=0)
+                bm2 = ((vals - bmu) ** 2).sum(axis=0)
+                delta = bmu - mu
+                mu = mu + delta * (k / (n + k))
+                m2 = m2 + bm2 + delta ** 2 * (n * k / (n + k))
+                n += k
+            sd = np.sqrt(m2 / n) if n else np.ones(x.shape[-1])
             mean[m] = mu.astype(np.float32)
             std[m] = np.where(sd < min_std, 1.0, sd).astype(np.float32)
         return cls(mean, std)
-
-    def apply(self, modality: str, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """(x - mean) / std on valid steps, zero elsewhere (float32)."""
-        z = (x - self.mean[modality]) / self.std[modality]
-        return np.where(mask[..., None], z, np.float32(0.0)).astype(np.float32)
 
     def to_tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
         out = {}
@@ -189,11 +196,13 @@ class Batch:
 
 
 class FusionDataset(torch.utils.data.Dataset):
-    """A split as normalised tensors on one device; batches are index gathers.
+    """A split on one device: masks, labels and targets held there, features read per batch.
 
     ``rows``: row indices of ``data`` (clips or windows). Items come back in the order
     given; ``item_of_row`` maps each local row to its position in ``data.items``, ``row_step``
-    to its first step in the clip. Per-frame targets come along when ``data`` has them.
+    to its first step in the clip. Per-frame targets come along when ``data`` has them. A batch
+    reads its rows of ``data.x`` (from memory or the scratch file), moves them to the device and
+    normalises them there, so only a batch of features is ever held.
     """
 
     def __init__(self, data: AlignedData, rows: np.ndarray, norm: NormStats, *,
@@ -201,8 +210,9 @@ class FusionDataset(torch.utils.data.Dataset):
         self.device = torch.device(device)
         self.rows = np.asarray(rows, np.int64)
         self.modalities = list(data.x)
-        self.x = {m: torch.from_numpy(norm.apply(m, data.x[m][self.rows], data.mask[m][self.rows])).to(
-            device=self.device, dtype=torch.float32) for m in self.modalities}
+        self._x = data.x
+        self._mean = {m: torch.as_tensor(norm.mean[m], dtype=torch.float32, device=self.device) for m in self.modalities}
+        self._std = {m: torch.as_tensor(norm.std[m], dtype=torch.float32, device=self.device) for m in self.modalities}
         self.mask = {m: torch.from_numpy(data.mask[m][self.rows]).to(device=self.device, dtype=torch.bool)
                      for m in self.modalities}
         self.item_of_row = data.row_item[self.rows]
@@ -220,6 +230,21 @@ class FusionDataset(torch.utils.data.Dataset):
                                                                                   dtype=torch.float32)
             self.frame_mask = torch.from_numpy(data.frame_mask[self.rows]).to(device=self.device, dtype=torch.bool)
 
+    def inputs(self, idx: torch.Tensor, masks: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Normalised features of local rows ``idx`` on the device, zero on the steps the data masks
+        and, with ``masks`` (modality -> (len(idx), L) bool on the device), where those are False."""
+        idx = idx.to(self.device)
+        local = idx.cpu().numpy()
+        out = {}
+        for m in self.modalities:
+            x = torch.from_numpy(np.asarray(self._x[m][self.rows[local]], np.float32)).to(self.device)
+            valid = self.mask[m].index_select(0, idx)
+            if masks is not None:
+                valid = valid & masks[m]
+            z = (x - self._mean[m]) / self._std[m]
+            out[m] = torch.where(valid.unsqueeze(-1), z, torch.zeros((), dtype=torch.float32, device=self.device))
+        return out
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -233,8 +258,7 @@ class FusionDataset(torch.utils.data.Dataset):
         idx = idx.to(self.device)
         frame = (None, None) if self.frame_targets is None else (self.frame_targets.index_select(0, idx),
                                                                  self.frame_mask.index_select(0, idx))
-        return Batch({m: t.index_select(0, idx) for m, t in self.x.items()},
-                     {m: t.index_select(0, idx) for m, t in self.mask.items()},
+        return Batch(self.inputs(idx), {m: t.index_select(0, idx) for m, t in self.mask.items()},
                      self.labels.index_select(0, idx), self.targets.index_select(0, idx), idx, *frame)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,

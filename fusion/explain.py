@@ -111,8 +111,7 @@ def _forward(model: nn.Module, ds: FusionDataset, rows: np.ndarray, masks: dict[
             mb = {m: t.index_select(0, idx) for m, t in ds.mask.items()}
         else:
             mb = {m: torch.as_tensor(a[s:s + batch_size], dtype=torch.bool, device=ds.device) for m, a in masks.items()}
-        zero = torch.zeros((), dtype=torch.float32, device=ds.device)
-        xb = {m: torch.where(mb[m].unsqueeze(-1), t.index_select(0, idx), zero) for m, t in ds.x.items()}
+        xb = ds.inputs(idx, mb)
         res = model(xb, mb)
         if "logits" in res:
             out["probs"].append(torch.softmax(res["logits"].float(), dim=-1).cpu().numpy())

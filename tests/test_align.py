@@ -237,4 +237,4 @@ def test_align_items_on_hand_made_frames():
     assert segment_edges(cfg, "audio", 1.0, 2.0).tolist() == pytest.approx([1.0, 1.2, 1.4, 1.6, 1.8, 2.0])
     # an item without frames of a modality: zero and masked
     rows = align_items(cfg, items.assign(item_id="b"), feats, {"audio": 1, "clip": 2})
-    assert not rows.mask["audio"].any() and not rows.x["audio"].any()
+    assert not rows.mask["audio"].any() and not np.asarray(rows.x["audio"]).any()

@@ -38,9 +38,10 @@ def test_norm_stats_use_the_training_split_only(tmp_path):
     train = data.rows_of_items(data.items_of_speakers(["Actor_01", "Actor_02", "Actor_03"]))
     norm = NormStats.compute(data, train)
     ds = FusionDataset(data, train, norm)
-    z = ds.x["audio"][ds.mask["audio"]]
+    x = ds.inputs(torch.arange(len(ds)))
+    z = x["audio"][ds.mask["audio"]]
     assert torch.allclose(z.mean(0), torch.zeros(25), atol=1e-4) and torch.allclose(z.std(0), torch.ones(25), atol=1e-2)
-    assert torch.all(ds.x["face"][~ds.mask["face"]] == 0)
+    assert torch.all(x["face"][~ds.mask["face"]] == 0)
     back = NormStats.from_tensors(norm.to_tensors("fold-0/"), "fold-0/")
     assert np.array_equal(back.mean["face"], norm.mean["face"])
 

@@ -187,7 +187,7 @@ def test_an_absent_modality_changes_nothing(runs, explained):
     assert gone.sum() == 2 and ex.attributions.attr_face[gone].isna().all()
     assert ex.attributions.attr_face[~gone].notna().all() and ex.attributions.attr_audio.notna().all()
     noisy = dataclasses.replace(data, x=dict(data.x))
-    noisy.x["face"] = data.x["face"].copy()
+    noisy.x["face"] = np.array(data.x["face"])  # an in-memory copy (load_aligned keeps rows on disk)
     masked_rows = ~data.mask["face"].any(axis=1)
     noisy.x["face"][masked_rows] = np.random.default_rng(1).normal(scale=1e3, size=noisy.x["face"][masked_rows].shape)
     ex_noisy = explain(run, noisy)
@@ -267,11 +267,12 @@ def test_dimensional_runs_explain_valence_and_arousal_over_several_model_windows
     one = t[(t.item_id == item) & (t.target == "valence")].sort_values("start")
     assert np.allclose(one.start, np.arange(10) * 0.2) and np.allclose(one.end, np.arange(1, 11) * 0.2)
     ds = FusionDataset(data, rows, run.norms[0], device="cpu")
+    x = ds.inputs(torch.arange(len(ds)))
     model = run.models[0]
 
     def valence(masks: dict[str, torch.Tensor]) -> float:
         with torch.no_grad():
-            out = model(ds.x, masks)
+            out = model(x, masks)
         return float(masked_mean(out["va"].float(), step_mask(masks))[:, 0].mean())
 
     full = valence(ds.mask)
