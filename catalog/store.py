@@ -282,18 +282,19 @@ class Catalog:
         return sequences.shard_arrays(self.layout, feature_set, idx["shard"])
 
     def read_sequences(self, feature_set: str, item_ids: Iterable[str], *, arrays: Iterable[str] | None = None,
-                       max_item_rows: int = sequences.MAX_ITEM_ROWS
+                       max_item_rows: int = sequences.MAX_ITEM_ROWS, index: pd.DataFrame | None = None
                        ) -> dict[str, dict[str, np.ndarray] | sequences.LazySequence]:
         """item_id -> arrays, or a :class:`~emofuse.catalog.sequences.LazySequence` for items
         longer than ``max_item_rows`` (see :func:`emofuse.catalog.sequences.read_sequences`).
 
         ``arrays``: the arrays besides ``times`` (None: those every shard of these items has).
-        Items without sequence rows are absent.
+        ``index``: the feature set's whole :meth:`sequence_index`, when the caller reads many
+        batches of items (read here otherwise). Items without sequence rows are absent.
         """
         ids = set(item_ids)
         names = list(arrays) if arrays is not None else self.sequence_arrays(feature_set, ids)
-        return sequences.read_sequences(self.layout, feature_set, self.sequence_index(feature_set), ids, names,
-                                        max_item_rows=max_item_rows)
+        index = self.sequence_index(feature_set) if index is None else index
+        return sequences.read_sequences(self.layout, feature_set, index, ids, names, max_item_rows=max_item_rows)
 
     def clip_vectors(self, feature_set: str, item_ids: Iterable[str]) -> dict[str, np.ndarray]:
         """item_id -> per-clip vector of a feature set (see :func:`emofuse.catalog.sequences.clip_vectors`)."""

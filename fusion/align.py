@@ -4,15 +4,19 @@ Reads only what extraction stored (sequences and per-clip rows of the chosen fea
 labels from the media table, all through :class:`~emofuse.catalog.store.Catalog`); never
 media files. :func:`load_aligned` runs four stages, each a function that can run alone:
 
-1. read — :func:`~emofuse.fusion.features.select_media`, :func:`~emofuse.fusion.features.read_features`
-   (each feature set's sequences shard by shard, long items lazily; per-clip vectors);
+1. read — :func:`~emofuse.fusion.features.select_media`, a
+   :class:`~emofuse.fusion.features.FeatureReader` (the catalog's tables once; each feature
+   set's sequences shard by shard, long items lazily; per-clip vectors) and
+   :func:`~emofuse.fusion.features.survey_features` (a first pass, batch by batch: which
+   items have which modality, widths, frame periods);
 2. availability — :func:`~emofuse.fusion.features.availability`,
    :func:`~emofuse.fusion.features.select_items` (``missing="mask"`` keeps an item whose
    modality is absent, fully masked; ``"drop"`` removes it; items with no modality at all are
    always dropped, with counts logged);
-3. labels — :func:`~emofuse.fusion.features.feature_widths`,
+3. labels — :func:`~emofuse.fusion.features.check_widths`,
    :func:`~emofuse.fusion.features.item_durations`, :func:`~emofuse.fusion.features.label_items`;
-4. align — :func:`align_items` here (the timeline math is :mod:`emofuse.fusion.timeline`).
+4. align — :func:`align_items` here, batch by batch (the timeline math is
+   :mod:`emofuse.fusion.timeline`), into scratch files (:mod:`~emofuse.fusion.row_store`).
 
 Timelines (:class:`~emofuse.fusion.data_config.AlignConfig`): ``mode="fixed"`` (TACFN) puts
 ``steps`` equal bins over the clip ``[0, duration)``, one row per clip; ``mode="window"``
@@ -35,7 +39,9 @@ them: ``frame_targets`` (rows, L, K) and ``frame_mask`` (rows, L); a step is mas
 annotated frame overlaps it or when no modality is valid there. ``row_step`` gives each
 row's first step in its clip, so windows can be stitched back onto the clip's steps.
 
-Memory: an item with more than ``max_item_rows`` frames in a feature set (default
+Memory: the aligned features live in scratch files and the frames of at most ``batch_items``
+items (:data:`BATCH_ITEMS`) are read at a time, so loading holds the tables, the masks and one
+batch whatever the corpus size. An item with more than ``max_item_rows`` frames in a feature set (default
 :data:`~emofuse.catalog.sequences.MAX_ITEM_ROWS`: 11 minutes of eGeMAPS LLDs) is never read
 whole: it is pooled block by block for a per-clip timeline, or read one group of windows (at
 most :data:`WINDOW_SPAN_S` seconds) at a time. ``time_range=(t0, t1)`` keeps only the windows
@@ -83,15 +89,16 @@ from emofuse.fusion.dataset import AlignedData
 from emofuse.fusion.row_store import RowArray, RowWriter
 from emofuse.fusion.targets import TargetFrames, align_targets, read_frame_targets
 from emofuse.fusion.features import (
+    FeatureReader,
     Features,
     Frames,
-    availability,
-    feature_widths,
+    check_widths,
+    item_classes,
     item_durations,
     label_items,
-    read_features,
     select_items,
     select_media,
+    survey_features,
     warn_missing,
 )
 from emofuse.fusion.timeline import (
@@ -106,6 +113,10 @@ from emofuse.fusion.timeline import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Items whose frames :func:`load_aligned` reads and aligns at a time (~50 MB of frames for
+#: 2-second clips with eGeMAPS, faces and text).
+BATCH_ITEMS = 1024
 
 #: The windows of a long item are aligned in groups that span at most this many seconds.
 WINDOW_SPAN_S = 600.0
@@ -129,7 +140,8 @@ def segment_edges(cfg: DataConfig, modality: str, ws: float, we: float) -> np.nd
 def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dict[str, int], *,
                 windows: tuple[float, float] | None = None,
                 time_range: tuple[float, float] | None = None,
-                targets: dict[str, TargetFrames] | None = None) -> AlignedData:
+                targets: dict[str, TargetFrames] | None = None,
+                writers: dict[str, RowWriter] | None = None) -> AlignedData:
     """Every item of ``items`` (item_id, duration, …) on the timeline of ``cfg.align``.
 
     Without ``windows`` a clip is one segment ``[0, duration)``; with ``(length_s, hop_s)``
@@ -139,6 +151,8 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
     order (``classes``), timings and drop counts are :func:`load_aligned`'s to fill in.
     ``targets`` (item_id -> label frames, :func:`~emofuse.fusion.targets.read_frame_targets`;
     whole clips only): per-step targets on the same edges, windowed like the features.
+    ``writers``: append the features to these (a caller aligning a corpus batch by batch; ``x``
+    of the result is then empty), else to new ones whose rows ``x`` holds.
     """
     al = cfg.align
     if targets is not None and windows is not None:
@@ -148,7 +162,7 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
     yms: list[np.ndarray] = []
     row_step: list[int] = []
     ids, durations = items["item_id"].tolist(), items["duration"].to_numpy(np.float64)
-    xs = {s.name: RowWriter((al.steps_for(s.name), dims[s.name])) for s in cfg.modalities}  # on disk: flat memory
+    xs = writers if writers is not None else new_writers(cfg, dims)
     ms: dict[str, list[np.ndarray]] = {s.name: [] for s in cfg.modalities}
     row_item: list[int] = []
     row_se: list[tuple[float, float]] = []
@@ -249,7 +263,7 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
         items["window"] = sb[:, 2].astype(np.int64)
     items["start"] = sb[:, 0]
     items["end"] = sb[:, 1]
-    x_all: dict[str, np.ndarray | RowArray] = {m: w.finish() for m, w in xs.items()}
+    x_all: dict[str, np.ndarray | RowArray] = {} if writers is not None else {m: w.finish() for m, w in xs.items()}
     m_all = {m: (np.concatenate(v) if v else np.zeros((0, al.steps_for(m)), bool)) for m, v in ms.items()}
     se = np.asarray(row_se, np.float64).reshape(-1, 2)
     rows = AlignedData(config=cfg, items=items, row_item=np.asarray(row_item, np.int64), row_start=se[:, 0],
@@ -262,6 +276,31 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
         has[rows.row_item[rows.frame_mask.any(axis=1)]] = True
         rows.items["has_frame_targets"] = has
     return rows
+
+
+def new_writers(cfg: DataConfig, dims: dict[str, int]) -> dict[str, RowWriter]:
+    """One scratch-file writer per modality for rows of its (steps, width): features on disk, not in memory."""
+    return {s.name: RowWriter((cfg.align.steps_for(s.name), dims[s.name])) for s in cfg.modalities}
+
+
+def join_rows(parts: list[AlignedData], x: dict[str, np.ndarray | RowArray]) -> AlignedData:
+    """Batches of :func:`align_items` (aligned in this order into the same writers) as one
+    :class:`AlignedData` whose features are ``x``."""
+    first = parts[0]
+    offsets = np.cumsum([0, *(len(p.items) for p in parts[:-1])])
+
+    def cat(get: Any) -> np.ndarray:
+        return np.concatenate([get(p) for p in parts])
+
+    out = dataclasses.replace(
+        first, items=pd.concat([p.items for p in parts], ignore_index=True),
+        row_item=np.concatenate([p.row_item + o for p, o in zip(parts, offsets)]),
+        row_start=cat(lambda p: p.row_start), row_end=cat(lambda p: p.row_end), x=x,
+        mask={m: cat(lambda p, m=m: p.mask[m]) for m in first.mask},
+        row_step=cat(lambda p: p.row_step))
+    if first.frame_targets is not None:
+        out.frame_targets, out.frame_mask = cat(lambda p: p.frame_targets), cat(lambda p: p.frame_mask)
+    return out
 
 
 def _align_one(seq: dict[str, np.ndarray] | None, spec: ModalitySpec, edges: np.ndarray, dim: int,
@@ -352,7 +391,8 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
                  classes: list[str] | None = None, dims: dict[str, int] | None = None,
                  windows: tuple[float, float] | Sequence[float] | None = None,
                  time_range: tuple[float, float] | None = None,
-                 max_item_rows: int | None = None, frame_targets: bool | None = None) -> AlignedData:
+                 max_item_rows: int | None = None, frame_targets: bool | None = None,
+                 batch_items: int | None = None) -> AlignedData:
     """Read the configured feature sets once and align every item (see the module docstring).
 
     ``item_ids``: restrict to these items (default: every item of the media table).
@@ -363,7 +403,10 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
     ``max_item_rows``: items with more frames are read block by block (default
     :data:`~emofuse.catalog.sequences.MAX_ITEM_ROWS`). ``frame_targets``: align the per-frame
     labels too (default: when ``config.targets == "frame"`` and without ``windows``; scoring
-    passes False).
+    passes False). ``batch_items``: items whose frames are read and aligned at a time (default
+    :data:`BATCH_ITEMS`): a first pass finds which items have which modality, the widths and
+    the frame periods, a second aligns batch by batch into the scratch files of
+    :mod:`~emofuse.fusion.row_store`, so memory holds one batch's frames and the tables.
     """
     t0 = time.perf_counter()
     win = _window_arg(windows)
@@ -372,23 +415,38 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
     cfg = config.resolved(catalog)
     media = select_media(catalog.media(), item_ids)
     ids = media["item_id"].tolist()
-    feats = read_features(catalog, cfg, ids, max_item_rows=int(max_item_rows or MAX_ITEM_ROWS))
+    batch = max(1, int(batch_items or BATCH_ITEMS))
+    reader = FeatureReader(catalog, cfg, ids, max_item_rows=int(max_item_rows or MAX_ITEM_ROWS))
+    survey = survey_features(reader, ids, batch_items=batch)
     t_read = time.perf_counter() - t0
-    avail = availability(feats, ids)
-    warn_missing(catalog, cfg, ids, avail)
-    keep, dropped = select_items(cfg, avail)
+    warn_missing(catalog, cfg, ids, survey.avail)
+    keep, dropped = select_items(cfg, survey.avail)
     media = media[keep].reset_index(drop=True)
     ids = media["item_id"].tolist()
-    avail = {m: a[keep] for m, a in avail.items()}
-    dims = feature_widths(cfg, feats, ids, dims)
-    items, cls = label_items(media, cfg, item_durations(media, feats), avail, classes=classes)
+    avail = {m: a[keep] for m, a in survey.avail.items()}
+    dims = check_widths(cfg, {m: set(w[keep][w[keep] >= 0].tolist()) for m, w in survey.widths.items()}, dims)
+    cls = item_classes(media, cfg, classes)
     t1 = time.perf_counter()
     if frame_targets is None:
         frame_targets = cfg.targets == "frame" and win is None
     targets = read_frame_targets(catalog, ids, cfg.dimensional) if frame_targets else None
-    rows = align_items(cfg, items, feats, dims, windows=win, time_range=time_range, targets=targets)
+    writers = new_writers(cfg, dims)
+    parts = []
+    for lo in range(0, len(ids), batch):  # one batch of items' frames in memory at a time
+        part = media.iloc[lo:lo + batch].reset_index(drop=True)
+        feats = reader.read(part["item_id"].tolist(), survey.hops)
+        items, _ = label_items(part, cfg, item_durations(part, feats), {m: a[lo:lo + batch] for m, a in avail.items()},
+                               classes=cls)
+        parts.append(align_items(cfg, items, feats, dims, windows=win, time_range=time_range, targets=targets,
+                                 writers=writers))
+    if not parts:  # no item: the empty tables of one empty batch
+        items, _ = label_items(media, cfg, np.zeros(0), avail, classes=cls)
+        parts.append(align_items(cfg, items, Features({m: {} for m in avail}), dims, windows=win,
+                                 time_range=time_range, targets=targets, writers=writers))
+    rows = join_rows(parts, {m: w.finish() for m, w in writers.items()})
     timings = {"read_s": t_read, "align_s": time.perf_counter() - t1, "total_s": time.perf_counter() - t0,
                "items": float(len(ids))}
-    log.info("loaded %d items (%d segments, %d rows) of %s in %.2f s (read %.2f s, align %.2f s)", len(ids),
-             len(rows.items), len(rows.row_item), feats.feature_sets, timings["total_s"], t_read, timings["align_s"])
+    log.info("loaded %d items (%d segments, %d rows) of %s in %.2f s (read %.2f s, align %.2f s, batches of %d)",
+             len(ids), len(rows.items), len(rows.row_item), {s.name: s.feature_set for s in cfg.modalities},
+             timings["total_s"], t_read, timings["align_s"], batch)
     return dataclasses.replace(rows, classes=cls, timings=timings, dropped=dropped)

@@ -1,9 +1,11 @@
 """Stages 1–3 of :func:`emofuse.fusion.align.load_aligned`: read, availability, labels.
 
-1. read — :func:`select_media` (which items), :func:`read_features` (each feature set's
-   frames through :class:`~emofuse.catalog.store.Catalog`: sequences with the
-   :data:`AUX_ARRAYS` every shard holds, long items as
-   :class:`~emofuse.catalog.sequences.LazySequence`; per-clip vectors; frame periods);
+1. read — :func:`select_media` (which items), :class:`FeatureReader` (each feature set's
+   frames through :class:`~emofuse.catalog.store.Catalog`, any batch of items at a time: sequences
+   with the :data:`AUX_ARRAYS` every shard holds, long items as
+   :class:`~emofuse.catalog.sequences.LazySequence`; per-clip vectors; frame periods),
+   :func:`read_features` (everything in one read), :func:`survey_features` (a pass over every
+   item, batch by batch: availability, widths, frame periods);
 2. availability — :func:`availability` (which items have which modality) and
    :func:`select_items` (``missing="drop"`` removes items lacking one; items with none are
    always removed);
@@ -45,7 +47,7 @@ from emofuse.catalog.sequences import MAX_ITEM_ROWS, LazySequence
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import DataConfig
 from emofuse.fusion.folds import PLAN_COLUMNS
-from emofuse.fusion.timeline import median_hop
+from emofuse.fusion.timeline import median_hop, median_of_counts, step_counts
 
 log = logging.getLogger(__name__)
 
@@ -79,38 +81,111 @@ def select_media(media: pd.DataFrame, item_ids: Iterable[str] | None) -> pd.Data
     return media.set_index("item_id").loc[wanted].reset_index()
 
 
+class FeatureReader:
+    """Reads the frames of any batch of ``item_ids`` (items whose status is ``ok``), with the
+    catalog's tables (status, sequence index, per-clip vectors) read once, so a corpus can be
+    read a batch of items at a time: every batch sees the same arrays and frame periods as
+    one read of everything would.
+    """
+
+    def __init__(self, catalog: Catalog, cfg: DataConfig, item_ids: Iterable[str], *,
+                 max_item_rows: int = MAX_ITEM_ROWS) -> None:
+        self.catalog, self.cfg, self.max_item_rows = catalog, cfg, max_item_rows
+        idset = set(item_ids)
+        self.ok: dict[str, set[str]] = {}
+        self.names: dict[str, list[str]] = {}
+        self.index: dict[str, pd.DataFrame] = {}
+        self.vectors: dict[str, dict[str, np.ndarray]] = {}
+        for spec in cfg.modalities:
+            key = spec.feature_set
+            ok = self.ok[spec.name] = catalog.done(key) & idset
+            if spec.source == "clip":
+                self.vectors[spec.name] = catalog.clip_vectors(key, ok)
+                continue
+            common = set(catalog.sequence_arrays(key, ok))
+            self.names[spec.name] = ["values", *(a for a in AUX_ARRAYS if a in common)]
+            self.index[spec.name] = catalog.sequence_index(key)
+
+    def read(self, item_ids: Iterable[str], hops: dict[str, float] | None = None) -> Features:
+        """The frames of ``item_ids`` (empty sequences dropped). ``hops``: each sequence modality's
+        frame period when known (:func:`survey_features` finds it over every item); else
+        ``spec.hop`` or the median time step of these items (long items contribute their first steps)."""
+        idset = set(item_ids)
+        out = Features({})
+        for spec in self.cfg.modalities:
+            out.feature_sets[spec.name] = spec.feature_set
+            ok = self.ok[spec.name] & idset
+            if spec.source == "clip":
+                vecs = self.vectors[spec.name]
+                out.seqs[spec.name] = {i: {"values": vecs[i][None, :]} for i in ok if i in vecs}
+                continue
+            seqs = self.catalog.read_sequences(spec.feature_set, ok, arrays=self.names[spec.name],
+                                               max_item_rows=self.max_item_rows, index=self.index[spec.name])
+            out.seqs[spec.name] = {i: s for i, s in seqs.items() if isinstance(s, LazySequence) or len(s["values"])}
+            if spec.hop is not None:
+                out.hops[spec.name] = spec.hop
+            elif hops is not None:
+                out.hops[spec.name] = hops[spec.name]
+            else:
+                out.hops[spec.name] = median_hop(hop_sample(out.seqs[spec.name]))
+        return out
+
+
+def hop_sample(seqs: dict[str, Frames]) -> dict[str, dict[str, np.ndarray]]:
+    """The times a frame period is estimated from: in-memory items whole, long items their first
+    few thousand steps."""
+    sample: dict[str, dict[str, np.ndarray]] = {i: s for i, s in seqs.items() if not isinstance(s, LazySequence)}
+    lazy = [s for s in seqs.values() if isinstance(s, LazySequence)]
+    sample.update({f"\0lazy{k}": {"times": np.cumsum(np.r_[0.0, s.first_steps()])} for k, s in enumerate(lazy)})
+    return sample
+
+
 def read_features(catalog: Catalog, cfg: DataConfig, item_ids: Iterable[str], *,
                   max_item_rows: int = MAX_ITEM_ROWS) -> Features:
-    """Each modality's frames of the items whose status is ``ok`` (``cfg`` resolved to keys).
+    """Each modality's frames of the items whose status is ``ok`` (``cfg`` resolved to keys), in one read.
 
     Sequences come with ``values`` and the :data:`AUX_ARRAYS` every shard holds; empty ones are
     dropped. Each feature set's frame period is ``spec.hop`` or its median time step (long
     items contribute their first steps).
     """
-    idset = set(item_ids)
-    out = Features({})
-    for spec in cfg.modalities:
-        key = spec.feature_set
-        out.feature_sets[spec.name] = key
-        ok = catalog.done(key) & idset
-        if spec.source == "clip":
-            vecs = catalog.clip_vectors(key, ok)
-            out.seqs[spec.name] = {i: {"values": v[None, :]} for i, v in vecs.items()}
-            continue
-        common = set(catalog.sequence_arrays(key, ok))
-        names = ["values", *(a for a in AUX_ARRAYS if a in common)]
-        seqs = catalog.read_sequences(key, ok, arrays=names, max_item_rows=max_item_rows)
-        seqs = {i: s for i, s in seqs.items() if isinstance(s, LazySequence) or len(s["values"])}
-        out.seqs[spec.name] = seqs
-        if spec.hop is not None:
-            out.hops[spec.name] = spec.hop
-            continue
-        in_memory = {i: s for i, s in seqs.items() if not isinstance(s, LazySequence)}
-        lazy = [s for s in seqs.values() if isinstance(s, LazySequence)]
-        # a few thousand steps of each long item join the median
-        in_memory.update({f"\0lazy{k}": {"times": np.cumsum(np.r_[0.0, s.first_steps()])} for k, s in enumerate(lazy)})
-        out.hops[spec.name] = median_hop(in_memory)
-    return out
+    ids = list(item_ids)
+    return FeatureReader(catalog, cfg, ids, max_item_rows=max_item_rows).read(ids)
+
+
+@dataclass
+class Survey:
+    """What every item brings, found before any is aligned (:func:`survey_features`)."""
+
+    #: modality -> bool per item: the item has frames of it.
+    avail: dict[str, np.ndarray]
+    #: modality -> feature width per item (-1: no frames).
+    widths: dict[str, np.ndarray]
+    #: sequence modality -> frame period over every item (as :func:`read_features` finds it).
+    hops: dict[str, float]
+
+
+def survey_features(reader: FeatureReader, item_ids: Sequence[str], *, batch_items: int) -> Survey:
+    """Availability, widths and frame periods of ``item_ids``, read ``batch_items`` at a time
+    (the frames of one batch in memory at once; the steps are kept as distinct values and counts)."""
+    n = len(item_ids)
+    avail = {s.name: np.zeros(n, bool) for s in reader.cfg.modalities}
+    widths = {s.name: np.full(n, -1, np.int64) for s in reader.cfg.modalities}
+    empty = (np.zeros(0), np.zeros(0, np.int64))
+    counts: dict[str, tuple[np.ndarray, np.ndarray]] = dict.fromkeys(reader.names, empty)
+    no_hops = dict.fromkeys(reader.names, 0.0)  # found below, over every batch
+    for lo in range(0, n, batch_items):
+        batch = list(item_ids[lo:lo + batch_items])
+        feats = reader.read(batch, no_hops)
+        for m, a in availability(feats, batch).items():
+            avail[m][lo:lo + len(batch)] = a
+            widths[m][lo:lo + len(batch)] = [_width(feats.seqs[m][i]) if i in feats.seqs[m] else -1 for i in batch]
+        for m, (v0, c0) in counts.items():  # merged as it goes: as many entries as distinct steps
+            v1, c1 = step_counts(hop_sample(feats.seqs[m]))
+            values, where = np.unique(np.r_[v0, v1], return_inverse=True)
+            counts[m] = values, np.bincount(where, weights=np.r_[c0, c1], minlength=len(values)).astype(np.int64)
+    hops = {spec.name: spec.hop if spec.hop is not None else median_of_counts(*counts[spec.name])
+            for spec in reader.cfg.modalities if spec.name in counts}
+    return Survey(avail, widths, hops)
 
 
 # --------------------------------------------------------------------------- 2. availability
@@ -162,9 +237,16 @@ def _width(seq: Frames) -> int:
 def feature_widths(cfg: DataConfig, feats: Features, item_ids: Sequence[str],
                    dims: dict[str, int] | None = None) -> dict[str, int]:
     """Feature width per modality; items must agree, and match ``dims`` (a run's widths) when given."""
+    return check_widths(cfg, {spec.name: {_width(feats.seqs[spec.name][i]) for i in item_ids
+                                          if i in feats.seqs[spec.name]} for spec in cfg.modalities}, dims)
+
+
+def check_widths(cfg: DataConfig, widths: dict[str, set[int]], dims: dict[str, int] | None = None) -> dict[str, int]:
+    """The one width per modality of ``widths`` (modality -> the widths its items have), checked
+    against ``dims`` (a run's widths) when given; raises when items disagree or none has features."""
     dims = dict(dims or {})
     for spec in cfg.modalities:
-        found = {_width(feats.seqs[spec.name][i]) for i in item_ids if i in feats.seqs[spec.name]}
+        found = set(widths[spec.name])
         if len(found) > 1:
             raise ValueError(f"{spec.feature_set}: items disagree on the feature width: {sorted(found)}")
         if spec.name in dims and found and found != {dims[spec.name]}:
@@ -215,6 +297,14 @@ def _corpus_order(media: pd.DataFrame, cfg: DataConfig) -> tuple[str, ...] | Non
     return order
 
 
+def item_classes(media: pd.DataFrame, cfg: DataConfig, classes: list[str] | None = None) -> list[str]:
+    """The class order of these items' labels (see :func:`label_items`)."""
+    if classes is not None:
+        return list(classes)
+    label_col = media[cfg.label] if cfg.label in media else pd.Series([None] * len(media))
+    return _label_classes(label_col, cfg.classes, _corpus_order(media, cfg))
+
+
 def label_items(media: pd.DataFrame, cfg: DataConfig, durations: np.ndarray, avail: dict[str, np.ndarray], *,
                 classes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The items table (item_id, speaker, the plan columns ``split``/``session`` where the media
@@ -222,7 +312,7 @@ def label_items(media: pd.DataFrame, cfg: DataConfig, durations: np.ndarray, ava
     order (``classes``, else ``cfg.classes``, else the order of the one corpus the items come from
     (its registered recipe's class order) for the classes present, then the others sorted by name)."""
     label_col = media[cfg.label] if cfg.label in media else pd.Series([None] * len(media))
-    cls = classes if classes is not None else _label_classes(label_col, cfg.classes, _corpus_order(media, cfg))
+    cls = item_classes(media, cfg, classes)
     lookup = {c: k for k, c in enumerate(cls)}
     labels = np.array([lookup.get(str(v), -1) if v is not None and not pd.isna(v) else -1 for v in label_col], np.int64)
     items = pd.DataFrame({"item_id": media["item_id"].tolist(),

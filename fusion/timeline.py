@@ -219,13 +219,40 @@ def align_to_edges(values: np.ndarray, fstart: np.ndarray, fend: np.ndarray, edg
     return out.astype(np.float32), mask
 
 
+def step_counts(seqs: dict[str, dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct positive finite time steps of the items' ``times`` and how often each occurs:
+    what :func:`median_hop` needs, small enough to gather chunk by chunk over a large corpus.
+
+    >>> v, c = step_counts({"a": {"times": np.r_[0.0, 0.5, 1.0, 3.0]}, "b": {"times": np.r_[0.0, 0.5]}})
+    >>> v.tolist(), c.tolist()
+    ([0.5, 2.0], [3, 1])
+    """
+    steps = [np.diff(s["times"]) for s in seqs.values() if len(s["times"]) > 1]
+    steps = [d[np.isfinite(d) & (d > 0)] for d in steps]
+    allsteps = np.concatenate(steps) if steps else np.array([])
+    return np.unique(allsteps, return_counts=True)
+
+
+def median_of_counts(values: np.ndarray, counts: np.ndarray) -> float:
+    """The median of a sample given as values and their counts (exactly ``np.median`` of the
+    sample, the mean of the two middle values when it has an even size); 0.0 when empty.
+
+    >>> median_of_counts(np.r_[0.04, 0.01], np.r_[1, 2]), median_of_counts(np.r_[0.01, 0.04], np.r_[1, 1])
+    (0.01, 0.025)
+    """
+    n = int(np.sum(counts))
+    if n == 0:
+        return 0.0
+    order = np.argsort(values, kind="stable")
+    v, ends = np.asarray(values, np.float64)[order], np.cumsum(np.asarray(counts)[order])
+    at = lambda k: v[np.searchsorted(ends, k, side="right")]  # noqa: E731 - the k-th (0-based) value
+    return float(at(n // 2)) if n % 2 else float(np.mean([at(n // 2 - 1), at(n // 2)]))
+
+
 def median_hop(seqs: dict[str, dict[str, np.ndarray]]) -> float:
     """Median time step over all items of a feature set (its frame period).
 
     >>> median_hop({"a": {"times": np.arange(5) * 0.01}, "b": {"times": np.array([0.0])}})
     0.01
     """
-    steps = [np.diff(s["times"]) for s in seqs.values() if len(s["times"]) > 1]
-    steps = [d[np.isfinite(d) & (d > 0)] for d in steps]
-    allsteps = np.concatenate(steps) if steps else np.array([])
-    return float(np.median(allsteps)) if allsteps.size else 0.0
+    return median_of_counts(*step_counts(seqs))

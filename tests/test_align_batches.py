@@ -1,0 +1,93 @@
+"""fusion.align.load_aligned batch by batch: a corpus read and aligned a few items at a time is the
+same data, bit for bit, as one read of everything (frame periods, widths, availability and classes
+are found over every item first), and no read asks for more than a batch."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emofuse.catalog.records import ExtractResult, FeatureSetDescription, Sequence
+from emofuse.catalog.store import Catalog
+from emofuse.fusion.align import load_aligned
+from emofuse.fusion.data_config import AlignConfig, DataConfig, ModalitySpec
+from emofuse.fusion.features import FeatureReader
+from synthetic_catalog import build_synthetic_catalog, data_config
+
+KEY = "egemaps-v1-test"
+
+
+def _same(a, b) -> None:
+    pd.testing.assert_frame_equal(a.items, b.items)
+    for f in ("row_item", "row_start", "row_end", "row_step"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    assert (a.classes, a.dims, a.dropped, a.feature_sets) == (b.classes, b.dims, b.dropped, b.feature_sets)
+    assert list(a.x) == list(b.x)
+    for m in a.x:
+        np.testing.assert_array_equal(np.asarray(a.x[m]), np.asarray(b.x[m]), err_msg=m)
+        np.testing.assert_array_equal(a.mask[m], b.mask[m], err_msg=m)
+    for f in ("frame_targets", "frame_mask"):
+        if getattr(a, f) is None:
+            assert getattr(b, f) is None
+        else:
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[int]:
+    """The number of items each FeatureReader.read asks for."""
+    sizes: list[int] = []
+    real = FeatureReader.read
+
+    def read(self, item_ids, hops=None):
+        ids = list(item_ids)
+        sizes.append(len(ids))
+        return real(self, ids, hops)
+
+    monkeypatch.setattr(FeatureReader, "read", read)
+    return sizes
+
+
+@pytest.mark.parametrize("cfg, kw", [
+    (data_config(text=True), {}),
+    (data_config("window", missing="drop", steps=6, hop=3, rate=4.0), {}),
+    (data_config(text=True), {"windows": (0.75, 0.5)}),
+], ids=["clips", "rcma-windows-drop", "time-windows"])
+def test_batches_of_items_align_as_one_read(tmp_path_factory, reads, cfg, kw):
+    cat, media = build_synthetic_catalog(tmp_path_factory.mktemp("batches") / "cat", n_speakers=3, reps=2)
+    whole = load_aligned(cat, cfg, batch_items=10_000, **kw)
+    assert max(reads) == len(media)
+    reads.clear()
+    batched = load_aligned(cat, cfg, batch_items=4, **kw)
+    assert max(reads) <= 4 and len(reads) >= 2 * (len(media) // 4)  # the survey's pass, then the aligning one
+    _same(whole, batched)
+
+
+def test_frame_periods_and_targets_are_the_corpus_not_the_batch(tmp_path, reads):
+    """Items at 100 Hz and at 33 Hz: the frame period is the corpus's median (10 ms) in every batch,
+    also one holding only 33-Hz items; per-frame targets come along unchanged."""
+    cat = Catalog(tmp_path / "cat").init()
+    ids = [f"i{k}" for k in range(9)]
+    cat.add_media([{"item_id": i, "path": f"/v/{i}.mp4", "relpath": f"{i}.mp4", "corpus": "test",
+                    "speaker": "s1", "duration": 1.0 + 0.07 * k} for k, i in enumerate(ids)])
+    cat.register_feature_set(FeatureSetDescription(name="egemaps", key=KEY, version=1, sequence_dim=3))
+    rng = np.random.default_rng(0)
+    results = []
+    for k, i in enumerate(ids):
+        t = np.arange(0.0, 1.0 + 0.07 * k, 0.01 if k < 5 else 0.03)
+        results.append(ExtractResult(i, sequence=Sequence(t, {"values": rng.normal(size=(len(t), 3)).astype(
+            np.float32)}), n_frames=len(t)))
+    cat.commit_task(KEY, "task-1", results)
+    ft = np.arange(30) / 30.0
+    cat.add_frame_labels(pd.concat([pd.DataFrame({"item_id": i, "frame": np.arange(30, dtype=np.int32), "time": ft,
+                                                  "valence": rng.normal(size=30).astype(np.float32),
+                                                  "arousal": rng.normal(size=30).astype(np.float32),
+                                                  "expression": None}) for i in ids[::2]], ignore_index=True))
+    cfg = DataConfig([ModalitySpec("audio", "egemaps")], align=AlignConfig(mode="window", steps=8, hop=4, rate=10.0),
+                     targets="frame")
+    whole = load_aligned(cat, cfg, batch_items=100)
+    batched = load_aligned(cat, cfg, batch_items=4)  # the last batch: i8 alone, 33 Hz
+    assert whole.frame_targets is not None and whole.frame_mask.any()
+    _same(whole, batched)
+    fixed = DataConfig([ModalitySpec("audio", "egemaps")], align=AlignConfig(steps=7))
+    _same(load_aligned(cat, fixed, batch_items=100), load_aligned(cat, fixed, batch_items=4))
