@@ -86,7 +86,7 @@ from emofuse.catalog.sequences import MAX_ITEM_ROWS, LazySequence
 from emofuse.catalog.store import Catalog
 from emofuse.fusion.data_config import DataConfig, ModalitySpec
 from emofuse.fusion.dataset import AlignedData
-from emofuse.fusion.row_store import RowArray, RowWriter
+from emofuse.fusion.row_store import RowArray, RowWriter, permuted
 from emofuse.fusion.targets import TargetFrames, align_targets, read_frame_targets
 from emofuse.fusion.features import (
     FeatureReader,
@@ -303,6 +303,26 @@ def join_rows(parts: list[AlignedData], x: dict[str, np.ndarray | RowArray]) -> 
     return out
 
 
+def in_item_order(data: AlignedData, seg_pos: np.ndarray) -> AlignedData:
+    """``data`` with its segments sorted by ``seg_pos`` (each segment's item position; a stable
+    sort, so an item's windows keep their order) and its rows following them; unchanged when
+    already in that order."""
+    seg_perm = np.argsort(seg_pos, kind="stable")
+    if np.array_equal(seg_perm, np.arange(len(seg_perm))):
+        return data
+    new_seg = np.empty_like(seg_perm)
+    new_seg[seg_perm] = np.arange(len(seg_perm))
+    row_perm = np.argsort(new_seg[data.row_item], kind="stable")
+    out = dataclasses.replace(
+        data, items=data.items.iloc[seg_perm].reset_index(drop=True), row_item=new_seg[data.row_item][row_perm],
+        row_start=data.row_start[row_perm], row_end=data.row_end[row_perm],
+        x={m: permuted(x, row_perm) for m, x in data.x.items()}, mask={m: v[row_perm] for m, v in data.mask.items()},
+        row_step=None if data.row_step is None else data.row_step[row_perm])
+    if data.frame_targets is not None:
+        out.frame_targets, out.frame_mask = data.frame_targets[row_perm], data.frame_mask[row_perm]
+    return out
+
+
 def _align_one(seq: dict[str, np.ndarray] | None, spec: ModalitySpec, edges: np.ndarray, dim: int,
                hop: float, duration: float) -> tuple[np.ndarray, np.ndarray]:
     n_bins = len(edges) - 1
@@ -432,10 +452,12 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
     targets = read_frame_targets(catalog, ids, cfg.dimensional) if frame_targets else None
     writers = new_writers(cfg, dims)
     parts = []
-    for lo in range(0, len(ids), batch):  # one batch of items' frames in memory at a time
-        part = media.iloc[lo:lo + batch].reset_index(drop=True)
+    order = reader.locality_order(ids)
+    for lo in range(0, len(ids), batch):  # one batch of items' frames in memory at a time, shard by shard
+        at = order[lo:lo + batch]
+        part = media.iloc[at].reset_index(drop=True)
         feats = reader.read(part["item_id"].tolist(), survey.hops)
-        items, _ = label_items(part, cfg, item_durations(part, feats), {m: a[lo:lo + batch] for m, a in avail.items()},
+        items, _ = label_items(part, cfg, item_durations(part, feats), {m: a[at] for m, a in avail.items()},
                                classes=cls)
         parts.append(align_items(cfg, items, feats, dims, windows=win, time_range=time_range, targets=targets,
                                  writers=writers))
@@ -444,6 +466,7 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
         parts.append(align_items(cfg, items, Features({m: {} for m in avail}), dims, windows=win,
                                  time_range=time_range, targets=targets, writers=writers))
     rows = join_rows(parts, {m: w.finish() for m, w in writers.items()})
+    rows = in_item_order(rows, pd.Index(ids).get_indexer(rows.items["item_id"]))
     timings = {"read_s": t_read, "align_s": time.perf_counter() - t1, "total_s": time.perf_counter() - t0,
                "items": float(len(ids))}
     log.info("loaded %d items (%d segments, %d rows) of %s in %.2f s (read %.2f s, align %.2f s, batches of %d)",

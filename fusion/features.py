@@ -106,6 +106,21 @@ class FeatureReader:
             self.names[spec.name] = ["values", *(a for a in AUX_ARRAYS if a in common)]
             self.index[spec.name] = catalog.sequence_index(key)
 
+    def locality_order(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Positions of ``item_ids`` in the order their frames are stored (shard, then offset, of the
+        first sequence feature set; items without frames there last, in their order): batches taken
+        in this order read each shard about once, where the media table's order (by item id) would
+        touch every shard in every batch."""
+        n = len(item_ids)
+        if not self.index:
+            return np.arange(n)
+        idx = next(iter(self.index.values())).drop_duplicates("item_id").set_index("item_id")
+        loc = idx[["shard", "offset"]].reindex(list(item_ids))
+        shard = pd.Categorical(loc["shard"]).codes.astype(np.int64)
+        shard[shard < 0] = shard.max(initial=0) + 1
+        offset = loc["offset"].to_numpy(np.float64, na_value=np.inf)
+        return np.lexsort((np.arange(n), offset, shard))
+
     def read(self, item_ids: Iterable[str], hops: dict[str, float] | None = None) -> Features:
         """The frames of ``item_ids`` (empty sequences dropped). ``hops``: each sequence modality's
         frame period when known (:func:`survey_features` finds it over every item); else
@@ -165,20 +180,23 @@ class Survey:
 
 
 def survey_features(reader: FeatureReader, item_ids: Sequence[str], *, batch_items: int) -> Survey:
-    """Availability, widths and frame periods of ``item_ids``, read ``batch_items`` at a time
-    (the frames of one batch in memory at once; the steps are kept as distinct values and counts)."""
+    """Availability, widths and frame periods of ``item_ids``, read ``batch_items`` at a time in
+    the order they are stored (the frames of one batch in memory at once; the steps are kept as
+    distinct values and counts)."""
     n = len(item_ids)
+    order = reader.locality_order(item_ids)
     avail = {s.name: np.zeros(n, bool) for s in reader.cfg.modalities}
     widths = {s.name: np.full(n, -1, np.int64) for s in reader.cfg.modalities}
     empty = (np.zeros(0), np.zeros(0, np.int64))
     counts: dict[str, tuple[np.ndarray, np.ndarray]] = dict.fromkeys(reader.names, empty)
     no_hops = dict.fromkeys(reader.names, 0.0)  # found below, over every batch
     for lo in range(0, n, batch_items):
-        batch = list(item_ids[lo:lo + batch_items])
+        at = order[lo:lo + batch_items]
+        batch = [item_ids[k] for k in at]
         feats = reader.read(batch, no_hops)
         for m, a in availability(feats, batch).items():
-            avail[m][lo:lo + len(batch)] = a
-            widths[m][lo:lo + len(batch)] = [_width(feats.seqs[m][i]) if i in feats.seqs[m] else -1 for i in batch]
+            avail[m][at] = a
+            widths[m][at] = [_width(feats.seqs[m][i]) if i in feats.seqs[m] else -1 for i in batch]
         for m, (v0, c0) in counts.items():  # merged as it goes: as many entries as distinct steps
             v1, c1 = step_counts(hop_sample(feats.seqs[m]))
             values, where = np.unique(np.r_[v0, v1], return_inverse=True)

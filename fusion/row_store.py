@@ -175,3 +175,13 @@ def row_chunks(x: np.ndarray | RowArray, rows: np.ndarray, size: int | None = No
     for s in range(0, len(rows), size):
         sel = rows[s:s + size]
         yield sel, np.asarray(x[sel], np.float32)
+
+
+def permuted(x: np.ndarray | RowArray, order: np.ndarray) -> np.ndarray | RowArray:
+    """Rows ``order`` of ``x`` as a new array of the same kind (a RowArray is copied block by block)."""
+    if not isinstance(x, RowArray):
+        return np.asarray(x)[order]
+    w = RowWriter(x.row_shape)
+    for _rows, block in row_chunks(x, order):
+        w.append(block)
+    return w.finish()

@@ -91,3 +91,46 @@ def test_frame_periods_and_targets_are_the_corpus_not_the_batch(tmp_path, reads)
     _same(whole, batched)
     fixed = DataConfig([ModalitySpec("audio", "egemaps")], align=AlignConfig(steps=7))
     _same(load_aligned(cat, fixed, batch_items=100), load_aligned(cat, fixed, batch_items=4))
+
+
+def test_batches_follow_the_shards_and_come_back_in_item_order(tmp_path, monkeypatch):
+    """Tasks that interleave the item ids (task t holds items k with k % 3 == t), so batches in the
+    media table's order would open every shard: batches are taken shard by shard (each shard opened
+    once per pass) and the rows come back in the items' order, each the same as the item aligned alone."""
+    from emofuse.catalog import sequences
+
+    cat = Catalog(tmp_path / "cat").init()
+    ids = [f"a{k:02d}" for k in range(12)]
+    cat.add_media([{"item_id": i, "path": f"/v/{i}.mp4", "relpath": f"{i}.mp4", "corpus": "test", "speaker": "s1",
+                    "emotion": ["sad", "happy"][k % 2], "duration": 1.0 + 0.1 * k} for k, i in enumerate(ids)])
+    cat.register_feature_set(FeatureSetDescription(name="egemaps", key=KEY, version=1, sequence_dim=3))
+    rng = np.random.default_rng(1)
+    for t in range(3):
+        results = []
+        for k in range(t, 12, 3):
+            times = np.arange(0.0, 1.0 + 0.1 * k, 0.01)
+            results.append(ExtractResult(ids[k], sequence=Sequence(times, {"values": rng.normal(
+                size=(len(times), 3)).astype(np.float32)}), n_frames=len(times)))
+        cat.commit_task(KEY, f"task-{t}", results)
+    opened: list[str] = []
+    real_open = sequences.open_shard
+
+    def open_shard(layout, feature_set, shard):
+        opened.append(shard)
+        return real_open(layout, feature_set, shard)
+
+    monkeypatch.setattr(sequences, "open_shard", open_shard)
+    cfg = DataConfig([ModalitySpec("audio", "egemaps")], align=AlignConfig(mode="window", steps=8, hop=4, rate=10.0))
+    data = load_aligned(cat, cfg, batch_items=4)
+    # once for the arrays every shard holds, once in the survey's pass, once in the aligning one
+    assert sorted(opened) == sorted(3 * ["task-0", "task-1", "task-2"])
+    assert data.items["item_id"].tolist() == ids and data.classes == ["happy", "sad"]
+    assert (np.diff(data.row_item) >= 0).all() and (data.row_step[data.row_item == 11] > 0).any()
+    for k, i in enumerate(ids):
+        alone = load_aligned(cat, cfg, [i])
+        rows = np.flatnonzero(data.row_item == k)
+        np.testing.assert_array_equal(np.asarray(data.x["audio"])[rows], np.asarray(alone.x["audio"]))
+        np.testing.assert_array_equal(data.mask["audio"][rows], alone.mask["audio"])
+        np.testing.assert_array_equal(data.row_step[rows], alone.row_step)
+        np.testing.assert_array_equal(data.row_start[rows], alone.row_start)
+        assert int(data.items["label"][k]) == ["happy", "sad"].index(["sad", "happy"][k % 2])
