@@ -61,7 +61,7 @@ MODULES: dict[str, list[str]] = {
                         "tests/test_survivors_align_load.py", "tests/test_frame_targets.py",
                         "tests/test_survivors_align_items.py", "tests/test_survivors_align_clip.py",
                         "tests/test_survivors_align_segments.py", "tests/test_survivors_align_groups.py",
-                        "tests/test_survivors_align_targets.py"],
+                        "tests/test_survivors_align_targets.py", "tests/test_align_batches.py"],
     "fusion/timeline.py": ["tests/test_timeline.py", "tests/test_properties_timeline.py",
                            "tests/test_survivors_windows.py", "tests/test_survivors_timeline.py"],
     "flows/report/page.py": ["tests/test_survivors_report_page.py"],  # milliseconds a page; see docs/mutation.md
