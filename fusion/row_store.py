@@ -51,7 +51,8 @@ class RowWriter:
 
     def __init__(self, row_shape: tuple[int, ...], *, directory: str | None = None) -> None:
         self.row_shape = tuple(int(s) for s in row_shape)
-        fd, path = tempfile.mkstemp(prefix="emofuse-rows-", dir=directory or scratch_dir())
+        self.directory = directory or scratch_dir()
+        fd, path = tempfile.mkstemp(prefix="emofuse-rows-", dir=self.directory)
         os.unlink(path)  # the data lives as long as the descriptor: no file left behind, even after a crash
         self._fd = fd
         self._closer = weakref.finalize(self, os.close, fd)  # a writer dropped unfinished closes it
@@ -73,8 +74,12 @@ class RowWriter:
     def _flush(self) -> None:
         if self._pending:
             data = memoryview(np.concatenate(self._pending)).cast("B")
-            while len(data):
-                data = data[os.write(self._fd, data):]
+            try:
+                while len(data):
+                    data = data[os.write(self._fd, data):]
+            except OSError as e:
+                raise OSError(e.errno, f"writing aligned features to a scratch file in {self.directory} failed "
+                                       f"({e.strerror}); free space there or set {SCRATCH_ENV} to a larger folder") from e
         self._pending, self._pending_bytes = [], 0
 
     def finish(self) -> "RowArray":

@@ -105,3 +105,26 @@ def test_statistics_and_batches_read_features_a_block_at_a_time(tmp_path, monkey
             np.testing.assert_allclose(b.inputs[m].numpy(), want, rtol=1e-6, atol=1e-6)
         seen += len(local)
     assert seen == len(rows) and max(reads.sizes) <= 4
+
+
+def test_a_full_scratch_folder_says_where_and_what_to_do(tmp_path):
+    """A write the file system refuses (here: a file-size limit, EFBIG) names the folder and the variable."""
+    import subprocess
+    import sys
+
+    code = f"""
+import resource, signal, numpy as np
+from emofuse.fusion import row_store
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+w = row_store.RowWriter((256,), directory={str(tmp_path)!r})
+try:
+    for _ in range(8):
+        w.append(np.ones((1024, 256), np.float32))
+    w.finish()
+except OSError as e:
+    print(e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert str(tmp_path) in out.stdout and "EMOFUSE_SCRATCH" in out.stdout and "free space" in out.stdout
