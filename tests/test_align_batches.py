@@ -3,6 +3,8 @@ same data, bit for bit, as one read of everything (frame periods, widths, availa
 are found over every item first), and no read asks for more than a batch."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,3 +136,44 @@ def test_batches_follow_the_shards_and_come_back_in_item_order(tmp_path, monkeyp
         np.testing.assert_array_equal(data.row_step[rows], alone.row_step)
         np.testing.assert_array_equal(data.row_start[rows], alone.row_start)
         assert int(data.items["label"][k]) == ["happy", "sad"].index(["sad", "happy"][k % 2])
+    assert list(data.items.columns) == list(alone.items.columns)
+    # per-frame targets come back in order too; time windows (many per item) keep their order
+    ft = np.arange(40) / 20.0
+    cat.add_frame_labels(pd.concat([pd.DataFrame({"item_id": i, "frame": np.arange(40, dtype=np.int32), "time": ft,
+                                                  "valence": rng.normal(size=40).astype(np.float32),
+                                                  "arousal": rng.normal(size=40).astype(np.float32),
+                                                  "expression": None}) for i in ids], ignore_index=True))
+    framed = dataclasses.replace(cfg, targets="frame")
+    reads = []
+    real_read = FeatureReader.read
+    monkeypatch.setattr(FeatureReader, "read", lambda self, ii, hops=None: reads.append(len(list(ii))) or
+                        real_read(self, ii, hops))
+    data = load_aligned(cat, framed, batch_items=1)
+    assert max(reads) == 1
+    fixed = DataConfig([ModalitySpec("audio", "egemaps")], align=AlignConfig(steps=4))
+    windowed = load_aligned(cat, fixed, batch_items=4, windows=(0.3, 0.1))
+    for k, i in enumerate(ids):
+        rows = np.flatnonzero(data.row_item == k)
+        alone = load_aligned(cat, framed, [i])
+        np.testing.assert_array_equal(data.frame_targets[rows], alone.frame_targets)
+        np.testing.assert_array_equal(data.frame_mask[rows], alone.frame_mask)
+        segs = np.flatnonzero(windowed.items["item_id"].to_numpy() == i)
+        alone = load_aligned(cat, fixed, [i], windows=(0.3, 0.1))
+        assert windowed.items["window"].to_numpy()[segs].tolist() == alone.items["window"].tolist()
+        rows = np.flatnonzero(np.isin(windowed.row_item, segs))
+        np.testing.assert_array_equal(np.asarray(windowed.x["audio"])[rows], np.asarray(alone.x["audio"]))
+
+
+def test_no_item_left_is_an_empty_load_of_the_run_s_shape(tmp_path):
+    """Scoring items that all lack a modality (``missing="drop"``) with a run's widths and classes:
+    no row, every array of the run's shape, the items table's columns there."""
+    cat, media = build_synthetic_catalog(tmp_path / "cat", n_speakers=2, reps=1, no_face=2)
+    cfg = data_config("window", missing="drop", steps=6, hop=3, rate=4.0)
+    full = load_aligned(cat, cfg)
+    faceless = [m["item_id"] for m in media if m["item_id"] not in set(full.items["item_id"])]
+    assert len(faceless) == 2
+    empty = load_aligned(cat, cfg, faceless, dims=full.dims, classes=full.classes)
+    assert empty.n_rows == 0 and len(empty.items) == 0 and empty.dropped == {"missing_face": 2}
+    assert {m: x.shape for m, x in empty.x.items()} == {m: (0, *x.shape[1:]) for m, x in full.x.items()}
+    assert {m: v.shape for m, v in empty.mask.items()} == {m: (0, v.shape[1]) for m, v in full.mask.items()}
+    assert list(empty.items.columns) == list(full.items.columns) and empty.classes == full.classes
