@@ -453,7 +453,7 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
     writers = new_writers(cfg, dims)
     parts = []
     order = reader.locality_order(ids)
-    for lo in range(0, len(ids), batch):  # one batch of items' frames in memory at a time, shard by shard
+    for lo in range(0, max(len(ids), 1), batch):  # one batch's frames in memory at a time, shard by shard
         at = order[lo:lo + batch]
         part = media.iloc[at].reset_index(drop=True)
         feats = reader.read(part["item_id"].tolist(), survey.hops)
@@ -461,10 +461,6 @@ def load_aligned(catalog: Catalog, config: DataConfig, item_ids: Iterable[str] |
                                classes=cls)
         parts.append(align_items(cfg, items, feats, dims, windows=win, time_range=time_range, targets=targets,
                                  writers=writers))
-    if not parts:  # no item: the empty tables of one empty batch
-        items, _ = label_items(media, cfg, np.zeros(0), avail, classes=cls)
-        parts.append(align_items(cfg, items, Features({m: {} for m in avail}), dims, windows=win,
-                                 time_range=time_range, targets=targets, writers=writers))
     rows = join_rows(parts, {m: w.finish() for m, w in writers.items()})
     rows = in_item_order(rows, pd.Index(ids).get_indexer(rows.items["item_id"]))
     timings = {"read_s": t_read, "align_s": time.perf_counter() - t1, "total_s": time.perf_counter() - t0,
