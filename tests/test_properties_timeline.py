@@ -17,8 +17,11 @@ from emofuse.fusion.timeline import (
     clip_windows,
     fixed_edges,
     frame_bounds,
+    median_hop,
+    median_of_counts,
     pool_sums,
     rate_edges,
+    step_counts,
     window_starts,
 )
 
@@ -128,3 +131,20 @@ def test_valid_frames_that_overlap_no_bin_leave_every_bin_invalid(method):
     assert not mask.any() and not out.any()
     s, w = pool_sums(v, np.array([1.0]), np.array([2.0]), fixed_edges(1.0, 2))
     assert not w.any() and not s.any()
+
+
+@FAST
+@given(st.lists(st.lists(st.sampled_from([0.01, 0.02, 0.04, 1 / 30, 0.1, np.nan, -0.01]), max_size=12),
+                max_size=8), st.integers(1, 4))
+def test_the_median_of_step_counts_merged_batch_by_batch_is_np_median_of_every_step(steps, batch):
+    """What load_aligned's survey does (counts per batch of items, merged) against np.median of all steps."""
+    seqs = {str(k): {"times": np.cumsum(np.r_[0.0, s])} for k, s in enumerate(steps)}
+    every = np.concatenate([np.diff(q["times"]) for q in seqs.values()] or [np.zeros(0)])
+    every = every[np.isfinite(every) & (every > 0)]
+    want = float(np.median(every)) if every.size else 0.0
+    assert median_hop(seqs) == want
+    keys = list(seqs)
+    parts = [step_counts({k: seqs[k] for k in keys[i:i + batch]}) for i in range(0, len(keys), batch)]
+    values = np.concatenate([v for v, _ in parts] or [np.zeros(0)])
+    counts = np.concatenate([c for _, c in parts] or [np.zeros(0, np.int64)])
+    assert median_of_counts(values, counts) == want
