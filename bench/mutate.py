@@ -62,6 +62,11 @@ MODULES: dict[str, list[str]] = {
                         "tests/test_survivors_align_items.py", "tests/test_survivors_align_clip.py",
                         "tests/test_survivors_align_segments.py", "tests/test_survivors_align_groups.py",
                         "tests/test_survivors_align_targets.py", "tests/test_align_batches.py"],
+    # split out of fusion/align.py (2026-12-06); its tests drive them
+    "fusion/item_align.py": ["tests/test_align.py", "tests/test_survivors_align.py",
+                             "tests/test_survivors_align_groups.py", "tests/test_survivors_align_clip.py",
+                             "tests/test_survivors_align_segments.py"],
+    "fusion/row_batches.py": ["tests/test_align_batches.py"],
     "fusion/timeline.py": ["tests/test_timeline.py", "tests/test_properties_timeline.py",
                            "tests/test_survivors_windows.py", "tests/test_survivors_timeline.py"],
     "flows/report/page.py": ["tests/test_survivors_report_page.py"],  # milliseconds a page; see docs/mutation.md

@@ -77,21 +77,21 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from emofuse.catalog.sequences import MAX_ITEM_ROWS, LazySequence
 from emofuse.catalog.store import Catalog
-from emofuse.fusion.data_config import DataConfig, ModalitySpec
+from emofuse.fusion.data_config import DataConfig
 from emofuse.fusion.dataset import AlignedData
-from emofuse.fusion.row_store import RowArray, RowWriter, permuted
+from emofuse.fusion.item_align import align_lazy, align_whole, align_window, window_frames
+from emofuse.fusion.row_batches import in_item_order, join_rows, new_writers
+from emofuse.fusion.row_store import RowArray, RowWriter
 from emofuse.fusion.targets import TargetFrames, align_targets, read_frame_targets
 from emofuse.fusion.features import (
     FeatureReader,
     Features,
-    Frames,
     check_widths,
     item_classes,
     item_durations,
@@ -102,12 +102,8 @@ from emofuse.fusion.features import (
     warn_missing,
 )
 from emofuse.fusion.timeline import (
-    _EPS,
-    align_to_edges,
     clip_windows,
     fixed_edges,
-    frame_bounds,
-    pool_sums,
     rate_edges,
     window_starts,
 )
@@ -229,7 +225,7 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
             x, mk = {}, {}
             for spec in cfg.modalities:
                 edges = segment_edges(cfg, spec.name, 0.0, dur)
-                one = _align_lazy if isinstance(seqs[spec.name], LazySequence) else _align_one
+                one = align_lazy if isinstance(seqs[spec.name], LazySequence) else align_whole
                 x[spec.name], mk[spec.name] = one(seqs[spec.name], spec, edges, dims[spec.name], hops[spec.name], dur)
             add(n_seg, x, mk, 0.0, dur)
             continue
@@ -242,7 +238,7 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
             while k1 < len(ks) and bounds[ks[k1], 1] - bounds[ks[k0], 0] <= max(span, windows[0]):
                 k1 += 1
             g0, g1 = float(bounds[ks[k0], 0]), float(bounds[ks[k1 - 1], 1])
-            frames = {spec.name: _frames(seqs[spec.name], spec, hops[spec.name], dur, g0, g1)
+            frames = {spec.name: window_frames(seqs[spec.name], spec, hops[spec.name], dur, g0, g1)
                       for spec in cfg.modalities}
             for k in ks[k0:k1]:
                 ws, we = float(bounds[k, 0]), float(bounds[k, 1])
@@ -251,7 +247,7 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
                 seg_bounds.append((ws, we, k))
                 x, mk = {}, {}
                 for spec in cfg.modalities:
-                    x[spec.name], mk[spec.name] = _align_frames(frames[spec.name], spec,
+                    x[spec.name], mk[spec.name] = align_window(frames[spec.name], spec,
                                                                 segment_edges(cfg, spec.name, ws, we), dims[spec.name])
                 add(n_seg, x, mk, ws, we)
             k0 = k1
@@ -276,125 +272,6 @@ def align_items(cfg: DataConfig, items: pd.DataFrame, feats: Features, dims: dic
         has[rows.row_item[rows.frame_mask.any(axis=1)]] = True
         rows.items["has_frame_targets"] = has
     return rows
-
-
-def new_writers(cfg: DataConfig, dims: dict[str, int]) -> dict[str, RowWriter]:
-    """One scratch-file writer per modality for rows of its (steps, width): features on disk, not in memory."""
-    return {s.name: RowWriter((cfg.align.steps_for(s.name), dims[s.name])) for s in cfg.modalities}
-
-
-def join_rows(parts: list[AlignedData], x: dict[str, np.ndarray | RowArray]) -> AlignedData:
-    """Batches of :func:`align_items` (aligned in this order into the same writers) as one
-    :class:`AlignedData` whose features are ``x``."""
-    first = parts[0]
-    offsets = np.cumsum([0, *(len(p.items) for p in parts[:-1])])
-
-    def cat(get: Any) -> np.ndarray:
-        return np.concatenate([get(p) for p in parts])
-
-    out = dataclasses.replace(
-        first, items=pd.concat([p.items for p in parts], ignore_index=True),
-        row_item=np.concatenate([p.row_item + o for p, o in zip(parts, offsets)]),
-        row_start=cat(lambda p: p.row_start), row_end=cat(lambda p: p.row_end), x=x,
-        mask={m: cat(lambda p, m=m: p.mask[m]) for m in first.mask},
-        row_step=cat(lambda p: p.row_step))
-    if first.frame_targets is not None:
-        out.frame_targets, out.frame_mask = cat(lambda p: p.frame_targets), cat(lambda p: p.frame_mask)
-    return out
-
-
-def in_item_order(data: AlignedData, seg_pos: np.ndarray) -> AlignedData:
-    """``data`` with its segments sorted by ``seg_pos`` (each segment's item position; a stable
-    sort, so an item's windows keep their order) and its rows following them; unchanged when
-    already in that order."""
-    seg_perm = np.argsort(seg_pos, kind="stable")
-    if np.array_equal(seg_perm, np.arange(len(seg_perm))):
-        return data
-    new_seg = np.empty_like(seg_perm)
-    new_seg[seg_perm] = np.arange(len(seg_perm))
-    row_perm = np.argsort(new_seg[data.row_item], kind="stable")
-    out = dataclasses.replace(
-        data, items=data.items.iloc[seg_perm].reset_index(drop=True), row_item=new_seg[data.row_item][row_perm],
-        row_start=data.row_start[row_perm], row_end=data.row_end[row_perm],
-        x={m: permuted(x, row_perm) for m, x in data.x.items()}, mask={m: v[row_perm] for m, v in data.mask.items()},
-        row_step=None if data.row_step is None else data.row_step[row_perm])
-    if data.frame_targets is not None:
-        out.frame_targets, out.frame_mask = data.frame_targets[row_perm], data.frame_mask[row_perm]
-    return out
-
-
-def _align_one(seq: dict[str, np.ndarray] | None, spec: ModalitySpec, edges: np.ndarray, dim: int,
-               hop: float, duration: float) -> tuple[np.ndarray, np.ndarray]:
-    n_bins = len(edges) - 1
-    if seq is None:
-        return np.zeros((n_bins, dim), np.float32), np.zeros(n_bins, bool)
-    values = seq["values"]
-    if spec.source == "clip":
-        return np.repeat(values.astype(np.float32), n_bins, axis=0), np.ones(n_bins, bool)
-    valid = seq["mask"].astype(bool) if "mask" in seq else None
-    fs, fe = _bounds(seq, hop, duration, float(edges[-1]))
-    return align_to_edges(values, fs, fe, edges, method=spec.method, valid=valid)
-
-
-def _bounds(seq: dict[str, np.ndarray], hop: float, duration: float, edges_end: float) -> tuple[np.ndarray, np.ndarray]:
-    """The interval each frame of ``seq`` covers (see :func:`frame_bounds`), relative to the whole clip."""
-    if "start" in seq:
-        return frame_bounds(seq["times"], hop=hop, clip_end=max(duration, edges_end),
-                            starts=seq["start"], ends=seq.get("end"))
-    return frame_bounds(seq["times"], hop=hop if hop > 0 else max(duration, _EPS), clip_end=duration)
-
-
-def _align_lazy(seq: LazySequence, spec: ModalitySpec, edges: np.ndarray, dim: int, hop: float,
-                duration: float) -> tuple[np.ndarray, np.ndarray]:
-    """A long item on one timeline: ``pool`` block by block (bounded memory); ``interp`` reads it whole."""
-    if spec.method != "pool":
-        return _align_one(seq.read(), spec, edges, dim, hop, duration)
-    n_bins = len(edges) - 1
-    sums, wsum = np.zeros((n_bins, dim), np.float64), np.zeros(n_bins, np.float64)
-    for block in seq.blocks():
-        fs, fe = _bounds(block, hop, duration, float(edges[-1]))
-        valid = block["mask"].astype(bool) if "mask" in block else None
-        s_, w_ = pool_sums(block["values"], fs, fe, edges, valid=valid)
-        sums += s_
-        wsum += w_
-    mask = wsum > 0
-    out = np.zeros((n_bins, dim), np.float64)
-    out[mask] = sums[mask] / wsum[mask, None]
-    return out.astype(np.float32), mask
-
-
-def _frames(seq: Frames | None, spec: ModalitySpec, hop: float, duration: float, t0: float,
-            t1: float) -> dict[str, Any] | None:
-    """Frames of ``seq`` that overlap ``[t0, t1)`` with their intervals (``fs``/``fe``), for window alignment."""
-    if seq is None:
-        return None
-    if spec.source == "clip":
-        return {"clip": seq["values"]}
-    if isinstance(seq, LazySequence):
-        pad = max(2.0 * hop, 1e-3) if hop > 0 else np.inf
-        seq = seq.read(t0 - pad, t1)
-        if seq is None:
-            return {"values": np.zeros((0, 1), np.float32), "fs": np.zeros(0), "fe": np.zeros(0), "valid": None}
-    fs, fe = _bounds(seq, hop, duration, duration)
-    sel = (fe > t0) & (fs < t1)
-    valid = seq["mask"].astype(bool)[sel] if "mask" in seq else None
-    return {"values": seq["values"][sel], "fs": fs[sel], "fe": fe[sel], "valid": valid}
-
-
-def _align_frames(frames: dict[str, Any] | None, spec: ModalitySpec, edges: np.ndarray,
-                  dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """One window aligned like a clip: only the frames that overlap it (per-clip vectors repeated)."""
-    n_bins = len(edges) - 1
-    if frames is None:
-        return np.zeros((n_bins, dim), np.float32), np.zeros(n_bins, bool)
-    if "clip" in frames:
-        return np.repeat(frames["clip"].astype(np.float32), n_bins, axis=0), np.ones(n_bins, bool)
-    fs, fe = frames["fs"], frames["fe"]
-    sel = (fe > edges[0]) & (fs < edges[-1])
-    if not sel.any():
-        return np.zeros((n_bins, dim), np.float32), np.zeros(n_bins, bool)
-    valid = frames["valid"][sel] if frames["valid"] is not None else None
-    return align_to_edges(frames["values"][sel], fs[sel], fe[sel], edges, method=spec.method, valid=valid)
 
 
 # --------------------------------------------------------------------------- the four stages
