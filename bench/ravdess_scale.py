@@ -45,8 +45,11 @@ TARGET_WALL_S = 12 * 60
 
 # --------------------------------------------------------------------------- corpus
 def corpus_dir(actors: int, clips_per_actor: int | None, seed: int) -> str:
+    """Named by what the clips are: actors, clips per actor, the silence around the speech, seed."""
+    from emofuse.catalog.corpora.demo import RAVDESS_FORMAT
+
     suffix = f"-k{clips_per_actor}" if clips_per_actor else ""
-    return os.path.join(TMP_ROOT, f"bench-ravdess-a{actors}{suffix}-s{seed}")
+    return os.path.join(TMP_ROOT, f"bench-ravdess-a{actors}{suffix}-p{RAVDESS_FORMAT.pad_seconds:g}-s{seed}")
 
 
 def make_corpus(actors: int, clips_per_actor: int | None, seed: int) -> tuple[str, dict[str, Any]]:

@@ -14,6 +14,7 @@
 <root>/attributions/run=<id>/index/part-*.parquet    TIME_ATTRIBUTION_INDEX_SCHEMA (explained scoring)
 <root>/attributions/run=<id>/shards/<part>.zarr      Zarr v3: times (step start), end, weight
 <root>/locks/                                        claims of running tasks, lock files of short critical sections
+<root>/locks/tasks/<task>.json                       a task's claim: held from its first write until its commit
 <root>/extract_runs/<run_id>.json                    summary of each extract run that changed the catalog
 <root>/reports/<run_id>/index.html                   the HTML report of a scored run (``emofuse report``)
 <root>/results/part-<evaluation>.parquet             RESULTS_SCHEMA: metrics with intervals of runs and evaluations
@@ -142,6 +143,11 @@ class Layout:
     @property
     def locks(self) -> str:
         return self.join("locks")
+
+    @property
+    def task_claims(self) -> str:
+        """Claims of extraction tasks, ``<task>.json``: a stale one is a task that may have left parts."""
+        return self.join("locks", "tasks")
 
     @property
     def extract_runs(self) -> str:

@@ -3,7 +3,8 @@
 :func:`repair` first brings parts of an older layout to the current schemas
 (:func:`~emofuse.catalog.migration.migrate`), finishes compactions a killed process left
 (:func:`~emofuse.catalog.compaction.finish_interrupted`), then removes the parts and shards of tasks that
-never committed (no status rows) and hold no live claim, attribution shards no index part
+never committed (no status rows) and hold no live claim — found through the claims crashed tasks
+leave, and with ``sweep`` also by listing every feature folder —, attribution shards no index part
 names, temporary files older than a grace period, take-over markers no taker needs any more,
 and this host's owner lock files of processes that are gone. :func:`table_summary` is what
 ``emofuse catalog ls`` prints: the rows each table holds, what one row is, and the items.
@@ -44,14 +45,24 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
-def repair(cat: Catalog, *, grace_s: float = 3600.0) -> list[str]:
+def repair(cat: Catalog, *, grace_s: float = 3600.0, sweep: bool = True) -> list[str]:
     """Migrate parts of an older layout, then delete what crashed tasks and runs left (see the module).
+
+    Crashed extraction tasks are found by the claims they left (:func:`_crashed_tasks`: one listing
+    of the task claims, however large the catalog). ``sweep`` also lists every feature set's clips,
+    index and shard folders for parts no claim accounts for and for temporary files of killed
+    writes (:func:`_task_orphans`): ``emofuse catalog repair`` sweeps; the repair at the start of
+    every run does not, because on object storage those listings grow with the tasks (375
+    requests at a million items).
 
     Returns the removed catalog paths (migrated parts and owner lock files are logged, not listed).
     """
     migrate(cat.layout)
     removed = finish_all(cat)  # parts a killed compaction merged but did not delete
-    removed += _task_orphans(cat, grace_s) + _attribution_orphans(cat, grace_s)
+    removed += _crashed_tasks(cat)
+    if sweep:
+        removed += _task_orphans(cat, grace_s)
+    removed += _attribution_orphans(cat, grace_s)
     removed += _old_tmp(cat, cat.layout.media, grace_s)
     for marker in locks.stale_takeover_markers(cat.layout.locks):
         locks.remove(marker)
@@ -61,6 +72,41 @@ def repair(cat: Catalog, *, grace_s: float = 3600.0) -> list[str]:
     owners = locks.remove_dead_owner_locks()  # this host's, not the catalog's: logged, not returned
     if owners:
         log.info("removed %d owner lock files of processes that are gone (%s)", len(owners), locks.owner_lock_dir())
+    return removed
+
+
+def _crashed_tasks(cat: Catalog) -> list[str]:
+    """The parts and shards of tasks whose claim outlived them uncommitted, then those claims.
+
+    A task claims ``locks/tasks/<task>.json`` before it writes anything and removes it only after
+    its commit, or after it took back what a failed commit wrote (task ids are never reused). So a
+    stale task claim is the record of every task that may have left parts, and the parts have
+    known names: each feature set's ``part-<task>.parquet`` in clips and index, ``<task>.zarr`` in
+    shards. A claim whose task committed (it died before letting go) only goes itself.
+    """
+    layout = cat.layout
+    removed: list[str] = []
+    committed: dict[str, set[str]] = {}
+    for name in cat.listdir(layout.task_claims):
+        if name.startswith(".") or not name.endswith(".json"):  # temporary files, take-over markers
+            continue
+        task = name[:-len(".json")]
+        claim_path = cat.task_claim_path(task)
+        claim = locks.read_claim(claim_path)
+        if claim is None or not claim.stale():  # released since the listing, or a live task's
+            continue
+        keys = cat.feature_sets()
+        for key in keys:
+            if key not in committed:
+                committed[key] = cat.committed_tasks(key)
+        if not any(task in done for done in committed.values()):
+            for key in keys:
+                for path in (f"{layout.clips(key)}/part-{task}.parquet", f"{layout.seq_index(key)}/part-{task}.parquet",
+                             layout.shard(key, task)):
+                    if layout.fs.exists(fs_path(path)):
+                        layout.fs.rm(fs_path(path), recursive=True)
+                        removed.append(path)
+        locks.remove(claim_path)
     return removed
 
 

@@ -106,7 +106,10 @@ class Catalog:
 
     def _lock_path(self, *parts: str) -> str:
         """A path under ``locks/``: an OS path for local catalogs, the URL for remote ones."""
-        path = self.layout.join(*parts)
+        return self._lock_form(self.layout.join(*parts))
+
+    def _lock_form(self, path: str) -> str:
+        """A catalog path in the form :mod:`~emofuse.catalog.locks` takes: an OS path locally, else the URL."""
         return self._p(path) if self.local else path
 
     def item_ids(self, paths: Iterable[str]) -> list[str]:
@@ -175,7 +178,7 @@ class Catalog:
 
     # -- writing a task -----------------------------------------------------------
     def task_claim_path(self, task_id: str) -> str:
-        return self._lock_path("locks", "tasks", f"{task_id}.json")
+        return self._lock_form(f"{self.layout.task_claims}/{task_id}.json")
 
     def item_claim_path(self, feature_set: str, item_id: str) -> str:
         return self._lock_path("locks", feature_set, f"{item_id}.lock")
@@ -203,12 +206,18 @@ class Catalog:
     def _release_item(self, feature_set: str, item_id: str, task_id: str) -> None:
         locks.release(self.item_claim_path(feature_set, item_id), task_id)
 
-    def release(self, feature_set: str, task_id: str, item_ids: Iterable[str]) -> None:
-        """Remove a task's claims; if that fails (storage gone), they are stale all the same."""
+    def release(self, feature_set: str, task_id: str, item_ids: Iterable[str], *, finished: bool = True) -> None:
+        """Remove a task's claims; if that fails (storage gone), they are stale all the same.
+
+        ``finished=False`` (the task failed before or during its commit): its task claim stays,
+        stale, as the record :meth:`repair` finds the task's parts by (see
+        :func:`~emofuse.catalog.maintenance.repair`); its items are free at once.
+        """
         try:
             for i in item_ids:
                 self._release_item(feature_set, i, task_id)
-            locks.release(self.task_claim_path(task_id), task_id)
+            if finished:
+                locks.release(self.task_claim_path(task_id), task_id)
         finally:
             locks.drop_owner(task_id)
 
@@ -369,10 +378,11 @@ class Catalog:
         return read_extract_runs(self.layout)
 
     # -- maintenance --------------------------------------------------------------
-    def repair(self, *, grace_s: float = 3600.0) -> list[str]:
+    def repair(self, *, grace_s: float = 3600.0, sweep: bool = True) -> list[str]:
         """Migrate parts of an older layout, delete what crashed tasks left (see
-        :func:`emofuse.catalog.maintenance.repair`); returns the removed paths."""
-        return maintenance.repair(self, grace_s=grace_s)
+        :func:`emofuse.catalog.maintenance.repair`; ``sweep=False``: found by their claims only, as a
+        run's start does); returns the removed paths."""
+        return maintenance.repair(self, grace_s=grace_s, sweep=sweep)
 
     def compact(self, *, min_parts: int = compaction.DEFAULT_MIN_PARTS) -> list[compaction.Compacted]:
         """Merge many small parts of media, labels, status into one per folder (:mod:`~emofuse.catalog.compaction`)."""

@@ -66,7 +66,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("catalog", help="inspect or repair a catalog")
     csub = p.add_subparsers(dest="catalog_cmd", required=True)
     for name, text in (("ls", "tables, row counts and statuses"),
-                       ("repair", "remove leftovers of crashed tasks")):
+                       ("repair", "remove leftovers of crashed tasks: also lists every feature folder, for parts no claim "
+                                  "accounts for and temporary files of killed writes (each run's start finds crashed "
+                                  "tasks by their claims only)")):
         cp = csub.add_parser(name, help=text)
         _catalog_arg(cp)
     add_compact_parser(csub, _catalog_arg)

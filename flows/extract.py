@@ -62,7 +62,7 @@ def extract_on_dask(request: ExtractRequest, registered: int = 0) -> dict[str, A
     logger = get_run_logger()
     t_start = time.perf_counter()
     cat = Catalog(request.catalog).init()
-    removed = cat.repair()
+    removed = cat.repair(sweep=False)
     if removed:
         logger.warning("removed %d leftovers of crashed tasks", len(removed))
     extractors = request.extractors()
@@ -207,7 +207,7 @@ def idle_run(request: ExtractRequest, *, register: bool = False) -> tuple[Extrac
     What crashed tasks left behind is removed first, so even a run with nothing to do repairs.
     Raises :class:`~emofuse.pipeline.intake.NothingTaken` when the recipe takes no file of the source.
     """
-    removed = Catalog(request.catalog).init().repair()
+    removed = Catalog(request.catalog).init().repair(sweep=False)
     if removed:
         log.warning("removed %d leftovers of crashed tasks", len(removed))
     return idle_summary(request, register=register)

@@ -65,12 +65,14 @@ def run_batch(catalog_root: str, name: str, config: dict[str, Any] | None, items
     refs = {ref.item_id: ref for ref in items}
     mine = catalog.claim(key, task_id, refs)
     summary.skipped = len(refs) - len(mine)
+    finished = False
     try:
         results = _extract_safely(extractor, [refs[i] for i in mine])
         summary.written = catalog.commit_task(key, task_id, results, run_id=run_id,
                                               sequence_attrs={"columns": extractor.sequence_columns() or []})
-    finally:
-        catalog.release(key, task_id, mine)
+        finished = True
+    finally:  # a task that did not finish keeps its (now stale) task claim: the next repair finds what it left
+        catalog.release(key, task_id, mine, finished=finished)
     for r in results:
         summary.counts[r.status.value] = summary.counts.get(r.status.value, 0) + 1
         if r.status == Status.ERROR:

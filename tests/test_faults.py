@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import zarr
 
-from emofuse.catalog import atomic
+from emofuse.catalog import atomic, locks
 from emofuse.catalog.records import ExtractResult, Sequence
 from emofuse.catalog.store import Catalog
 from tests.conftest import write_silent_video
@@ -112,15 +112,19 @@ def test_a_crash_between_shard_and_record_is_repaired_by_the_next_run(tmp_path, 
     cat = Catalog(catalog)
     key = cat.find_feature_set("egemaps")
     item = cat.media()["item_id"].iloc[0]
-    # a task that wrote its shard, index and clip parts, then died before its status commit
+    # a task that claimed, wrote its shard, index and clip parts, then died before its status commit
+    # (its process gone: the task claim it took first stays behind, stale)
+    cat.claim(key, "crashed", [item])
     seq = Sequence(times=np.zeros(3), arrays={"values": np.zeros((3, 25), np.float32)})
     cat._write_shard(key, "crashed", [ExtractResult(item_id=item, sequence=seq)], {})
     atomic.write_parquet(pa.Table.from_pandas(cat.clips(key).head(1), preserve_index=False),
                          cat.layout.clips(key), "crashed")
     assert len(pd.read_parquet(cat.layout.clips(key))) == 5  # visible to plain pandas until repaired…
     assert len(cat.clips(key)) == 4  # …but never to emofuse readers
+    locks.drop_owner("crashed")
     extract(source=src, catalog=catalog, feature_sets=["egemaps"])
     assert not os.path.exists(cat.layout.shard(key, "crashed"))
+    assert not os.path.exists(cat.task_claim_path("crashed"))
     assert len(pd.read_parquet(cat.layout.clips(key))) == 4
     assert len(pd.read_parquet(cat.layout.seq_index(key))) == 4
 

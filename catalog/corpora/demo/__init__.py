@@ -12,7 +12,8 @@ silence on either side (about 2-3 s); video and audio have the same length. Ever
 is encoded by PyAV's bundled FFmpeg; only ``espeak-ng`` (or ``espeak``) must be on PATH.
 
 ``media=RAVDESS_FORMAT`` writes the real corpus's format instead (1280x720, 30 fps, 48 kHz
-AAC: the face on a 720-pixel square in front of a plain light backdrop), and
+AAC: the face on a 720-pixel square in front of a plain light backdrop; 1 s of silence either
+side of the statement, so a speech clip lasts ~3.7 s, RAVDESS's mean), and
 ``**RAVDESS_SHAPE`` its clips too: per actor 60 speech clips and 44 song clips (song has six
 emotions, no disgust or surprise; actor 18 has no song, as in RAVDESS), so 24 actors make
 1,440 speech + 1,012 song clips. Song is "sung" by espeak-ng one word per note

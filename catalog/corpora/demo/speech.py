@@ -24,7 +24,7 @@ import subprocess
 
 import numpy as np
 
-from emofuse.catalog.corpora.demo.design import (DEMO_FORMAT, MELODY, PAD_SECONDS, SAMPLE_RATE, MediaFormat,
+from emofuse.catalog.corpora.demo.design import (DEMO_FORMAT, MELODY, SAMPLE_RATE, MediaFormat,
                                                   Prosody)
 
 
@@ -112,7 +112,7 @@ def clip_audio(speech: np.ndarray, rng: np.random.Generator, duration_limit: flo
                media: MediaFormat = DEMO_FORMAT) -> np.ndarray:
     """Pad speech with silence (+ a faint seeded noise floor) to a whole number of video frames."""
     spf = media.samples_per_frame
-    pad = int(PAD_SECONDS * media.sample_rate)
+    pad = int(media.pad_seconds * media.sample_rate)
     n = speech.size + 2 * pad
     n = -(-n // spf) * spf
     if duration_limit is not None:
