@@ -169,6 +169,17 @@ def table(rows: Iterable[dict[str, Any]], columns: Sequence[str] | None = None, 
     return "\n".join(out)
 
 
+def timed_into(acc: dict[str, float], step: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, wrapped to add the seconds of each call to ``acc[step]`` (benchmarks that split work by step)."""
+    def timed(*a: Any, **k: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            acc[step] += time.perf_counter() - t0
+    return timed
+
+
 def median(xs: Iterable[float]) -> float:
     xs = [x for x in xs if x == x]
     return statistics.median(xs) if xs else float("nan")

@@ -26,7 +26,7 @@ import time
 from typing import Any, Callable
 
 from bench._common import (Machine, child_env, child_main, corpus, media_files, print_footer, print_header, ratio,
-                           run_child, table, workdir)
+                           run_child, table, timed_into, workdir)
 
 STEPS = ["decode", "detect", "align", "embed", "rest"]
 
@@ -38,13 +38,7 @@ class _Timer:
         self.s = dict.fromkeys(STEPS, 0.0)
 
     def wrap(self, step: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*a: Any, **k: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                self.s[step] += time.perf_counter() - t0
-        return timed
+        return timed_into(self.s, step, fn)
 
     def frames(self, gen_fn: Callable[..., Any]) -> Callable[..., Any]:
         """A frame generator whose every ``next`` counts as decode time."""

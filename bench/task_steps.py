@@ -20,23 +20,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from typing import Any, Callable
+from typing import Any
 
 from bench._common import (Machine, child_env, child_main, corpus, media_files, print_footer, print_header, run_child,
-                           table, workdir)
+                           table, timed_into, workdir)
 
 STEPS = ["claim", "extract", "commit", "release"]
-
-
-def _timed(acc: dict[str, float], step: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*a: Any, **k: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return fn(*a, **k)
-        finally:
-            acc[step] += time.perf_counter() - t0
-    return wrapper
 
 
 def task_child(p: dict[str, Any]) -> dict[str, Any]:
@@ -57,10 +46,10 @@ def task_child(p: dict[str, Any]) -> dict[str, Any]:
         acc = dict.fromkeys(STEPS, 0.0)
         real = {s: getattr(Catalog, m) for s, m in (("claim", "claim"), ("commit", "commit_task"),
                                                       ("release", "release"))}
-        Catalog.claim = _timed(acc, "claim", real["claim"])
-        Catalog.commit_task = _timed(acc, "commit", real["commit"])
-        Catalog.release = _timed(acc, "release", real["release"])
-        ext.extract_many = _timed(acc, "extract", ext.extract_many)
+        Catalog.claim = timed_into(acc, "claim", real["claim"])
+        Catalog.commit_task = timed_into(acc, "commit", real["commit"])
+        Catalog.release = timed_into(acc, "release", real["release"])
+        ext.extract_many = timed_into(acc, "extract", ext.extract_many)
         task_s, tasks = 0.0, 0
         for lo in range(0, len(refs), p["batch"]):
             s = batch_mod.run_batch(p["catalog"], name, None, refs[lo:lo + p["batch"]], run_id="bench")

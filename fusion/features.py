@@ -114,7 +114,7 @@ class FeatureReader:
         n = len(item_ids)
         if not self.index:
             return np.arange(n)
-        idx = next(iter(self.index.values())).drop_duplicates("item_id").set_index("item_id")
+        idx = next(iter(self.index.values())).set_index("item_id")  # one row per item (Catalog.sequence_index)
         loc = idx[["shard", "offset"]].reindex(list(item_ids))
         shard = pd.Categorical(loc["shard"]).codes.astype(np.int64)
         shard[shard < 0] = shard.max(initial=0) + 1
