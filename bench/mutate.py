@@ -47,6 +47,7 @@ MODULES: dict[str, list[str]] = {
     "catalog/commit.py": ["tests/test_properties_commit.py", "tests/test_catalog.py"],
     "catalog/maintenance.py": ["tests/test_crashed_tasks.py", "tests/test_catalog.py", "tests/test_catalog_upkeep.py"],
     "catalog/status.py": ["tests/test_survivors_status.py",
+                          "tests/test_catalog.py::test_a_commit_of_ok_items_only_reads_no_status_and_one_with_a_failure_does",
                           "tests/test_properties_commit.py::test_status_rows_follow_a_model_of_the_newest_status_per_item"],
     # not test_locks's racing tests: a mutant that kills a racer makes them wait out their 120/300 s timeouts
     "catalog/locks.py": ["tests/test_survivors_locks.py",

@@ -108,10 +108,13 @@ def record_status(layout: Layout, feature_set: str, entries: Iterable[StatusEntr
     make the task's parts visible). ``task_id``: the part's name and the rows' task id;
     None names them after a hash of the rows, so writing the same change twice is one part.
     """
-    current = read_status(layout, feature_set)
-    before = dict(zip(current["item_id"], zip(current["status"], current["message"])))
-    rows = [e for e in entries
-            if (keep_ok and e.status == Status.OK.value) or before.get(e.item_id) != (e.status, e.message)]
+    entries = list(entries)
+    kept = [keep_ok and e.status == Status.OK.value for e in entries]
+    before: dict[str, tuple[str, str]] = {}
+    if not all(kept):  # only rows that may repeat need the current status (a task all ``ok`` reads none of it)
+        current = read_status(layout, feature_set)
+        before = dict(zip(current["item_id"], zip(current["status"], current["message"])))
+    rows = [e for e, keep in zip(entries, kept) if keep or before.get(e.item_id) != (e.status, e.message)]
     if not rows:
         return 0
     if task_id is None:

@@ -81,6 +81,24 @@ def test_same_failure_is_not_logged_twice_and_latest_wins(tmp_path):
     assert cat.done(KEY) == {"c"}
 
 
+def test_a_commit_of_ok_items_only_reads_no_status_and_one_with_a_failure_does(tmp_path, monkeypatch):
+    """Reading the status is O(items in the catalog): an all-``ok`` task, the common one, must not pay it."""
+    from emofuse.catalog import status as status_mod
+
+    cat = Catalog(tmp_path / "cat").init()
+    cat.commit_task(KEY, "t1", [ExtractResult.failed("c", Status.NO_AUDIO, "no audio stream")])
+
+    def whole_status_read(*args, **kwargs):
+        raise AssertionError("the whole status table was read")
+
+    monkeypatch.setattr(status_mod, "read_status", whole_status_read)
+    assert cat.commit_task(KEY, "t2", [_result("a"), _result("b")]) == 2
+    with pytest.raises(AssertionError, match="whole status"):  # a failure may repeat: it needs the current rows
+        cat.commit_task(KEY, "t3", [_result("d"), ExtractResult.failed("c", Status.NO_AUDIO, "no audio stream")])
+    monkeypatch.undo()
+    assert cat.done(KEY) == {"a", "b"} and len(cat.status(KEY, latest=False)) == 3
+
+
 def test_orphans_of_a_crashed_task_are_invisible_then_repaired(tmp_path):
     cat = Catalog(tmp_path / "cat").init()
     cat.commit_task(KEY, "good", [_result("a")])
