@@ -45,6 +45,7 @@ from emofuse.catalog.records import ExtractResult, FeatureSetDescription
 from emofuse.catalog.runs import RunFolder
 from emofuse.catalog.schemas import CLIP_WINDOW, LAYOUT_VERSION, SEQ_INDEX_SCHEMA, Status
 from emofuse.catalog.status import StatusEntry, committed_tasks, read_status, record_status
+from emofuse.catalog.pending import pending
 from emofuse.catalog.summaries import ExtractRunSummary, read_extract_runs, write_extract_run
 from emofuse.catalog.tables import utcnow
 
@@ -194,8 +195,10 @@ class Catalog:
         try:
             locks.try_claim(self.task_claim_path(task_id), task_id)
             ids = [i for i in ids if locks.try_claim(self.item_claim_path(feature_set, i), task_id)]
-            done = self.done(feature_set)  # re-read after claiming: another run may have finished
-            mine = [i for i in ids if i not in done]
+            # re-read after claiming: another run may have finished some (only these items' newest rows
+            # matter: pending() reads three columns in Arrow, where done() builds the whole status in pandas)
+            not_ok = pending(self.layout, [feature_set], ids, retry_failed=True)[feature_set] if ids else []
+            mine = [i for i, todo in zip(ids, not_ok) if todo]
             for i in set(ids) - set(mine):
                 self._release_item(feature_set, i, task_id)
         except BaseException:

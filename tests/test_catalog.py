@@ -99,6 +99,24 @@ def test_a_commit_of_ok_items_only_reads_no_status_and_one_with_a_failure_does(t
     assert cat.done(KEY) == {"a", "b"} and len(cat.status(KEY, latest=False)) == 3
 
 
+def test_a_claim_leaves_out_items_now_ok_without_reading_the_whole_status(tmp_path, monkeypatch):
+    from emofuse.catalog import status as status_mod
+
+    cat = Catalog(tmp_path / "cat").init()
+    cat.commit_task(KEY, "t1", [_result("a"), ExtractResult.failed("c", Status.NO_AUDIO, "no audio stream")])
+    cat.commit_task(KEY, "t2", [ExtractResult.failed("a", Status.ERROR, "a later attempt failed")])
+    cat.commit_task(KEY, "t3", [_result("b")])
+
+    def whole_status_read(*args, **kwargs):
+        raise AssertionError("the whole status table was read")
+
+    monkeypatch.setattr(status_mod, "read_status", whole_status_read)
+    # b is ok now (another run finished it); a's newest row is an error, c a final failure: both theirs to try
+    assert cat.claim(KEY, "t4", ["a", "b", "c", "d"]) == ["a", "c", "d"]
+    assert not os.path.exists(cat.item_claim_path(KEY, "b"))  # what it left out is not held
+    cat.release(KEY, "t4", ["a", "c", "d"])
+
+
 def test_orphans_of_a_crashed_task_are_invisible_then_repaired(tmp_path):
     cat = Catalog(tmp_path / "cat").init()
     cat.commit_task(KEY, "good", [_result("a")])
