@@ -56,7 +56,8 @@ def add_demo_corpus_parser(sub: argparse._SubParsersAction) -> None:
                    "default: 2 for ravdess, the layout's own small default otherwise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ravdess-shape", action="store_true", default=None,
-                   help="the real corpus's shape: 1280x720, 30 fps, 48 kHz AAC, speech and song, both intensities "
+                   help="the real corpus's shape: 1280x720, 30 fps, 48 kHz AAC, 1 s of silence either side (speech clips "
+                   "~3.7 s), speech and song, both intensities "
                    "and repetitions (60 speech + 44 song clips per actor, no song for actor 18; 24 actors: "
                    "1440 + 1012 clips); the options below override parts of it")
     p.add_argument("--size", type=_size, default=None, metavar="WxH", help="frame size (default 256x256)")
