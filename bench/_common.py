@@ -158,11 +158,11 @@ def fmt(v: Any, digits: int = 2) -> str:
 
 
 def table(rows: Iterable[dict[str, Any]], columns: Sequence[str] | None = None, digits: int = 2) -> str:
-    """A Markdown table of ``rows`` (dicts) in ``columns`` order."""
+    """A Markdown table of ``rows`` (dicts) in ``columns`` order (default: every key, in the order first seen)."""
     rows = list(rows)
     if not rows:
         return "(no rows)"
-    cols = list(columns or rows[0].keys())
+    cols = list(columns or dict.fromkeys(k for r in rows for k in r))
     out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
         out.append("| " + " | ".join(fmt(r.get(c), digits) for c in cols) + " |")

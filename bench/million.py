@@ -214,11 +214,12 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def measure(root: str, task_items: int, *, whole: bool = True) -> dict[str, Any]:
+def measure(root: str, task_items: int, *, whole: bool = True, moto_log: str | None = None) -> dict[str, Any]:
     """The timings of one catalog (local folder or s3:// URL) where every item is done.
 
     ``whole=False``: the catalog lacks the per-task feature folders (see :func:`upload`), so only what
-    does not read them is measured: the no-op run, ``done()`` and the whole-table reads.
+    does not read them is measured: the no-op run, ``done()`` and the whole-table reads. ``moto_log``:
+    the S3 server's request log, to count the no-op run's requests (and those into per-task folders).
     """
     exs = {n: get_extractor(n) for n in available()}
     key = exs["egemaps"].key
@@ -233,7 +234,10 @@ def measure(root: str, task_items: int, *, whole: bool = True) -> dict[str, Any]
         out["plan s"], plan = _timed(lambda: plan_run(cat, None, CORPUS, None, exs))
         return plan.idle
 
+    offset = os.path.getsize(moto_log) if moto_log else 0
     out["no-op run s"], idle = _timed(noop)
+    if moto_log:
+        out["no-op requests"], out["of them per-task folders"] = requests_since(moto_log, offset)
     if not idle:
         raise RuntimeError("the simulated catalog is not complete: the no-op run found work")
     cat = Catalog(root)
@@ -362,10 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                     tu, left_out = upload(path, where, whole=not args.s3_no_op_tables)
                     print(f"  uploaded to {where} in {tu:.0f} s" + (f" ({left_out:,} files of per-task folders left "
                                                                        "out)" if left_out else ""), flush=True)
-                    log = os.path.join(s3_dir, "moto.log")
-                    offset = os.path.getsize(log)
-                    res = measure(where, args.task_items, whole=not args.s3_no_op_tables)
-                    res["S3 requests"], res["of them per-task folders"] = requests_since(log, offset)
+                    res = measure(where, args.task_items, whole=not args.s3_no_op_tables,
+                                  moto_log=os.path.join(s3_dir, "moto.log"))
                 else:
                     res = measure(where, args.task_items)
             finally:
