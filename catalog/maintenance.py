@@ -17,7 +17,7 @@ Example:
     >>> from emofuse.catalog.store import Catalog
     >>> cat = Catalog(tempfile.mkdtemp()).init()
     >>> _ = atomic.write_parquet(pa.table({"item_id": ["a"]}), cat.layout.clips("demo-v1"), "crashed")
-    >>> [p.rsplit("/", 2)[-2:] for p in repair(cat, grace_s=0)]   # no status rows, no claim: an orphan
+    >>> [p.rsplit("/", 2)[-2:] for p in repair(cat, grace_s=0, sweep=True)]   # no status rows, no claim: an orphan
     [['clips', 'part-crashed.parquet']]
     >>> table_summary(cat)[["table", "rows", "unit", "items"]].values.tolist()
     [['media', 0, '(item, path)', 0], ['features/demo-v1/clips', 0, 'item', 0]]
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
-def repair(cat: Catalog, *, grace_s: float = 3600.0, sweep: bool = True) -> list[str]:
+def repair(cat: Catalog, *, grace_s: float, sweep: bool) -> list[str]:
     """Migrate parts of an older layout, then delete what crashed tasks and runs left (see the module).
 
     Crashed extraction tasks are found by the claims they left (:func:`_crashed_tasks`: one listing

@@ -137,7 +137,7 @@ def settled(current: pd.DataFrame, *, retry_failed: bool = False) -> set[str]:
     return set(current.loc[current["status"].isin(settled_statuses(retry_failed)), "item_id"])
 
 
-def settled_statuses(retry_failed: bool = False) -> frozenset[str]:
+def settled_statuses(retry_failed: bool) -> frozenset[str]:
     """The current statuses that settle an item (see :func:`settled`)."""
     return frozenset({Status.OK.value} if retry_failed else {Status.OK.value, *FINAL_FAILURES})
 

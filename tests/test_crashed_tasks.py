@@ -117,3 +117,49 @@ def test_a_task_that_commits_leaves_no_task_claim(tmp_path):
     summary = run_batch(cat.root, "logmel", None, [MediaRef("a", wav, 0.5)], task_id="fine")
     assert summary.counts == {"ok": 1}
     assert not os.path.exists(cat.task_claim_path("fine"))
+
+
+def test_a_sweeping_repair_returns_and_logs_everything_it_removed(tmp_path, caplog):
+    """Claims' folder with a live claim and hidden files sorted first; a dead task's parts; a claimless
+    orphan; old temporary files in a feature folder and in media; a compaction killed after its merge."""
+    import logging
+    import time
+
+    from emofuse.catalog import compaction
+    from emofuse.catalog.schemas import STATUS_SCHEMA
+
+    cat = Catalog(tmp_path / "cat").init()
+    cat.commit_task(KEY, "t1", [_result("a")])
+    cat.commit_task(KEY, "t2", [_result("b")])
+    status = cat.layout.status_dir(KEY)
+    replaced = sorted(f"{status}/{n}" for n in os.listdir(status))
+
+    def killed_after_merge(step: str) -> None:
+        if step == "merged":
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        compaction.compact_folder(status, STATUS_SCHEMA, on_step=killed_after_merge)
+    assert cat.claim(KEY, "alive", ["x"]) == ["x"]  # sorts before "dead": its claim must not end the walk
+    claims = os.path.dirname(cat.task_claim_path("alive"))
+    with open(os.path.join(claims, ".tmp-0000-half.json"), "w") as f:  # a claim being written: skipped
+        f.write("{")
+    assert cat.claim(KEY, "dead", ["y"]) == ["y"]
+    dead = _write_parts(cat, "dead", "y")
+    locks.drop_owner("dead")
+    claimless = _write_parts(cat, "no-claim", "z")
+    old = time.time() - 7200
+    tmps = [f"{cat.layout.clips(KEY)}/.tmp-killed.parquet", f"{cat.layout.media}/.tmp-killed.parquet"]
+    for path in tmps:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "w").close()
+        os.utime(path, (old, old))
+    with caplog.at_level(logging.WARNING, logger="emofuse.catalog.maintenance"):
+        removed = cat.repair()  # the default grace (an hour): the two-hour-old temporary files go
+    assert sorted(removed) == sorted(replaced + dead + claimless + tmps)
+    assert f"repair removed {len(removed)} leftovers of crashed tasks" in caplog.text
+    assert locks.read_claim(cat.task_claim_path("alive")) is not None
+    assert not os.path.exists(cat.task_claim_path("dead"))  # (the sweep alone would leave it)
+    assert os.path.exists(os.path.join(claims, ".tmp-0000-half.json"))
+    assert sorted(cat.status(KEY)["item_id"]) == ["a", "b"]
+    cat.release(KEY, "alive", ["x"])
