@@ -17,6 +17,7 @@ import pytest
 from emofuse.catalog import atomic, locks
 from emofuse.catalog.records import ExtractResult, Sequence
 from emofuse.catalog.store import Catalog
+from tests.scaleout_servers import BUCKET, s3_server  # noqa: F401
 
 KEY = "demo-v1-abc-none"
 
@@ -55,6 +56,19 @@ def test_a_dead_tasks_parts_go_by_its_stale_claim_and_no_feature_folder_is_liste
     assert not any(p.startswith(f"{cat.layout.features}/") for p in listed), listed  # (features/ itself: its keys)
     assert sorted(pd.read_parquet(cat.layout.clips(KEY))["item_id"]) == ["a"]
     assert set(cat.load_sequences(KEY)) == {"a"}
+
+
+def test_on_object_storage_too(s3_server):  # noqa: F811
+    """The same on a moto S3-API server: the claim is a conditional PUT, the parts are objects."""
+    cat = Catalog(f"s3://{BUCKET}/crashed-tasks").init()
+    cat.commit_task(KEY, "good", [_result("a")])
+    assert cat.claim(KEY, "dead", ["b"]) == ["b"]
+    parts = _write_parts(cat, "dead", "b")
+    locks.drop_owner("dead")
+    assert all(cat.exists(p) for p in parts)
+    assert sorted(cat.repair(grace_s=0, sweep=False)) == sorted(parts)
+    assert not any(cat.exists(p) for p in parts) and locks.read_claim(cat.task_claim_path("dead")) is None
+    assert sorted(pd.read_parquet(cat.layout.clips(KEY))["item_id"]) == ["a"]
 
 
 def test_a_live_task_keeps_its_claim_and_parts(tmp_path):
