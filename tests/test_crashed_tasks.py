@@ -17,7 +17,7 @@ import pytest
 from emofuse.catalog import atomic, locks
 from emofuse.catalog.records import ExtractResult, Sequence
 from emofuse.catalog.store import Catalog
-from tests.scaleout_servers import BUCKET, s3_server  # noqa: F401
+from scaleout_servers import BUCKET, s3_server  # noqa: F401
 
 KEY = "demo-v1-abc-none"
 
