@@ -79,14 +79,15 @@ def _crashed_tasks(cat: Catalog) -> list[str]:
     """The parts and shards of tasks whose claim outlived them uncommitted, then those claims.
 
     A task claims ``locks/tasks/<task>.json`` before it writes anything and removes it only after
-    its commit, or after it took back what a failed commit wrote (task ids are never reused). So a
-    stale task claim is the record of every task that may have left parts, and the parts have
+    its commit; one that fails before or during its commit keeps it (task ids are never reused). So
+    a stale task claim is the record of every task that may have left parts, and the parts have
     known names: each feature set's ``part-<task>.parquet`` in clips and index, ``<task>.zarr`` in
     shards. A claim whose task committed (it died before letting go) only goes itself.
     """
     layout = cat.layout
     removed: list[str] = []
-    committed: dict[str, set[str]] = {}
+    committed: dict[str, set[str]] = {}  # read once per feature set, and only if a claim is stale
+    keys: list[str] | None = None
     for name in cat.listdir(layout.task_claims):
         if name.startswith(".") or not name.endswith(".json"):  # temporary files, take-over markers
             continue
@@ -95,7 +96,7 @@ def _crashed_tasks(cat: Catalog) -> list[str]:
         claim = locks.read_claim(claim_path)
         if claim is None or not claim.stale():  # released since the listing, or a live task's
             continue
-        keys = cat.feature_sets()
+        keys = cat.feature_sets() if keys is None else keys
         for key in keys:
             if key not in committed:
                 committed[key] = cat.committed_tasks(key)
