@@ -212,9 +212,8 @@ class Catalog:
     def release(self, feature_set: str, task_id: str, item_ids: Iterable[str], *, finished: bool = True) -> None:
         """Remove a task's claims; if that fails (storage gone), they are stale all the same.
 
-        ``finished=False`` (the task failed before or during its commit): its task claim stays,
-        stale, as the record :meth:`repair` finds the task's parts by (see
-        :func:`~emofuse.catalog.maintenance.repair`); its items are free at once.
+        ``finished=False`` (it failed before or during its commit): its items are free at once, and
+        its task claim stays, stale, for :meth:`repair` to find the task's parts by.
         """
         try:
             for i in item_ids:

@@ -14,7 +14,7 @@ Example:
     >>> kw["media"].width, kw["media"].fps, kw["vocal_channels"], kw["repetitions"]
     (1280, 30, (1,), (1, 2))
     >>> corpus_options(size=(320, 240), audio_rate=48000)["media"]
-    MediaFormat(width=320, height=240, fps=25, sample_rate=48000, audio_bit_rate=64000)
+    MediaFormat(width=320, height=240, fps=25, sample_rate=48000, audio_bit_rate=64000, pad_seconds=0.3)
 """
 from __future__ import annotations
 
